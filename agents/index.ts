@@ -1,0 +1,17 @@
+import { codeAgent } from "./code.js";
+import { communicationAgent } from "./communication.js";
+import type { AgentType } from "./contracts.js";
+import { dataAgent } from "./data.js";
+import { researchAgent } from "./research.js";
+import type { AgentSpec } from "./spec.js";
+
+export * from "./contracts.js";
+export type { AgentSpec } from "./spec.js";
+
+/** Every sub-agent, by type. */
+export const AGENTS: Readonly<Record<AgentType, AgentSpec>> = {
+  research: researchAgent,
+  code: codeAgent,
+  data: dataAgent,
+  communication: communicationAgent,
+};

@@ -1,0 +1,116 @@
+import pg from "pg";
+import type { KeelConfig } from "../core/config.js";
+import { SystemError } from "../core/errors.js";
+import { acquireEmbeddedPostgres, type EmbeddedServer } from "./embedded.js";
+import { migrate } from "./migrations.js";
+
+/** An open connection pool on a migrated Keel database. */
+export interface Database {
+  readonly pool: pg.Pool;
+  /** Connection string of the Keel database (for PostgresSaver and child processes). */
+  readonly url: string;
+  /** "embedded" when Keel started its own server under the data dir. */
+  readonly kind: "embedded" | "external";
+  close(): Promise<void>;
+}
+
+const DATABASE_NAME = "keel";
+
+function withDatabase(url: string, name: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${name}`;
+  return parsed.toString();
+}
+
+async function ensureDatabaseExists(serverUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
+  await client.connect();
+  try {
+    const found = await client.query("select 1 from pg_database where datname = $1", [DATABASE_NAME]);
+    if (found.rowCount === 0) {
+      await client.query(`create database ${DATABASE_NAME}`).catch((error: { code?: string }) => {
+        if (error.code !== "42P04") throw error; // created by a process that started at the same moment
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Opens Keel's database: `DATABASE_URL` when set, otherwise the embedded Postgres under the data dir
+ * (started on demand, shared with other Keel processes). Migrations run before this returns.
+ */
+export async function openDatabase(config: KeelConfig): Promise<Database> {
+  let embedded: EmbeddedServer | undefined;
+  let url: string;
+  try {
+    if (config.databaseUrl) {
+      url = config.databaseUrl;
+    } else {
+      embedded = await acquireEmbeddedPostgres(config.dataDir);
+      await ensureDatabaseExists(embedded.url);
+      url = withDatabase(embedded.url, DATABASE_NAME);
+    }
+  } catch (error) {
+    if (error instanceof SystemError) throw error;
+    throw new SystemError("database_error", `Could not reach Postgres: ${(error as Error).message}`, { cause: error });
+  }
+  const server = embedded;
+  const onExit = () => server?.release();
+  if (server) process.once("exit", onExit);
+
+  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  pool.on("error", () => undefined); // idle clients dropped by the server are replaced on next use
+  try {
+    await migrate(pool);
+  } catch (error) {
+    await pool.end();
+    onExit();
+    throw new SystemError(
+      "database_error",
+      `Could not prepare the database at ${redactUrl(url)}: ${(error as Error).message}. ` +
+        "Check DATABASE_URL and that the user may create tables.",
+      { cause: error },
+    );
+  }
+  let closed = false;
+  return {
+    pool,
+    url,
+    kind: server ? "embedded" : "external",
+    async close() {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+      process.removeListener("exit", onExit);
+      onExit();
+    },
+  };
+}
+
+/** A connection string safe to print: the password is masked. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.toString();
+  } catch {
+    return "<unparsable url>";
+  }
+}
+
+/**
+ * A lazily opened, process-wide database, for graphs that are served by `langgraph dev`, where no Keel entry
+ * point is there to open one and pass it down.
+ */
+export function lazyDatabase(config: KeelConfig): () => Promise<Database> {
+  let opening: Promise<Database> | undefined;
+  return () => {
+    opening ??= openDatabase(config).catch((error: unknown) => {
+      opening = undefined; // let the next call try again rather than caching the failure
+      throw error;
+    });
+    return opening;
+  };
+}

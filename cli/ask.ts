@@ -1,0 +1,36 @@
+import readline from "node:readline/promises";
+import type { ApprovalDecision } from "../graphs/approval.js";
+import type { PendingApproval } from "../runtime/runner.js";
+import { describeApproval } from "./render.js";
+
+/** Asks a person at the terminal to approve, edit or reject the pending actions. */
+export async function askForDecision(pending: PendingApproval, reviewer: string): Promise<ApprovalDecision> {
+  const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    for (const line of describeApproval(pending)) console.log(line);
+    for (;;) {
+      const answer = (await rl.question("Approve, edit or reject? [a/e/r] ")).trim().toLowerCase();
+      if (answer === "a" || answer === "approve") return { action: "approve", reviewer };
+      if (answer === "r" || answer === "reject") {
+        const reason = (await rl.question("Reason (optional): ")).trim();
+        return { action: "reject", reviewer, ...(reason ? { reason } : {}) };
+      }
+      if (answer === "e" || answer === "edit") {
+        const raw = await rl.question('Changed arguments as JSON, e.g. {"subject": "New subject"}: ');
+        try {
+          const args = JSON.parse(raw) as unknown;
+          if (args && typeof args === "object" && !Array.isArray(args)) {
+            return { action: "edit", reviewer, args: args as Record<string, unknown> };
+          }
+          console.log("That is not a JSON object; try again.");
+        } catch (error) {
+          console.log(`That is not valid JSON (${(error as Error).message}); try again.`);
+        }
+        continue;
+      }
+      console.log("Please answer a (approve), e (edit) or r (reject).");
+    }
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,72 @@
+import path from "node:path";
+import { z } from "zod";
+import { InputError } from "./errors.js";
+
+/**
+ * The one place that reads environment variables. Everything else receives a `KeelConfig`.
+ */
+export const KeelConfig = z.object({
+  databaseUrl: z.string().optional().describe("Postgres to use; unset -> embedded Postgres under dataDir"),
+  dataDir: z.string().describe("Where Keel keeps local state (embedded Postgres)"),
+  model: z
+    .object({
+      apiKey: z.string().optional().describe("OPENAI_API_KEY"),
+      baseURL: z.string().optional().describe("OPENAI_BASE_URL of any OpenAI-compatible server"),
+      name: z.string().describe("KEEL_MODEL: model name, or 'offline'"),
+    })
+    .describe("Model selection"),
+  limits: z
+    .object({
+      maxRequestChars: z.number().int().positive().describe("Longest request accepted"),
+      maxPlanTasks: z.number().int().positive().describe("Most AgentTasks one plan may hold"),
+      maxAgentSteps: z.number().int().positive().describe("Most model turns one sub-agent may take"),
+      defaultTaskTimeoutSeconds: z.number().positive().describe("timeout_seconds when a plan gives none"),
+      sqlRowLimit: z.number().int().positive().describe("Most rows run_sql returns"),
+      sqlTimeoutMs: z.number().int().positive().describe("statement_timeout for run_sql"),
+      sandboxTimeoutMs: z.number().int().positive().describe("CPU time limit for sandboxed code"),
+      sandboxMemoryBytes: z.number().int().positive().describe("Memory limit for sandboxed code"),
+    })
+    .describe("Budgets and limits"),
+});
+export type KeelConfig = z.infer<typeof KeelConfig>;
+
+type Env = Record<string, string | undefined>;
+
+function intFrom(env: Env, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) {
+    throw new InputError(`${name}=${raw} is not a positive number; unset it or give e.g. ${fallback}.`);
+  }
+  return value;
+}
+
+/** Reads Keel's configuration from the environment (defaults to `process.env`). */
+export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): KeelConfig {
+  const nonEmpty = (name: string) => (env[name] && env[name] !== "" ? env[name] : undefined);
+  return KeelConfig.parse({
+    databaseUrl: nonEmpty("DATABASE_URL"),
+    dataDir: path.resolve(cwd, nonEmpty("KEEL_DATA_DIR") ?? ".keel"),
+    model: {
+      apiKey: nonEmpty("OPENAI_API_KEY"),
+      baseURL: nonEmpty("OPENAI_BASE_URL"),
+      name: nonEmpty("KEEL_MODEL") ?? (nonEmpty("OPENAI_API_KEY") || nonEmpty("OPENAI_BASE_URL") ? "gpt-4o-mini" : "offline"),
+    },
+    limits: {
+      maxRequestChars: intFrom(env, "KEEL_MAX_REQUEST_CHARS", 4000),
+      maxPlanTasks: intFrom(env, "KEEL_MAX_PLAN_TASKS", 8),
+      maxAgentSteps: intFrom(env, "KEEL_MAX_AGENT_STEPS", 8),
+      defaultTaskTimeoutSeconds: intFrom(env, "KEEL_TASK_TIMEOUT_SECONDS", 120),
+      sqlRowLimit: intFrom(env, "KEEL_SQL_ROW_LIMIT", 50),
+      sqlTimeoutMs: intFrom(env, "KEEL_SQL_TIMEOUT_MS", 2000),
+      sandboxTimeoutMs: intFrom(env, "KEEL_SANDBOX_TIMEOUT_MS", 1000),
+      sandboxMemoryBytes: intFrom(env, "KEEL_SANDBOX_MEMORY_BYTES", 32 * 1024 * 1024),
+    },
+  });
+}
+
+/** Whether Studio/dev tooling should print verbose progress; read here so other modules need not. */
+export function isInteractiveTerminal(): boolean {
+  return Boolean(process.stdin.isTTY && process.stdout.isTTY);
+}

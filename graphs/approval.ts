@@ -1,0 +1,61 @@
+import { z } from "zod";
+import { InputError } from "../core/errors.js";
+
+/** One risky tool call waiting for a person. */
+export const PendingAction = z.object({
+  tool_call_id: z.string().describe("Id of the proposed tool call"),
+  tool: z.string().describe("Tool name"),
+  args: z.unknown().describe("Proposed arguments"),
+  risk: z.string().describe("Risk tier of the tool"),
+});
+export type PendingAction = z.infer<typeof PendingAction>;
+
+/** The value of the one interrupt a sub-agent raises when a turn proposes risky calls. */
+export const ApprovalRequest = z.object({
+  kind: z.literal("approval"),
+  task_id: z.string().describe("The AgentTask that proposed the actions"),
+  agent: z.string().describe("The sub-agent"),
+  objective: z.string().describe("What the task is for, so the reviewer has the context"),
+  actions: z.array(PendingAction).min(1).describe("Every action waiting, in the order proposed"),
+});
+export type ApprovalRequest = z.infer<typeof ApprovalRequest>;
+
+/** A person's decision on one action. */
+export const ApprovalDecision = z.object({
+  action: z.enum(["approve", "edit", "reject"]).describe("approve as proposed, approve with edited arguments, or reject"),
+  args: z.record(z.string(), z.unknown()).optional().describe("With edit: the arguments to change"),
+  reason: z.string().optional().describe("Why; shown to the agent on reject"),
+  reviewer: z.string().optional().describe("Who decided"),
+});
+export type ApprovalDecision = z.infer<typeof ApprovalDecision>;
+
+/** What resumes the interrupt: one decision for every pending action, or one per tool call id. */
+export const ApprovalResume = z.union([
+  ApprovalDecision,
+  z.object({ decisions: z.record(z.string(), ApprovalDecision).describe("Decision per tool_call_id") }),
+]);
+export type ApprovalResume = z.infer<typeof ApprovalResume>;
+
+/** Maps a resume value onto the pending actions; a malformed or incomplete answer is refused, not guessed. */
+export function resolveDecisions(resume: unknown, pending: readonly PendingAction[]): Map<string, ApprovalDecision> {
+  const parsed = ApprovalResume.safeParse(resume);
+  if (!parsed.success) {
+    throw new InputError(
+      `The approval answer is not valid (${parsed.error.issues.map((i) => i.message).join("; ")}). ` +
+        'Resume with {"action": "approve"}, {"action": "reject", "reason": "…"} or {"action": "edit", "args": {…}}.',
+      "invalid_argument",
+    );
+  }
+  const decisions = new Map<string, ApprovalDecision>();
+  for (const action of pending) {
+    const decision = "decisions" in parsed.data ? parsed.data.decisions[action.tool_call_id] : parsed.data;
+    if (!decision) {
+      throw new InputError(`No decision was given for ${action.tool} (${action.tool_call_id}).`, "invalid_argument");
+    }
+    if (decision.action === "edit" && !decision.args) {
+      throw new InputError(`An edit of ${action.tool} needs "args" with the new arguments.`, "invalid_argument");
+    }
+    decisions.set(action.tool_call_id, decision);
+  }
+  return decisions;
+}

@@ -1,0 +1,216 @@
+import { AIMessage, HumanMessage, SystemMessage, ToolMessage, type BaseMessage } from "@langchain/core/messages";
+import {
+  END,
+  interrupt,
+  MessagesValue,
+  START,
+  StateGraph,
+  StateSchema,
+  type LangGraphRunnableConfig,
+} from "@langchain/langgraph";
+import { z } from "zod";
+import { AgentResult, AgentTask } from "../agents/contracts.js";
+import type { AgentSpec } from "../agents/spec.js";
+import { checkToolWiring, executeTool, validateArgs, type KeelTool } from "../tools/contract.js";
+import type { ToolContext } from "../tools/context.js";
+import { recordToolCall } from "../tools/log.js";
+import { resolveDecisions, type ApprovalDecision, type ApprovalRequest, type PendingAction } from "./approval.js";
+import type { GraphDeps } from "./deps.js";
+import { emit } from "./progress.js";
+
+/** Sub-agent state, declared once; node input and update types are derived from it. */
+export const SubagentState = new StateSchema({
+  task: AgentTask,
+  messages: MessagesValue,
+  steps: z.number().int().default(0).describe("Model turns taken"),
+  tool_calls: z.number().int().default(0).describe("Tool calls made"),
+  tokens: z.number().int().default(0).describe("Tokens reported by the model"),
+  last_output: z.unknown().optional().describe("Output of the last successful tool call"),
+  artifacts: z.array(z.string()).default(() => []).describe("Ids of things the tools produced"),
+  rejections: z.array(z.string()).default(() => []).describe("Reasons reviewers gave for rejected actions"),
+  result: AgentResult.optional(),
+});
+type State = typeof SubagentState.State;
+type Update = typeof SubagentState.Update;
+
+export const SubagentInput = z.object({ task: AgentTask }).describe("The AgentTask to carry out");
+export const SubagentOutput = z.object({ result: AgentResult.optional() }).describe("The sub-agent's result");
+
+function textOf(message: BaseMessage | undefined): string {
+  if (!message) return "";
+  if (typeof message.content === "string") return message.content;
+  return message.content.map((part) => ("text" in part && typeof part.text === "string" ? part.text : "")).join("");
+}
+
+export function taskBrief(task: AgentTask): string {
+  const lines = [`Task ${task.task_id}: ${task.objective}`];
+  if (task.context.trim()) lines.push(`Context:\n${task.context}`);
+  if (task.constraints.length) lines.push(`Constraints:\n${task.constraints.map((c) => `- ${c}`).join("\n")}`);
+  return lines.join("\n\n");
+}
+
+/** Tool calls of an AI message (messages restored from a checkpoint may be plain AIMessage or chunks). */
+function toolCallsOf(message: BaseMessage | undefined): NonNullable<AIMessage["tool_calls"]> {
+  const calls = (message as AIMessage | undefined)?.tool_calls;
+  return message?.getType() === "ai" && Array.isArray(calls) ? calls : [];
+}
+
+function failedResult(state: State, error: string): AgentResult {
+  return {
+    task_id: state.task.task_id,
+    status: "failed",
+    summary: error,
+    confidence: 0,
+    tool_calls: state.tool_calls,
+    tokens: state.tokens,
+    cost_usd: 0,
+    artifacts: state.artifacts,
+    error,
+  };
+}
+
+/** Where an artifact id comes from, per tool output (documents read, messages queued). */
+function artifactOf(tool: string, output: unknown): string | undefined {
+  const o = output as Record<string, unknown>;
+  if (tool === "read_document" && typeof o.id === "string") return `document:${o.id}`;
+  if (tool === "send_message" && typeof o.outbox_id === "number") return `outbox:${o.outbox_id}`;
+  return undefined;
+}
+
+/**
+ * Builds the ReAct loop of one sub-agent over its own tools only. Wiring is checked here, at build time.
+ * Risky tool calls are gathered first and put to a person in one interrupt, before any tool of that turn runs.
+ */
+export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
+  checkToolWiring(spec.type, spec.tools);
+  const tools = new Map<string, KeelTool>(spec.tools.map((t) => [t.name, t]));
+  const maxSteps = deps.limits.maxAgentSteps;
+
+  const start = (state: State): Update => ({ messages: [new HumanMessage(taskBrief(state.task))] });
+
+  const agent = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
+    if (state.steps >= maxSteps) {
+      return { result: failedResult(state, `Stopped after the step limit of ${maxSteps} model turns.`) };
+    }
+    const model = deps.model(spec.type);
+    if (!model.bindTools) throw new Error(`The model for ${spec.type} cannot call tools.`);
+    const bound = model.bindTools(spec.tools.map((t) => t.definition));
+    const reply = await bound.invoke([new SystemMessage(spec.prompt), ...state.messages], { signal: config.signal });
+    const usage = (reply as AIMessage).usage_metadata?.total_tokens ?? 0;
+    return { messages: [reply], steps: state.steps + 1, tokens: state.tokens + usage };
+  };
+
+  const runTools = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
+    const calls = toolCallsOf(state.messages.at(-1)).map((call, i) => ({ ...call, id: call.id ?? `${state.task.task_id}_${state.steps}_${i}` }));
+    const threadId = String(config.configurable?.thread_id ?? "standalone");
+    const context = (toolCallId: string, approvedBy?: string): ToolContext => ({
+      db: deps.db,
+      signal: config.signal ?? new AbortController().signal,
+      threadId,
+      toolCallId: `${state.task.task_id}/${toolCallId}`,
+      agent: spec.type,
+      limits: deps.limits,
+      approvedBy,
+    });
+
+    // 1. Interrupts first, all in one, in the order the model proposed: nothing below runs before a decision.
+    const pending: PendingAction[] = calls
+      .filter((c) => tools.get(c.name)?.needsApproval && validateArgs(tools.get(c.name)!, c.args).ok)
+      .map((c) => ({ tool_call_id: c.id, tool: c.name, args: c.args, risk: tools.get(c.name)!.risk }));
+    let decisions = new Map<string, ApprovalDecision>();
+    if (pending.length > 0) {
+      emit(config, { type: "approval_requested", task_id: state.task.task_id, agent: spec.type, tools: pending.map((p) => p.tool) });
+      const request: ApprovalRequest = {
+        kind: "approval",
+        task_id: state.task.task_id,
+        agent: spec.type,
+        objective: state.task.objective,
+        actions: pending,
+      };
+      decisions = resolveDecisions(interrupt(request), pending);
+    }
+
+    // 2. Then every call, in order.
+    const messages: ToolMessage[] = [];
+    const artifacts: string[] = [];
+    const rejections: string[] = [];
+    let lastOutput = state.last_output;
+    for (const call of calls) {
+      const tool = tools.get(call.name);
+      const reply = (content: string, status: "success" | "error") =>
+        messages.push(new ToolMessage({ content, tool_call_id: call.id, name: call.name, status }));
+      if (!tool) {
+        reply(`There is no tool "${call.name}". Your tools: ${[...tools.keys()].join(", ")}.`, "error");
+        continue;
+      }
+      const decision = decisions.get(call.id);
+      let args: unknown = call.args;
+      if (decision?.action === "reject") {
+        const reason = decision.reason ? `: ${decision.reason}` : "";
+        rejections.push(`${call.name} rejected by ${decision.reviewer ?? "a reviewer"}${reason}`);
+        await recordToolCall(context(call.id), call.name, call.args, { status: "rejected", error: decision.reason }, 0);
+        reply(`A person rejected this ${call.name} call${reason}. Do not try it again; report that it was not done.`, "error");
+        emit(config, { type: "tool_result", task_id: state.task.task_id, agent: spec.type, tool: call.name, tool_call_id: call.id, status: "rejected", detail: decision.reason ?? "" });
+        continue;
+      }
+      if (decision?.action === "edit") args = { ...(call.args as object), ...decision.args };
+      emit(config, { type: "tool_call", task_id: state.task.task_id, agent: spec.type, tool: call.name, tool_call_id: call.id, args });
+      const outcome = await executeTool(tool, args, context(call.id, decision?.reviewer));
+      emit(config, {
+        type: "tool_result",
+        task_id: state.task.task_id,
+        agent: spec.type,
+        tool: call.name,
+        tool_call_id: call.id,
+        status: outcome.status,
+        detail: outcome.content.slice(0, 300),
+      });
+      reply(outcome.content, outcome.status === "ok" ? "success" : "error");
+      if (outcome.status === "ok") {
+        lastOutput = outcome.output;
+        const artifact = artifactOf(call.name, outcome.output);
+        if (artifact) artifacts.push(artifact);
+      }
+    }
+    return {
+      messages,
+      tool_calls: state.tool_calls + calls.length,
+      last_output: lastOutput,
+      artifacts: [...state.artifacts, ...artifacts],
+      rejections: [...state.rejections, ...rejections],
+    };
+  };
+
+  const finish = (state: State, config: LangGraphRunnableConfig): Update => {
+    const result: AgentResult = state.result ?? {
+      task_id: state.task.task_id,
+      status: state.rejections.length > 0 && !state.artifacts.some((a) => a.startsWith("outbox:")) ? "rejected" : "done",
+      summary: textOf(state.messages.at(-1)) || "(no summary)",
+      data: state.last_output,
+      artifacts: state.artifacts,
+      confidence: state.rejections.length > 0 ? 0.5 : 0.8,
+      tool_calls: state.tool_calls,
+      tokens: state.tokens,
+      cost_usd: 0,
+      ...(state.rejections.length > 0 ? { error: state.rejections.join("; ") } : {}),
+    };
+    emit(config, { type: "agent_done", task_id: result.task_id, agent: spec.type, status: result.status, summary: result.summary });
+    return { result };
+  };
+
+  const next = (state: State): "tools" | "finish" => {
+    if (state.result) return "finish";
+    return toolCallsOf(state.messages.at(-1)).length > 0 ? "tools" : "finish";
+  };
+
+  return new StateGraph(SubagentState, { input: SubagentInput, output: SubagentOutput })
+    .addNode("start", start)
+    .addNode("agent", agent)
+    .addNode("tools", runTools)
+    .addNode("finish", finish)
+    .addEdge(START, "start")
+    .addEdge("start", "agent")
+    .addConditionalEdges("agent", next, ["tools", "finish"])
+    .addEdge("tools", "agent")
+    .addEdge("finish", END);
+}

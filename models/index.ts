@@ -1,0 +1,40 @@
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import { ChatOpenAI } from "@langchain/openai";
+import type { KeelConfig } from "../core/config.js";
+import { OfflineChatModel } from "./offline/model.js";
+
+export { OfflineChatModel } from "./offline/model.js";
+
+let announced = false;
+
+/**
+ * The one model factory. An OpenAI key or base URL selects `ChatOpenAI` (any OpenAI-compatible server);
+ * with neither, or with KEEL_MODEL=offline, Keel's deterministic offline model is used and says so once.
+ */
+export function createModel(config: KeelConfig, notice: (line: string) => void = (l) => console.error(l)): BaseChatModel {
+  const { apiKey, baseURL, name } = config.model;
+  if (name === "offline" || (!apiKey && !baseURL)) {
+    if (!announced) {
+      announced = true;
+      notice(
+        "keel: using the offline model (deterministic rules, not an LLM). Set OPENAI_API_KEY / OPENAI_BASE_URL / KEEL_MODEL to use a real model.",
+      );
+    }
+    return new OfflineChatModel({ sqlRowLimit: config.limits.sqlRowLimit });
+  }
+  return new ChatOpenAI({
+    model: name,
+    // Servers such as vLLM or Ollama need no key, but the client insists on one.
+    apiKey: apiKey ?? "not-needed",
+    configuration: baseURL ? { baseURL } : undefined,
+    temperature: 0,
+    maxRetries: 2,
+  });
+}
+
+/** What the model setting means, for progress output. */
+export function describeModel(config: KeelConfig): string {
+  const { apiKey, baseURL, name } = config.model;
+  if (name === "offline" || (!apiKey && !baseURL)) return "offline model (rules)";
+  return `${name}${baseURL ? ` at ${baseURL}` : ""}`;
+}

@@ -1,0 +1,65 @@
+import type { CallbackManagerForLLMRun } from "@langchain/core/callbacks/manager";
+import { BaseChatModel, type BaseChatModelCallOptions, type BindToolsInput } from "@langchain/core/language_models/chat_models";
+import { AIMessageChunk, type BaseMessage } from "@langchain/core/messages";
+import type { ChatResult } from "@langchain/core/outputs";
+import type { Runnable } from "@langchain/core/runnables";
+import { codeTurn, communicationTurn, dataTurn, readTranscript, researchTurn, synthesize, type Turn } from "./agents.js";
+import { planRequest } from "./planner.js";
+
+interface OfflineCallOptions extends BaseChatModelCallOptions {
+  tools?: BindToolsInput[];
+}
+
+function toolName(tool: BindToolsInput): string {
+  const t = tool as { name?: string; function?: { name?: string } };
+  return t.function?.name ?? t.name ?? "";
+}
+
+/**
+ * Keel's offline model: a deterministic, rule-based chat model. It is not a language model. It reads which tools
+ * it was given to know its role (planner via `submit_plan`, one of the four sub-agents by their tools, the
+ * synthesizer with none), and decides from the words of the request and the tool results so far. Its tools
+ * really run; only the reasoning is rules. Tool-call ids are derived from the task and the turn, so the same
+ * request always yields the same trajectory.
+ */
+export class OfflineChatModel extends BaseChatModel<OfflineCallOptions> {
+  constructor(private readonly options: { sqlRowLimit: number } = { sqlRowLimit: 50 }) {
+    super({});
+  }
+
+  _llmType(): string {
+    return "keel-offline";
+  }
+
+  override bindTools(tools: BindToolsInput[], kwargs?: Partial<OfflineCallOptions>): Runnable<import("@langchain/core/language_models/base").BaseLanguageModelInput, import("@langchain/core/messages").AIMessageChunk, OfflineCallOptions> {
+    return this.withConfig({ ...kwargs, tools } as Partial<OfflineCallOptions>);
+  }
+
+  private decide(messages: BaseMessage[], tools: string[]): Turn {
+    if (tools.includes("submit_plan")) {
+      const request = [...messages].reverse().find((m) => m.getType() === "human");
+      const text = typeof request?.content === "string" ? request.content : "";
+      return { content: "", calls: [{ name: "submit_plan", args: planRequest(text) }] };
+    }
+    const transcript = readTranscript(messages);
+    if (tools.includes("search_kb")) return researchTurn(transcript);
+    if (tools.includes("run_sql")) return dataTurn(transcript, this.options.sqlRowLimit);
+    if (tools.includes("run_javascript")) return codeTurn(transcript);
+    if (tools.includes("send_message")) return communicationTurn(transcript);
+    const prompt = messages.filter((m) => m.getType() === "human").map((m) => String(m.content)).join("\n");
+    return { content: synthesize(prompt), calls: [] };
+  }
+
+  async _generate(messages: BaseMessage[], options: this["ParsedCallOptions"], _run?: CallbackManagerForLLMRun): Promise<ChatResult> {
+    options.signal?.throwIfAborted();
+    const turn = this.decide(messages, (options.tools ?? []).map(toolName));
+    const taskId = readTranscript(messages).taskId;
+    const step = messages.filter((m) => m.getType() === "ai").length + 1;
+    const message = new AIMessageChunk({
+      content: turn.content,
+      tool_calls: turn.calls.map((call, i) => ({ ...call, id: `call_${taskId}_${step}_${i + 1}`, type: "tool_call" as const })),
+      usage_metadata: { input_tokens: 0, output_tokens: 0, total_tokens: 0 },
+    });
+    return Promise.resolve({ generations: [{ text: turn.content, message }] });
+  }
+}
