@@ -29,8 +29,10 @@ function score(re: RegExp, text: string): number {
   return (text.match(new RegExp(re.source, "gi")) ?? []).length;
 }
 
-export function classifyClause(clause: string, hasEarlierData: boolean): AgentType | undefined {
-  if (emails(clause).length > 0 || COMMUNICATION.test(clause.split(/\s+/).slice(0, 3).join(" "))) return "communication";
+export function classifyClause(raw: string, hasEarlierData: boolean): AgentType | undefined {
+  // "tell me", "let us know" ask Keel itself for an answer; they are not messages to someone else.
+  const clause = raw.replace(/\b(tell|show|give|send|let)\s+(me|us)\b/gi, "");
+  if (emails(clause).length > 0 || COMMUNICATION.test(clause.trim().split(/\s+/).slice(0, 3).join(" "))) return "communication";
   if (EXPLICIT_CODE.test(clause)) return "code";
   const research = score(RESEARCH, clause) * 2;
   const data = score(DATASET, clause) * 2 + (DATA_QUESTION.test(clause) ? 1 : 0);

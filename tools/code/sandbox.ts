@@ -1,4 +1,4 @@
-import { getQuickJS, shouldInterruptAfterDeadline, type QuickJSContext } from "quickjs-emscripten";
+import { newQuickJSWASMModule, shouldInterruptAfterDeadline, type QuickJSContext } from "quickjs-emscripten";
 
 export interface SandboxLimits {
   timeoutMs: number;
@@ -38,13 +38,22 @@ function installConsole(vm: QuickJSContext, lines: string[]): void {
  * Runs JavaScript in a QuickJS interpreter compiled to WebAssembly. The guest has the language and its standard
  * library only: no filesystem, network, process, timers or host objects, because none are passed in. CPU time
  * and memory are capped; an abort signal stops it between instructions.
+ *
+ * Each run gets its own WebAssembly instance. QuickJS's own memory limit only refuses single allocations that
+ * are too large in this build (it cannot measure what it has already allocated), so the interrupt handler also
+ * watches the instance's linear memory, which only this guest uses.
  */
 export async function runInSandbox(code: string, limits: SandboxLimits): Promise<SandboxResult> {
-  const QuickJS = await getQuickJS();
+  const QuickJS = await newQuickJSWASMModule();
+  const memory = QuickJS.getWasmMemory();
+  const memoryCeiling = memory.buffer.byteLength + limits.memoryBytes;
+  let outOfMemory = false;
   const runtime = QuickJS.newRuntime();
-  const deadline = Date.now() + limits.timeoutMs;
-  const pastDeadline = shouldInterruptAfterDeadline(deadline);
-  runtime.setInterruptHandler((rt) => pastDeadline(rt) || Boolean(limits.signal?.aborted));
+  const pastDeadline = shouldInterruptAfterDeadline(Date.now() + limits.timeoutMs);
+  runtime.setInterruptHandler((rt) => {
+    outOfMemory ||= memory.buffer.byteLength > memoryCeiling;
+    return outOfMemory || pastDeadline(rt) || Boolean(limits.signal?.aborted);
+  });
   runtime.setMemoryLimit(limits.memoryBytes);
   runtime.setMaxStackSize(1024 * 1024);
   const vm = runtime.newContext();
@@ -55,24 +64,40 @@ export async function runInSandbox(code: string, limits: SandboxLimits): Promise
     if (evaluated.error) {
       const raw: unknown = vm.dump(evaluated.error);
       evaluated.error.dispose();
-      let message =
-        raw && typeof raw === "object" && "message" in raw
-          ? `${(raw as { name?: string }).name ?? "Error"}: ${String((raw as { message: unknown }).message)}`
-          : String(raw);
-      if (/interrupted/i.test(message)) {
-        message = limits.signal?.aborted
-          ? "Execution was cancelled."
-          : `Execution stopped: the code ran longer than ${limits.timeoutMs} ms (an endless loop?).`;
-      } else if (/out of memory/i.test(message)) {
-        message = `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`;
-      }
-      return { ok: false, console: lines, error: message };
+      return { ok: false, console: lines, error: describeError(raw) };
     }
-    const value: unknown = vm.dump(evaluated.value);
-    evaluated.value.dispose();
-    return { ok: true, result: value === undefined ? null : value, console: lines };
+    // The program may end in a promise (async code): run queued jobs, then read how it settled.
+    runtime.executePendingJobs();
+    const settled = vm.getPromiseState(evaluated.value);
+    try {
+      if (settled.type === "pending") {
+        return { ok: false, console: lines, error: "The program's promise never settled (the sandbox has no timers or I/O)." };
+      }
+      if (settled.type === "rejected") return { ok: false, console: lines, error: describeError(vm.dump(settled.error)) };
+      const value: unknown = vm.dump(settled.value);
+      return { ok: true, result: value === undefined ? null : value, console: lines };
+    } finally {
+      if (settled.type === "rejected") settled.error.dispose();
+      if (settled.type === "fulfilled" && !settled.notAPromise) settled.value.dispose();
+      evaluated.value.dispose();
+    }
   } finally {
     vm.dispose();
     runtime.dispose();
+  }
+
+  function describeError(raw: unknown): string {
+    const message =
+      raw && typeof raw === "object" && "message" in raw
+        ? `${(raw as { name?: string }).name ?? "Error"}: ${String((raw as { message: unknown }).message)}`
+        : String(raw);
+    if (/interrupted/i.test(message)) {
+      if (outOfMemory) return `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`;
+      return limits.signal?.aborted
+        ? "Execution was cancelled."
+        : `Execution stopped: the code ran longer than ${limits.timeoutMs} ms (an endless loop?).`;
+    }
+    if (/out of memory/i.test(message)) return `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`;
+    return message;
   }
 }

@@ -1,0 +1,28 @@
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import { fakeModel, type FakeBuiltModel } from "@langchain/core/testing";
+import type pg from "pg";
+import type { KeelConfig } from "../../core/config.js";
+import type { GraphDeps, ModelRole } from "../../graphs/deps.js";
+
+/**
+ * Graph dependencies with one scripted model per role, so that parallel sub-agents never race for one queue.
+ * A role that is called without a script fails the test loudly.
+ */
+export function scriptedDeps(
+  pool: pg.Pool,
+  limits: KeelConfig["limits"],
+  models: Partial<Record<ModelRole, FakeBuiltModel>>,
+): GraphDeps & { models: Partial<Record<ModelRole, FakeBuiltModel>> } {
+  return {
+    models,
+    limits,
+    db: () => Promise.resolve(pool),
+    model: (role) => {
+      const model = models[role];
+      if (!model) throw new Error(`No scripted model for role "${role}"`);
+      return model as unknown as BaseChatModel;
+    },
+  };
+}
+
+export { fakeModel };
