@@ -215,7 +215,8 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent) {
     const timeout = AbortSignal.timeout(task.timeout_seconds * 1000);
     const signal = config.signal ? AbortSignal.any([config.signal, timeout]) : timeout;
     try {
-      const out = await subgraph.invoke({ task }, { ...config, signal });
+      const deadline = Date.now() + task.timeout_seconds * 1000;
+      const out = await subgraph.invoke({ task }, { ...config, signal, configurable: { ...config.configurable, keel_deadline: deadline } });
       if (!out.result) throw new Error(`The ${type} agent ended without a result.`);
       return { results: [out.result] };
     } catch (error) {

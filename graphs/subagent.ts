@@ -106,6 +106,7 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
     const context = (toolCallId: string, approvedBy?: string): ToolContext => ({
       db: deps.db,
       signal: config.signal ?? new AbortController().signal,
+      deadline: typeof config.configurable?.keel_deadline === "number" ? config.configurable.keel_deadline : undefined,
       threadId,
       toolCallId: `${state.task.task_id}/${toolCallId}`,
       agent: spec.type,

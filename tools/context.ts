@@ -6,6 +6,11 @@ export interface ToolContext {
   /** The Keel database pool, opened lazily: tools that need no database never start one. */
   db: () => Promise<pg.Pool>;
   signal: AbortSignal;
+  /**
+   * When the task's time is up (epoch ms). Synchronous work such as the sandbox blocks the event loop, so it
+   * cannot wait for the abort signal's timer to fire; it checks this deadline itself.
+   */
+  deadline?: number;
   threadId: string;
   toolCallId: string;
   agent: AgentType;

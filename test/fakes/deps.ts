@@ -12,15 +12,26 @@ export function scriptedDeps(
   pool: pg.Pool,
   limits: KeelConfig["limits"],
   models: Partial<Record<ModelRole, FakeBuiltModel>>,
-): GraphDeps & { models: Partial<Record<ModelRole, FakeBuiltModel>> } {
+): GraphDeps & { models: Partial<Record<ModelRole, FakeBuiltModel>>; bound: Partial<Record<ModelRole, string[]>> } {
+  const bound: Partial<Record<ModelRole, string[]>> = {};
   return {
     models,
+    bound,
     limits,
     db: () => Promise.resolve(pool),
     model: (role) => {
       const model = models[role];
       if (!model) throw new Error(`No scripted model for role "${role}"`);
-      return model as unknown as BaseChatModel;
+      // Record which tools each role is offered; the fake itself does not keep them.
+      return new Proxy(model, {
+        get(target, prop, receiver) {
+          if (prop !== "bindTools") return Reflect.get(target, prop, receiver);
+          return (tools: { function?: { name: string }; name?: string }[]) => {
+            bound[role] = tools.map((x) => x.function?.name ?? x.name ?? "?");
+            return target.bindTools(tools as never);
+          };
+        },
+      }) as unknown as BaseChatModel;
     },
   };
 }

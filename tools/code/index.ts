@@ -21,7 +21,7 @@ export const runJavaScript = defineTool({
   timeoutMs: 10_000,
   async run({ code }, ctx) {
     return runInSandbox(code, {
-      timeoutMs: ctx.limits.sandboxTimeoutMs,
+      timeoutMs: Math.max(1, Math.min(ctx.limits.sandboxTimeoutMs, (ctx.deadline ?? Infinity) - Date.now())),
       memoryBytes: ctx.limits.sandboxMemoryBytes,
       signal: ctx.signal,
     });

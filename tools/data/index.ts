@@ -75,6 +75,10 @@ export const runSql = defineTool({
   timeoutMs: 15_000,
   async run({ sql }, ctx) {
     const statement = sql.trim().replace(/;\s*$/, "");
+    const hiddenWrite = /\b(insert\s+into|update\s+[\w."]+\s+set|delete\s+from|merge\s+into)\b/i.exec(statement);
+    if (hiddenWrite) {
+      throw new ToolCallError(`run_sql is read-only: the query contains "${hiddenWrite[1]}". Write a SELECT query.`, "invalid_argument");
+    }
     if (WRITING.test(statement)) {
       throw new ToolCallError(
         `run_sql is read-only: "${statement.split(/\s+/)[0]}" statements are not allowed. Write a SELECT query.`,
