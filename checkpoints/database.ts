@@ -14,29 +14,6 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const DATABASE_NAME = "keel";
-
-function withDatabase(url: string, name: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = `/${name}`;
-  return parsed.toString();
-}
-
-async function ensureDatabaseExists(serverUrl: string): Promise<void> {
-  const client = new pg.Client({ connectionString: serverUrl });
-  await client.connect();
-  try {
-    const found = await client.query("select 1 from pg_database where datname = $1", [DATABASE_NAME]);
-    if (found.rowCount === 0) {
-      await client.query(`create database ${DATABASE_NAME}`).catch((error: { code?: string }) => {
-        if (error.code !== "42P04") throw error; // created by a process that started at the same moment
-      });
-    }
-  } finally {
-    await client.end();
-  }
-}
-
 /**
  * Opens Keel's database: `DATABASE_URL` when set, otherwise the embedded Postgres under the data dir
  * (started on demand, shared with other Keel processes). Migrations run before this returns.
@@ -49,8 +26,7 @@ export async function openDatabase(config: KeelConfig): Promise<Database> {
       url = config.databaseUrl;
     } else {
       embedded = await acquireEmbeddedPostgres(config.dataDir);
-      await ensureDatabaseExists(embedded.url);
-      url = withDatabase(embedded.url, DATABASE_NAME);
+      url = embedded.url;
     }
   } catch (error) {
     if (error instanceof SystemError) throw error;

@@ -15,7 +15,10 @@ import { SystemError } from "../core/errors.js";
  * starting at once neither run initdb twice nor start two servers on one data directory.
  */
 export interface EmbeddedServer {
+  /** Connection string of the `keel` database on this server. */
   readonly url: string;
+  /** Connection string of the server's `postgres` maintenance database. */
+  readonly adminUrl: string;
   readonly port: number;
   /** Forget this process as a user; stops the server when no live process uses it any more. */
   release(): void;
@@ -23,6 +26,7 @@ export interface EmbeddedServer {
 
 const USER = "keel";
 const PASSWORD = "keel";
+const DATABASE = "keel";
 
 interface Paths {
   root: string;
@@ -102,6 +106,17 @@ async function canConnect(port: number): Promise<boolean> {
     return false;
   } finally {
     await client.end().catch(() => undefined);
+  }
+}
+
+async function ensureDatabase(port: number): Promise<void> {
+  const client = new pg.Client({ host: "127.0.0.1", port, user: USER, password: PASSWORD, database: "postgres" });
+  await client.connect();
+  try {
+    const found = await client.query("select 1 from pg_database where datname = $1", [DATABASE]);
+    if (found.rowCount === 0) await client.query(`create database ${DATABASE}`);
+  } finally {
+    await client.end();
   }
 }
 
@@ -213,6 +228,7 @@ export async function acquireEmbeddedPostgres(dataDir: string): Promise<Embedded
     await initialise(p);
     const running = serverPid(p) !== undefined ? readState(p) : undefined;
     port = running && (await canConnect(running.port)) ? running.port : await startFresh(p, bins);
+    await ensureDatabase(port); // under the lock, so two processes never race to create it
     fs.writeFileSync(path.join(p.clients, String(process.pid)), "");
   } finally {
     await unlock();
@@ -220,7 +236,8 @@ export async function acquireEmbeddedPostgres(dataDir: string): Promise<Embedded
   let released = false;
   return {
     port,
-    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${DATABASE}`,
+    adminUrl: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
     release() {
       if (released) return;
       released = true;

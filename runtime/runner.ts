@@ -1,4 +1,5 @@
 import { Command } from "@langchain/langgraph";
+import type { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type { AgentResult, Plan } from "../agents/contracts.js";
 import { AGENTS } from "../agents/index.js";
 import { validateArgs } from "../tools/contract.js";
@@ -57,6 +58,7 @@ export interface DriveOptions {
 export class Runner {
   private constructor(
     readonly db: Database,
+    private readonly checkpointer: PostgresSaver,
     private readonly graph: ReturnType<ReturnType<typeof buildOrchestratorGraph>["compile"]>,
   ) {}
 
@@ -71,7 +73,7 @@ export class Runner {
         db: deps?.db ?? (() => Promise.resolve(db.pool)),
         limits: deps?.limits ?? config.limits,
       }).compile({ checkpointer, name: "orchestrator" });
-      return new Runner(db, graph);
+      return new Runner(db, checkpointer, graph);
     } catch (error) {
       await db.close();
       throw error;
@@ -138,7 +140,7 @@ export class Runner {
   }
 
   private async exists(threadId: string): Promise<boolean> {
-    const tuple = await this.graph.checkpointer?.getTuple?.({ configurable: { thread_id: threadId } });
+    const tuple = await this.checkpointer.getTuple({ configurable: { thread_id: threadId } });
     return tuple !== undefined;
   }
 

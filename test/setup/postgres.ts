@@ -16,7 +16,7 @@ export async function setup(project: TestProject): Promise<void> {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), "keel-test-"));
   fs.chmodSync(dir, 0o755);
   server = await acquireEmbeddedPostgres(dir);
-  project.provide("serverUrl", server.url);
+  project.provide("serverUrl", server.adminUrl);
 }
 
 export function teardown(): void {

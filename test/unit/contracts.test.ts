@@ -5,7 +5,7 @@ import { AgentResult, AgentTask, Plan, PlanProposal } from "../../agents/contrac
 function undescribed(schema: z.ZodType, path = "root"): string[] {
   const found: string[] = [];
   const inner = schema instanceof z.ZodOptional || schema instanceof z.ZodDefault || schema instanceof z.ZodNullable
-    ? (schema.def as { innerType: z.ZodType }).innerType
+    ? (schema.def as unknown as { innerType: z.ZodType }).innerType
     : schema;
   if (inner instanceof z.ZodObject) {
     for (const [key, field] of Object.entries(inner.shape as Record<string, z.ZodType>)) {

@@ -1,0 +1,154 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { embeddedStatus } from "../../checkpoints/embedded.js";
+import { json, keel } from "../helpers/cli.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+
+let t: TestDatabase;
+let env: Record<string, string>;
+beforeAll(async () => {
+  t = await createTestDatabase();
+  env = { DATABASE_URL: t.url };
+});
+afterAll(async () => {
+  await t?.drop();
+});
+
+interface RunJson {
+  thread_id: string;
+  status: string;
+  final_answer: string | null;
+  pending_approval: { actions: { tool: string; args: Record<string, string> }[] } | null;
+  results: { task_id: string; status: string }[];
+}
+
+const toolCalls = async (threadId: string) =>
+  (await t.db.pool.query<{ tool: string; tool_call_id: string }>("select tool, tool_call_id from tool_calls where thread_id = $1 order by id", [threadId])).rows;
+
+describe("keel run / keel resume across processes", () => {
+  it("stops at the approval in one process and finishes from the checkpoint in another", async () => {
+    const first = await keel(["run", "--sample", "1", "--no-input", "--json"], env);
+    expect(first.code).toBe(3);
+    const waiting = json<RunJson>(first);
+    expect(waiting.status).toBe("waiting_for_approval");
+    expect(waiting.pending_approval!.actions[0]).toMatchObject({ tool: "send_message", args: { to: "ops@harbor.example" } });
+    expect(first.stderr).toContain("offline model");
+    const before = await toolCalls(waiting.thread_id);
+    expect(before.map((r) => r.tool)).toContain("run_sql");
+
+    const second = await keel(["resume", waiting.thread_id, "--approve", "--reviewer", "dana", "--json"], env);
+    expect(second.code).toBe(0);
+    const done = json<RunJson>(second);
+    expect(done.status).toBe("done");
+    expect(done.results.map((r) => r.status)).toEqual(["done", "done", "done", "done"]);
+    expect(done.final_answer).toContain("[t4]");
+
+    const { rows } = await t.db.pool.query("select recipient, approved_by from outbox where thread_id = $1", [waiting.thread_id]);
+    expect(rows).toEqual([{ recipient: "ops@harbor.example", approved_by: "dana" }]);
+    const after = await toolCalls(waiting.thread_id);
+    // Nothing that ran before the interrupt ran again: the log only grew by the send.
+    expect(after.slice(0, before.length)).toEqual(before);
+    expect(after.slice(before.length).map((r) => r.tool)).toEqual(["send_message"]);
+    expect(new Set(after.map((r) => r.tool_call_id)).size).toBe(after.length);
+
+    const again = await keel(["resume", waiting.thread_id, "--approve"], env);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/is not waiting for approval \(it is done\)/);
+  });
+
+  it("prints progress and the resume command in human mode", async () => {
+    const result = await keel(["run", "--no-input", "Email oncall@harbor.example that the drill moves to Friday"], env);
+    expect(result.code).toBe(3);
+    expect(result.stdout).toMatch(/plan: 1 task/);
+    expect(result.stdout).toMatch(/t1 draft_message/);
+    expect(result.stdout).toMatch(/approval needed: task t1 \(communication\)/);
+    const threadId = /Thread: (\S+)/.exec(result.stdout)![1]!;
+    expect(result.stdout).toContain(`keel resume ${threadId} --approve`);
+
+    const rejected = await keel(["resume", threadId, "--reject", "--reason", "not yet"], env);
+    expect(rejected.code).toBe(0);
+    expect(rejected.stdout).toMatch(/rejected/);
+    const { rows } = await t.db.pool.query("select 1 from outbox where thread_id = $1", [threadId]);
+    expect(rows).toEqual([]);
+  });
+
+  it("answers at the interactive prompt when a terminal is attached", async () => {
+    // `script` gives the child a pseudo-terminal, so keel sees a TTY and asks.
+    const command = `node ${JSON.stringify(path.resolve("bin/keel.js"))} run "Email oncall@harbor.example that the drill moves to Friday"`;
+    const result = await new Promise<{ code: number | null; out: string }>((resolve) => {
+      const child = spawn("script", ["-qfec", command, "/dev/null"], { env: { ...process.env, ...env } });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (/\[a\/e\/r\]/.test(out) && !out.includes("SENT-E")) {
+          out += "SENT-E";
+          child.stdin.write("e\n");
+        } else if (/Changed arguments as JSON/.test(out) && !out.includes("SENT-JSON")) {
+          out += "SENT-JSON";
+          child.stdin.write('{"subject": "Drill on Friday"}\n');
+        }
+      });
+      child.on("close", (code) => resolve({ code, out }));
+    });
+    expect(result.code).toBe(0);
+    expect(result.out).toMatch(/Sent "Drill on Friday" to oncall@harbor.example/);
+  });
+});
+
+describe("bad input exits 2 and stores nothing", () => {
+  it.each([
+    ["an empty request", ["run", ""], /request is empty/],
+    ["no request at all", ["run"], /Say what you want done/],
+    ["an unknown sample", ["run", "--sample", "99"], /no sample 99/],
+    ["an unknown thread id", ["resume", "00000000-0000-0000-0000-000000000000", "--approve"], /No run has thread id/],
+    ["a non-JSON --edit", ["resume", "x", "--edit", "{subject: oops"], /--edit must be a JSON object/],
+    ["--approve with --reject", ["resume", "x", "--approve", "--reject"], /not both/],
+    ["resume without a decision", ["resume", "x"], /Say what to do/],
+    ["an unknown command", ["launch"], /unknown command/],
+  ])("%s", async (_label, args, message) => {
+    const result = await keel(args, env);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+  });
+
+  it("an over-long request, with the limit in the message and a JSON error object", async () => {
+    const result = await keel(["run", "--json", "x".repeat(50)], { ...env, KEEL_MAX_REQUEST_CHARS: "20" });
+    expect(result.code).toBe(2);
+    expect(json(result)).toMatchObject({ status: "error", error: { code: "invalid_request", name: "InputError" } });
+    expect(result.stderr).toMatch(/50 characters long; the limit is 20/);
+  });
+
+  it("an edit that breaks the tool's contract leaves the run waiting", async () => {
+    const first = json<RunJson>(await keel(["run", "--sample", "5", "--no-input", "--json"], env));
+    const bad = await keel(["resume", first.thread_id, "--edit", '{"to": "nobody"}'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/edited arguments for send_message are not valid: to: Invalid email/);
+    const still = await keel(["resume", first.thread_id, "--approve", "--json"], env);
+    expect(still.code).toBe(0);
+    expect(json<RunJson>(still).status).toBe("done");
+  });
+});
+
+describe("embedded Postgres (no DATABASE_URL)", () => {
+  it("is started on demand, shared by two processes starting at once, and stopped when the last one leaves", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "keel-embedded-"));
+    fs.chmodSync(dataDir, 0o755);
+    const local = { KEEL_DATA_DIR: dataDir };
+    try {
+      const [a, b] = await Promise.all([keel(["run", "--sample", "3", "--json"], local), keel(["run", "--sample", "4", "--json"], local)]);
+      expect([a.code, b.code]).toEqual([0, 0]);
+      expect(json<RunJson>(a).final_answer).toContain("[t1]");
+      expect(embeddedStatus(dataDir).running).toBe(false);
+      // The next process finds the same data: the first run's checkpoint is still there.
+      const again = await keel(["resume", json<RunJson>(a).thread_id, "--approve"], local);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toMatch(/is not waiting for approval \(it is done\)/);
+      expect(embeddedStatus(dataDir).running).toBe(false);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
