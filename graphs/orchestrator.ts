@@ -42,11 +42,12 @@ export const OrchestratorState = new StateSchema({
 type State = typeof OrchestratorState.State;
 type Update = typeof OrchestratorState.Update;
 
-export const OrchestratorInput = z.object({ request: z.string().describe("What you want done") });
-export const OrchestratorOutput = z.object({
+// Input and output are StateSchemas too, so that `langgraph dev` serves them as Studio's forms.
+export const OrchestratorInput = new StateSchema({ request: z.string().describe("What you want done") });
+export const OrchestratorOutput = new StateSchema({
   plan: Plan.optional(),
-  results: z.array(AgentResult),
-  final_answer: z.string().optional(),
+  results: z.array(AgentResult).describe("One result per task"),
+  final_answer: z.string().optional().describe("The synthesized answer"),
 });
 
 const PLANNER_PROMPT = `You are Keel's planner. Split the request into the smallest set of tasks for these sub-agents:

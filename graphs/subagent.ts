@@ -33,8 +33,8 @@ export const SubagentState = new StateSchema({
 type State = typeof SubagentState.State;
 type Update = typeof SubagentState.Update;
 
-export const SubagentInput = z.object({ task: AgentTask }).describe("The AgentTask to carry out");
-export const SubagentOutput = z.object({ result: AgentResult.optional() }).describe("The sub-agent's result");
+export const SubagentInput = new StateSchema({ task: AgentTask });
+export const SubagentOutput = new StateSchema({ result: AgentResult.optional() });
 
 function textOf(message: BaseMessage | undefined): string {
   if (!message) return "";
