@@ -4,7 +4,18 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", ".keel/", ".langgraph_api/", "bin/", "scripts/", "eslint.config.js"] },
+  {
+    ignores: [
+      "node_modules/",
+      ".keel/",
+      ".langgraph_api/",
+      "bin/",
+      "scripts/",
+      "scratch/",
+      "eslint.config.js",
+      "vitest.config.ts",
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

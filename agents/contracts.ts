@@ -10,14 +10,26 @@ export const AGENT_TYPES = AgentType.options;
 export const AgentTask = z
   .object({
     task_id: z.string().min(1).max(64).describe("Identifier unique within the plan, e.g. 't1'"),
-    parent_task_id: z.string().nullable().describe("The request's root task, or null when planned standalone"),
+    parent_task_id: z
+      .string()
+      .nullable()
+      .describe("The request's root task, or null when planned standalone"),
     type: AgentType,
-    objective: z.string().min(1).max(2000).describe("What the sub-agent must achieve, in one or two sentences"),
-    context: z.string().max(20000).describe("Facts the sub-agent needs, including results of the tasks it depends on"),
+    objective: z
+      .string()
+      .min(1)
+      .max(2000)
+      .describe("What the sub-agent must achieve, in one or two sentences"),
+    context: z
+      .string()
+      .max(20000)
+      .describe("Facts the sub-agent needs, including results of the tasks it depends on"),
     constraints: z.array(z.string()).describe("Rules the sub-agent must respect"),
     depends_on: z.array(z.string()).describe("task_ids whose results this task needs; they run first"),
     timeout_seconds: z.number().positive().max(3600).describe("Wall-clock budget for this task"),
-    idempotency_key: z.string().describe("Stable key for the task's side effects, derived from request and task id"),
+    idempotency_key: z
+      .string()
+      .describe("Stable key for the task's side effects, derived from request and task id"),
   })
   .describe("One unit of work for one sub-agent");
 export type AgentTask = z.infer<typeof AgentTask>;
@@ -30,8 +42,14 @@ export const AgentResult = z
     task_id: z.string().describe("The AgentTask this result answers"),
     status: AgentResultStatus,
     summary: z.string().describe("What the sub-agent found or did, in plain words"),
-    data: z.unknown().optional().describe("Structured output of the last successful tool call (rows, values)"),
-    artifacts: z.array(z.string()).optional().describe("Ids of things produced: documents read, outbox messages"),
+    data: z
+      .unknown()
+      .optional()
+      .describe("Structured output of the last successful tool call (rows, values)"),
+    artifacts: z
+      .array(z.string())
+      .optional()
+      .describe("Ids of things produced: documents read, outbox messages"),
     confidence: z.number().min(0).max(1).describe("The sub-agent's own confidence in the result"),
     tool_calls: z.number().int().nonnegative().describe("How many tool calls the sub-agent made"),
     tokens: z.number().int().nonnegative().describe("Model tokens used, as reported by the model"),
@@ -50,7 +68,12 @@ export const PlannedTask = z
     context: z.string().max(20000).default("").describe("Facts from the request the sub-agent needs"),
     constraints: z.array(z.string()).default([]).describe("Rules the sub-agent must respect"),
     depends_on: z.array(z.string()).default([]).describe("task_ids whose results this task needs"),
-    timeout_seconds: z.number().positive().max(3600).optional().describe("Wall-clock budget; a default applies"),
+    timeout_seconds: z
+      .number()
+      .positive()
+      .max(3600)
+      .optional()
+      .describe("Wall-clock budget; a default applies"),
   })
   .describe("One step of the plan");
 export type PlannedTask = z.infer<typeof PlannedTask>;

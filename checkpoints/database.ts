@@ -30,7 +30,9 @@ export async function openDatabase(config: KeelConfig): Promise<Database> {
     }
   } catch (error) {
     if (error instanceof SystemError) throw error;
-    throw new SystemError("database_error", `Could not reach Postgres: ${(error as Error).message}`, { cause: error });
+    throw new SystemError("database_error", `Could not reach Postgres: ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   const server = embedded;
   const onExit = () => server?.release();

@@ -90,13 +90,21 @@ async function freePort(): Promise<number> {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
     });
   });
 }
 
 async function canConnect(port: number): Promise<boolean> {
-  const client = new pg.Client({ host: "127.0.0.1", port, user: USER, password: PASSWORD, database: "postgres" });
+  const client = new pg.Client({
+    host: "127.0.0.1",
+    port,
+    user: USER,
+    password: PASSWORD,
+    database: "postgres",
+  });
   client.on("error", () => undefined);
   try {
     await client.connect();
@@ -110,7 +118,13 @@ async function canConnect(port: number): Promise<boolean> {
 }
 
 async function ensureDatabase(port: number): Promise<void> {
-  const client = new pg.Client({ host: "127.0.0.1", port, user: USER, password: PASSWORD, database: "postgres" });
+  const client = new pg.Client({
+    host: "127.0.0.1",
+    port,
+    user: USER,
+    password: PASSWORD,
+    database: "postgres",
+  });
   await client.connect();
   try {
     const found = await client.query("select 1 from pg_database where datname = $1", [DATABASE]);
@@ -178,6 +192,7 @@ async function start(p: Paths, bins: Binaries): Promise<number> {
         "-o",
         `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=200`,
       ],
+      // eslint-disable-next-line no-restricted-syntax -- handed on to the child unread; C keeps its log parseable
       { ...owner, encoding: "utf8", env: { ...process.env, LC_MESSAGES: "C" } },
     );
     if (result.status === 0 && (await canConnect(port))) {
@@ -185,7 +200,9 @@ async function start(p: Paths, bins: Binaries): Promise<number> {
       return port;
     }
     if (attempt === 2) {
-      const tail = fs.existsSync(p.log) ? fs.readFileSync(p.log, "utf8").split("\n").slice(-15).join("\n") : "";
+      const tail = fs.existsSync(p.log)
+        ? fs.readFileSync(p.log, "utf8").split("\n").slice(-15).join("\n")
+        : "";
       throw new SystemError(
         "database_error",
         `The embedded Postgres under ${p.root} did not start (${result.stderr || result.stdout}). Server log:\n${tail}\n` +
@@ -211,7 +228,11 @@ function liveClients(p: Paths): number[] {
   return live;
 }
 
-const LOCK_OPTIONS = { stale: 60_000, retries: { retries: 600, minTimeout: 50, maxTimeout: 200 }, realpath: false };
+const LOCK_OPTIONS = {
+  stale: 60_000,
+  retries: { retries: 600, minTimeout: 50, maxTimeout: 200 },
+  realpath: false,
+};
 
 /**
  * Starts (or joins) the embedded Postgres under `dataDir` and registers this process as one of its users.

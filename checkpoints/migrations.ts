@@ -117,7 +117,9 @@ export async function migrate(pool: pg.Pool): Promise<number[]> {
   return withMigrationLock(pool, async () => {
     await pool.query(`create table if not exists keel_migrations (
       id int primary key, name text not null, applied_at timestamptz not null default now())`);
-    const done = new Set((await pool.query<{ id: number }>("select id from keel_migrations")).rows.map((r) => r.id));
+    const done = new Set(
+      (await pool.query<{ id: number }>("select id from keel_migrations")).rows.map((r) => r.id),
+    );
     const applied: number[] = [];
     for (const migration of MIGRATIONS) {
       if (done.has(migration.id)) continue;
@@ -125,7 +127,10 @@ export async function migrate(pool: pg.Pool): Promise<number[]> {
       try {
         await client.query("begin");
         await migration.up(client);
-        await client.query("insert into keel_migrations (id, name) values ($1, $2)", [migration.id, migration.name]);
+        await client.query("insert into keel_migrations (id, name) values ($1, $2)", [
+          migration.id,
+          migration.name,
+        ]);
         await client.query("commit");
         applied.push(migration.id);
       } catch (error) {

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../core/config.js";
 import { exitCodeFor, isKeelError } from "../core/errors.js";
 import { SAMPLES } from "../evals/samples.js";
-import { resumeCommand, runCommand } from "./run.js";
+import { resumeCommand, runCommand, type ResumeOptions, type RunOptions } from "./run.js";
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -19,7 +19,12 @@ program
   .command("run")
   .description("Run a request end to end: plan, sub-agents, approvals, answer.")
   .argument("[request]", "what you want done, in words")
-  .addOption(new Option("--sample <n>", `run bundled sample request n (1-${SAMPLES.length}; see keel samples)`).argParser(positiveInt))
+  .addOption(
+    new Option(
+      "--sample <n>",
+      `run bundled sample request n (1-${SAMPLES.length}; see keel samples)`,
+    ).argParser(positiveInt),
+  )
   .option("--no-input", "never prompt: stop at an approval and print how to resume")
   .option("--json", "print one JSON object (thread id, status, plan, results, answer, pending approval)")
   .option("--thread-id <id>", "use this thread id instead of a new one")
@@ -34,7 +39,7 @@ Examples:
   keel run --sample 1
   keel run --no-input --json "Email ops@harbor.example that the drill moves to Friday"`,
   )
-  .action(async (request: string | undefined, opts) => {
+  .action(async (request: string | undefined, opts: RunOptions) => {
     process.exitCode = await runCommand(loadConfig(), request, opts);
   });
 
@@ -50,7 +55,7 @@ program
   .option("--no-input", "never prompt at a further approval")
   .option("--json", "print one JSON object")
   .addHelpText("after", "\nExit codes: 0 done, 1 failed, 2 bad input, 3 waiting for approval.")
-  .action(async (threadId: string, opts) => {
+  .action(async (threadId: string, opts: ResumeOptions) => {
     process.exitCode = await resumeCommand(loadConfig(), threadId, opts);
   });
 
@@ -63,7 +68,8 @@ program
       console.log(JSON.stringify(SAMPLES, null, 2));
       return;
     }
-    for (const s of SAMPLES) console.log(`${String(s.id).padStart(2)}. [${s.agents.join(", ")}] ${s.request}`);
+    for (const s of SAMPLES)
+      console.log(`${String(s.id).padStart(2)}. [${s.agents.join(", ")}] ${s.request}`);
   });
 
 try {
@@ -72,9 +78,16 @@ try {
   const commanderError = error as { code?: string; exitCode?: number };
   if (commanderError.code?.startsWith("commander.")) {
     // commander already printed the message; help and version are not errors
-    process.exitCode = commanderError.code === "commander.helpDisplayed" || commanderError.code === "commander.version" ? 0 : 2;
+    process.exitCode =
+      commanderError.code === "commander.helpDisplayed" || commanderError.code === "commander.version"
+        ? 0
+        : 2;
   } else {
-    console.error(isKeelError(error) ? `keel: ${error.name}: ${error.message}` : `keel: ${(error as Error).stack ?? String(error)}`);
+    console.error(
+      isKeelError(error)
+        ? `keel: ${error.name}: ${error.message}`
+        : `keel: ${(error as Error).stack ?? String(error)}`,
+    );
     process.exitCode = exitCodeFor(error);
   }
 }

@@ -21,7 +21,8 @@ export function renderEvent(event: ProgressEvent, write: (line: string) => void)
       write(`    ${event.task_id} ${event.tool} ${short(JSON.stringify(event.args), 120)}`);
       break;
     case "tool_result":
-      if (event.status !== "ok") write(`    ${event.task_id} ${event.tool} -> ${event.status}: ${short(event.detail, 160)}`);
+      if (event.status !== "ok")
+        write(`    ${event.task_id} ${event.tool} -> ${event.status}: ${short(event.detail, 160)}`);
       break;
     case "agent_done":
       write(`  < ${event.task_id} ${event.agent} ${event.status}: ${short(event.summary, 160)}`);

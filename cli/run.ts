@@ -14,11 +14,11 @@ interface CommonOptions {
   json?: boolean;
   reviewer: string;
 }
-interface RunOptions extends CommonOptions {
+export interface RunOptions extends CommonOptions {
   sample?: number;
   threadId?: string;
 }
-interface ResumeOptions extends CommonOptions {
+export interface ResumeOptions extends CommonOptions {
   approve?: boolean;
   reject?: boolean;
   edit?: string;
@@ -26,35 +26,49 @@ interface ResumeOptions extends CommonOptions {
 }
 
 function pickRequest(request: string | undefined, sample: number | undefined): string {
-  if (request !== undefined && sample !== undefined) throw new InputError("Give either a request or --sample, not both.");
+  if (request !== undefined && sample !== undefined)
+    throw new InputError("Give either a request or --sample, not both.");
   if (sample !== undefined) {
     const found = SAMPLES.find((s) => s.id === sample);
-    if (!found) throw new InputError(`There is no sample ${sample}; samples are 1-${SAMPLES.length} (keel samples lists them).`);
+    if (!found)
+      throw new InputError(
+        `There is no sample ${sample}; samples are 1-${SAMPLES.length} (keel samples lists them).`,
+      );
     return found.request;
   }
-  if (request === undefined) throw new InputError('Say what you want done: keel run "<request>", or keel run --sample 1.');
+  if (request === undefined)
+    throw new InputError('Say what you want done: keel run "<request>", or keel run --sample 1.');
   return request;
 }
 
 /** Parses --approve/--reject/--edit/--reason into one decision; a malformed combination is bad input. */
 export function decisionFromFlags(opts: ResumeOptions): ApprovalDecision {
   if (opts.approve && opts.reject) throw new InputError("Give --approve or --reject, not both.");
-  if (opts.reject && opts.edit !== undefined) throw new InputError("--edit approves with changes; it cannot go with --reject.");
+  if (opts.reject && opts.edit !== undefined)
+    throw new InputError("--edit approves with changes; it cannot go with --reject.");
   if (!opts.approve && !opts.reject && opts.edit === undefined) {
     throw new InputError("Say what to do: --approve, --reject [--reason …] or --edit '<json>'.");
   }
-  if (opts.reject) return { action: "reject", reviewer: opts.reviewer, ...(opts.reason ? { reason: opts.reason } : {}) };
+  if (opts.reject)
+    return { action: "reject", reviewer: opts.reviewer, ...(opts.reason ? { reason: opts.reason } : {}) };
   if (opts.edit !== undefined) {
     let args: unknown;
     try {
       args = JSON.parse(opts.edit);
     } catch (error) {
-      throw new InputError(`--edit must be a JSON object, e.g. '{"subject": "New subject"}' (${(error as Error).message}).`);
+      throw new InputError(
+        `--edit must be a JSON object, e.g. '{"subject": "New subject"}' (${(error as Error).message}).`,
+      );
     }
     if (!args || typeof args !== "object" || Array.isArray(args)) {
       throw new InputError(`--edit must be a JSON object of the arguments to change, got ${opts.edit}.`);
     }
-    return { action: "edit", reviewer: opts.reviewer, args: args as Record<string, unknown>, ...(opts.reason ? { reason: opts.reason } : {}) };
+    return {
+      action: "edit",
+      reviewer: opts.reviewer,
+      args: args as Record<string, unknown>,
+      ...(opts.reason ? { reason: opts.reason } : {}),
+    };
   }
   return { action: "approve", reviewer: opts.reviewer, ...(opts.reason ? { reason: opts.reason } : {}) };
 }
@@ -62,7 +76,10 @@ export function decisionFromFlags(opts: ResumeOptions): ApprovalDecision {
 /** Drives a run to its end, asking at each approval when a person is at the terminal. */
 async function follow(
   runner: Runner,
-  first: (onEvent: (e: Parameters<typeof renderEvent>[0]) => void, signal: AbortSignal) => Promise<RunOutcome>,
+  first: (
+    onEvent: (e: Parameters<typeof renderEvent>[0]) => void,
+    signal: AbortSignal,
+  ) => Promise<RunOutcome>,
   opts: CommonOptions,
 ): Promise<number> {
   const say = opts.json ? () => undefined : (line: string) => console.log(line);
@@ -100,16 +117,31 @@ async function follow(
   }
 }
 
-async function withRunner(config: KeelConfig, json: boolean | undefined, work: (runner: Runner) => Promise<number>): Promise<number> {
+async function withRunner(
+  config: KeelConfig,
+  json: boolean | undefined,
+  work: (runner: Runner) => Promise<number>,
+): Promise<number> {
   let runner: Runner | undefined;
   try {
     runner = await Runner.open(config);
     return await work(runner);
   } catch (error) {
-    const message = isKeelError(error) ? `${error.name}: ${error.message}` : ((error as Error).stack ?? String(error));
+    const message = isKeelError(error)
+      ? `${error.name}: ${error.message}`
+      : ((error as Error).stack ?? String(error));
     if (json) {
       const code = isKeelError(error) ? error.code : "internal";
-      console.log(JSON.stringify({ status: "error", error: { code, name: (error as Error).name, message: (error as Error).message } }, null, 2));
+      console.log(
+        JSON.stringify(
+          {
+            status: "error",
+            error: { code, name: (error as Error).name, message: (error as Error).message },
+          },
+          null,
+          2,
+        ),
+      );
     }
     console.error(`keel: ${message}`);
     return exitCodeFor(error);
@@ -118,7 +150,11 @@ async function withRunner(config: KeelConfig, json: boolean | undefined, work: (
   }
 }
 
-export async function runCommand(config: KeelConfig, requestArg: string | undefined, opts: RunOptions): Promise<number> {
+export async function runCommand(
+  config: KeelConfig,
+  requestArg: string | undefined,
+  opts: RunOptions,
+): Promise<number> {
   let request: string;
   try {
     request = checkRequest(pickRequest(requestArg, opts.sample), config.limits.maxRequestChars);
@@ -127,12 +163,22 @@ export async function runCommand(config: KeelConfig, requestArg: string | undefi
   }
   const threadId = opts.threadId ?? randomUUID();
   return withRunner(config, opts.json, async (runner) => {
-    if (!opts.json) console.log(`keel: thread ${threadId} · ${describeModel(config)} · ${runner.db.kind} Postgres`);
-    return follow(runner, (onEvent, signal) => runner.start(request, threadId, config.limits.maxRequestChars, { onEvent, signal }), opts);
+    if (!opts.json)
+      console.log(`keel: thread ${threadId} · ${describeModel(config)} · ${runner.db.kind} Postgres`);
+    return follow(
+      runner,
+      (onEvent, signal) =>
+        runner.start(request, threadId, config.limits.maxRequestChars, { onEvent, signal }),
+      opts,
+    );
   });
 }
 
-export async function resumeCommand(config: KeelConfig, threadId: string, opts: ResumeOptions): Promise<number> {
+export async function resumeCommand(
+  config: KeelConfig,
+  threadId: string,
+  opts: ResumeOptions,
+): Promise<number> {
   let decision: ApprovalDecision;
   try {
     decision = decisionFromFlags(opts);
@@ -147,7 +193,13 @@ export async function resumeCommand(config: KeelConfig, threadId: string, opts: 
 /** Bad arguments are reported before any database is opened. */
 function withRunnerless(error: unknown, json: boolean | undefined): number {
   if (json && isKeelError(error)) {
-    console.log(JSON.stringify({ status: "error", error: { code: error.code, name: error.name, message: error.message } }, null, 2));
+    console.log(
+      JSON.stringify(
+        { status: "error", error: { code: error.code, name: error.name, message: error.message } },
+        null,
+        2,
+      ),
+    );
   }
   console.error(`keel: ${isKeelError(error) ? `${error.name}: ${error.message}` : String(error)}`);
   return exitCodeFor(error);

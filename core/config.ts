@@ -51,7 +51,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     model: {
       apiKey: nonEmpty("OPENAI_API_KEY"),
       baseURL: nonEmpty("OPENAI_BASE_URL"),
-      name: nonEmpty("KEEL_MODEL") ?? (nonEmpty("OPENAI_API_KEY") || nonEmpty("OPENAI_BASE_URL") ? "gpt-4o-mini" : "offline"),
+      name:
+        nonEmpty("KEEL_MODEL") ??
+        (nonEmpty("OPENAI_API_KEY") || nonEmpty("OPENAI_BASE_URL") ? "gpt-4o-mini" : "offline"),
     },
     limits: {
       maxRequestChars: intFrom(env, "KEEL_MAX_REQUEST_CHARS", 4000),

@@ -19,7 +19,12 @@ export class KeelError extends Error {
   /** Who caused it: the person or script calling Keel, the model's output, or Keel/its environment. */
   readonly fault: "user" | "model" | "system";
 
-  constructor(code: KeelErrorCode, fault: "user" | "model" | "system", message: string, options?: ErrorOptions) {
+  constructor(
+    code: KeelErrorCode,
+    fault: "user" | "model" | "system",
+    message: string,
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;

@@ -19,8 +19,18 @@ export const SAMPLES: readonly SampleRequest[] = [
     agents: ["research", "data", "code", "communication"],
     needsApproval: true,
   },
-  { id: 2, request: "What does the incident response runbook say about SEV1 incidents?", agents: ["research"], needsApproval: false },
-  { id: 3, request: "Which 5 customers generated the most revenue in 2025?", agents: ["data"], needsApproval: false },
+  {
+    id: 2,
+    request: "What does the incident response runbook say about SEV1 incidents?",
+    agents: ["research"],
+    needsApproval: false,
+  },
+  {
+    id: 3,
+    request: "Which 5 customers generated the most revenue in 2025?",
+    agents: ["data"],
+    needsApproval: false,
+  },
   { id: 4, request: "Calculate the first 15 Fibonacci numbers", agents: ["code"], needsApproval: false },
   {
     id: 5,
@@ -30,17 +40,24 @@ export const SAMPLES: readonly SampleRequest[] = [
   },
   {
     id: 6,
-    request: "How many orders were placed each month in 2025, and what was the average month-over-month growth?",
+    request:
+      "How many orders were placed each month in 2025, and what was the average month-over-month growth?",
     agents: ["data", "code"],
     needsApproval: false,
   },
   {
     id: 7,
-    request: "Look up our data retention policy and remind all-staff@harbor.example how long application logs are kept",
+    request:
+      "Look up our data retention policy and remind all-staff@harbor.example how long application logs are kept",
     agents: ["research", "communication"],
     needsApproval: true,
   },
-  { id: 8, request: "Find the refund policy and count refunded orders by region", agents: ["research", "data"], needsApproval: false },
+  {
+    id: 8,
+    request: "Find the refund policy and count refunded orders by region",
+    agents: ["research", "data"],
+    needsApproval: false,
+  },
   { id: 9, request: "Is 7919 a prime number?", agents: ["code"], needsApproval: false },
   {
     id: 10,

@@ -1,5 +1,7 @@
 import { z } from "zod";
+import { AGENTS } from "../agents/index.js";
 import { InputError } from "../core/errors.js";
+import { validateArgs } from "../tools/contract.js";
 
 /** One risky tool call waiting for a person. */
 export const PendingAction = z.object({
@@ -22,7 +24,9 @@ export type ApprovalRequest = z.infer<typeof ApprovalRequest>;
 
 /** A person's decision on one action. */
 export const ApprovalDecision = z.object({
-  action: z.enum(["approve", "edit", "reject"]).describe("approve as proposed, approve with edited arguments, or reject"),
+  action: z
+    .enum(["approve", "edit", "reject"])
+    .describe("approve as proposed, approve with edited arguments, or reject"),
   args: z.record(z.string(), z.unknown()).optional().describe("With edit: the arguments to change"),
   reason: z.string().optional().describe("Why; shown to the agent on reject"),
   reviewer: z.string().optional().describe("Who decided"),
@@ -37,7 +41,10 @@ export const ApprovalResume = z.union([
 export type ApprovalResume = z.infer<typeof ApprovalResume>;
 
 /** Maps a resume value onto the pending actions; a malformed or incomplete answer is refused, not guessed. */
-export function resolveDecisions(resume: unknown, pending: readonly PendingAction[]): Map<string, ApprovalDecision> {
+export function resolveDecisions(
+  resume: unknown,
+  pending: readonly PendingAction[],
+): Map<string, ApprovalDecision> {
   const parsed = ApprovalResume.safeParse(resume);
   if (!parsed.success) {
     throw new InputError(
@@ -50,12 +57,34 @@ export function resolveDecisions(resume: unknown, pending: readonly PendingActio
   for (const action of pending) {
     const decision = "decisions" in parsed.data ? parsed.data.decisions[action.tool_call_id] : parsed.data;
     if (!decision) {
-      throw new InputError(`No decision was given for ${action.tool} (${action.tool_call_id}).`, "invalid_argument");
+      throw new InputError(
+        `No decision was given for ${action.tool} (${action.tool_call_id}).`,
+        "invalid_argument",
+      );
     }
     if (decision.action === "edit" && !decision.args) {
-      throw new InputError(`An edit of ${action.tool} needs "args" with the new arguments.`, "invalid_argument");
+      throw new InputError(
+        `An edit of ${action.tool} needs "args" with the new arguments.`,
+        "invalid_argument",
+      );
     }
     decisions.set(action.tool_call_id, decision);
   }
   return decisions;
+}
+
+/** Edited arguments must still satisfy each tool's contract; callers check before touching the run. */
+export function checkEditedArgs(actions: readonly PendingAction[], edit: Record<string, unknown>): void {
+  const tools = Object.values(AGENTS).flatMap((agent) => agent.tools);
+  for (const action of actions) {
+    const tool = tools.find((t) => t.name === action.tool);
+    if (!tool) continue;
+    const checked = validateArgs(tool, { ...(action.args as object), ...edit });
+    if (!checked.ok) {
+      throw new InputError(
+        `The edited arguments for ${action.tool} are not valid: ${checked.error}.`,
+        "invalid_argument",
+      );
+    }
+  }
 }

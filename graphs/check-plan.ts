@@ -16,7 +16,7 @@ function zodProblems(proposal: unknown): string[] {
     if (last === "type" && issue.code === "invalid_value") {
       const tasks = (proposal as { tasks?: { type?: unknown; task_id?: unknown }[] }).tasks;
       const task = tasks?.[Number(issue.path[1])];
-      return `task ${String(task?.task_id ?? issue.path[1])} asks for unknown agent type "${String(task?.type)}" (known: ${AGENT_TYPES.join(", ")})`;
+      return `task ${JSON.stringify(task?.task_id ?? issue.path[1])} asks for unknown agent type ${JSON.stringify(task?.type)} (known: ${AGENT_TYPES.join(", ")})`;
     }
     return `${where || "plan"}: ${issue.message}`;
   });
@@ -51,7 +51,12 @@ function findCycle(tasks: readonly { task_id: string; depends_on: string[] }[]):
  * Turns the planner's proposal into a checked Plan, or throws a PlanError that lists every problem found:
  * schema, unknown agent types, duplicate ids, dangling or cyclic depends_on, too many tasks.
  */
-export function checkPlan(proposal: unknown, request: string, rootId: string | null, limits: PlanLimits): Plan {
+export function checkPlan(
+  proposal: unknown,
+  request: string,
+  rootId: string | null,
+  limits: PlanLimits,
+): Plan {
   const schemaProblems = zodProblems(proposal);
   if (schemaProblems.length > 0) throw new PlanError(schemaProblems);
   const { tasks } = PlanProposal.parse(proposal);

@@ -12,7 +12,14 @@ import {
 } from "@langchain/langgraph";
 import { z } from "zod";
 import { AGENTS } from "../agents/index.js";
-import { AGENT_TYPES, AgentResult, Plan, PlanProposal, type AgentTask, type AgentType } from "../agents/contracts.js";
+import {
+  AGENT_TYPES,
+  AgentResult,
+  Plan,
+  PlanProposal,
+  type AgentTask,
+  type AgentType,
+} from "../agents/contracts.js";
 import { PlanError } from "../core/errors.js";
 import { checkRequest } from "../policy/input.js";
 import { checkPlan } from "./check-plan.js";
@@ -33,10 +40,13 @@ export const OrchestratorState = new StateSchema({
   proposal: z.unknown().optional().describe("The planner's raw reply, before check_plan"),
   plan: Plan.optional(),
   wave: z.number().int().default(0).describe("How many dispatch waves have started"),
-  results: new ReducedValue(z.array(AgentResult).default(() => []), {
-    inputSchema: z.array(AgentResult),
-    reducer: mergeResults,
-  }),
+  results: new ReducedValue(
+    z.array(AgentResult).default(() => []),
+    {
+      inputSchema: z.array(AgentResult),
+      reducer: mergeResults,
+    },
+  ),
   final_answer: z.string().optional().describe("The synthesized answer"),
 });
 type State = typeof OrchestratorState.State;
@@ -58,13 +68,17 @@ const SYNTHESIZER_PROMPT = `You are Keel's orchestrator. Write the final answer 
 
 /** A task's context plus what the tasks it depends on found. */
 function withDependencyResults(task: AgentTask, results: readonly AgentResult[]): AgentTask {
-  const found = task.depends_on.map((id) => results.find((r) => r.task_id === id)).filter((r) => r !== undefined);
+  const found = task.depends_on
+    .map((id) => results.find((r) => r.task_id === id))
+    .filter((r) => r !== undefined);
   if (found.length === 0) return task;
   const lines = found.map((r) => {
     const data = r.data === undefined ? "" : `\nData: ${JSON.stringify(r.data).slice(0, 6000)}`;
     return `[${r.task_id}] ${r.summary}${data}`;
   });
-  const context = [task.context, `Results of earlier tasks:\n${lines.join("\n")}`].filter(Boolean).join("\n\n");
+  const context = [task.context, `Results of earlier tasks:\n${lines.join("\n")}`]
+    .filter(Boolean)
+    .join("\n\n");
   return { ...task, context };
 }
 
@@ -83,10 +97,15 @@ function resultsText(state: State): string {
  */
 export function buildOrchestratorGraph(deps: GraphDeps) {
   const subgraphs = Object.fromEntries(
-    AGENT_TYPES.map((type) => [type, buildSubagentGraph(AGENTS[type], deps).compile({ name: `${type}_agent` })]),
+    AGENT_TYPES.map((type) => [
+      type,
+      buildSubagentGraph(AGENTS[type], deps).compile({ name: `${type}_agent` }),
+    ]),
   ) as Record<AgentType, ReturnType<ReturnType<typeof buildSubagentGraph>["compile"]>>;
 
-  const guardInput = (state: State): Update => ({ request: checkRequest(state.request, deps.limits.maxRequestChars) });
+  const guardInput = (state: State): Update => ({
+    request: checkRequest(state.request, deps.limits.maxRequestChars),
+  });
 
   const plan = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
     const planner = deps.model("planner").withStructuredOutput(PlanProposal, { name: "submit_plan" });
@@ -100,9 +119,12 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
       if (isGraphBubbleUp(error) || config.signal?.aborted) throw error;
       // The structured-output parser refused the model's reply: that is a bad plan, not a crash.
       if ((error as Error).name === "OutputParserException") {
-        throw new PlanError([`the model's reply is not a valid plan (${(error as Error).message.slice(0, 300)})`], {
-          cause: error,
-        });
+        throw new PlanError(
+          [`the model's reply is not a valid plan (${(error as Error).message.slice(0, 300)})`],
+          {
+            cause: error,
+          },
+        );
       }
       throw error;
     }
@@ -113,7 +135,12 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
     const checked = checkPlan(state.proposal, state.request, rootId, deps.limits);
     emit(config, {
       type: "plan",
-      tasks: checked.tasks.map((t) => ({ task_id: t.task_id, type: t.type, objective: t.objective, depends_on: t.depends_on })),
+      tasks: checked.tasks.map((t) => ({
+        task_id: t.task_id,
+        type: t.type,
+        objective: t.objective,
+        depends_on: t.depends_on,
+      })),
     });
     return { plan: checked };
   };
@@ -171,7 +198,10 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
     const reply = await deps
       .model("synthesizer")
       .invoke(
-        [new SystemMessage(SYNTHESIZER_PROMPT), new HumanMessage(`Request: ${state.request}\n\nTask results:\n${resultsText(state)}`)],
+        [
+          new SystemMessage(SYNTHESIZER_PROMPT),
+          new HumanMessage(`Request: ${state.request}\n\nTask results:\n${resultsText(state)}`),
+        ],
         { signal: config.signal },
       );
     const text = typeof reply.content === "string" ? reply.content : JSON.stringify(reply.content);
@@ -180,30 +210,38 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
   };
 
   // Declaring the compiled sub-agent as the node's subgraph lets Studio and getSubgraphs() show it.
-  const asSubgraph = (type: AgentType) => ({ subgraphs: [subgraphs[type]] as unknown as AddNodeOptions["subgraphs"] });
-  return new StateGraph(OrchestratorState, { input: OrchestratorInput, output: OrchestratorOutput })
-    .addNode("guard_input", guardInput)
-    .addNode("planner", plan)
-    .addNode("check_plan", checkPlanNode)
-    .addNode("dispatch", dispatch)
-    .addNode("research", runSubagentNode("research", subgraphs.research), asSubgraph("research"))
-    .addNode("code", runSubagentNode("code", subgraphs.code), asSubgraph("code"))
-    .addNode("data", runSubagentNode("data", subgraphs.data), asSubgraph("data"))
-    .addNode("communication", runSubagentNode("communication", subgraphs.communication), asSubgraph("communication"))
-    .addNode("collect", collect)
-    .addNode("synthesize", synthesize)
-    .addEdge(START, "guard_input")
-    .addEdge("guard_input", "planner")
-    .addEdge("planner", "check_plan")
-    .addEdge("check_plan", "dispatch")
-    .addConditionalEdges("dispatch", route, [...AGENT_TYPES, "synthesize"])
-    // One edge per agent (not a join): collect runs once after whichever agents ran in this wave.
-    .addEdge("research", "collect")
-    .addEdge("code", "collect")
-    .addEdge("data", "collect")
-    .addEdge("communication", "collect")
-    .addEdge("collect", "dispatch")
-    .addEdge("synthesize", END);
+  const asSubgraph = (type: AgentType) => ({
+    subgraphs: [subgraphs[type]] as unknown as AddNodeOptions["subgraphs"],
+  });
+  return (
+    new StateGraph(OrchestratorState, { input: OrchestratorInput, output: OrchestratorOutput })
+      .addNode("guard_input", guardInput)
+      .addNode("planner", plan)
+      .addNode("check_plan", checkPlanNode)
+      .addNode("dispatch", dispatch)
+      .addNode("research", runSubagentNode("research", subgraphs.research), asSubgraph("research"))
+      .addNode("code", runSubagentNode("code", subgraphs.code), asSubgraph("code"))
+      .addNode("data", runSubagentNode("data", subgraphs.data), asSubgraph("data"))
+      .addNode(
+        "communication",
+        runSubagentNode("communication", subgraphs.communication),
+        asSubgraph("communication"),
+      )
+      .addNode("collect", collect)
+      .addNode("synthesize", synthesize)
+      .addEdge(START, "guard_input")
+      .addEdge("guard_input", "planner")
+      .addEdge("planner", "check_plan")
+      .addEdge("check_plan", "dispatch")
+      .addConditionalEdges("dispatch", route, [...AGENT_TYPES, "synthesize"])
+      // One edge per agent (not a join): collect runs once after whichever agents ran in this wave.
+      .addEdge("research", "collect")
+      .addEdge("code", "collect")
+      .addEdge("data", "collect")
+      .addEdge("communication", "collect")
+      .addEdge("collect", "dispatch")
+      .addEdge("synthesize", END)
+  );
 }
 
 type CompiledSubagent = ReturnType<ReturnType<typeof buildSubagentGraph>["compile"]>;
@@ -217,7 +255,10 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent) {
     const signal = config.signal ? AbortSignal.any([config.signal, timeout]) : timeout;
     try {
       const deadline = Date.now() + task.timeout_seconds * 1000;
-      const out = await subgraph.invoke({ task }, { ...config, signal, configurable: { ...config.configurable, keel_deadline: deadline } });
+      const out = await subgraph.invoke(
+        { task },
+        { ...config, signal, configurable: { ...config.configurable, keel_deadline: deadline } },
+      );
       if (!out.result) throw new Error(`The ${type} agent ended without a result.`);
       return { results: [out.result] };
     } catch (error) {
@@ -225,7 +266,13 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent) {
       const message = timeout.aborted
         ? `Timed out after ${task.timeout_seconds} s (timeout_seconds).`
         : `The ${type} agent failed: ${(error as Error).message}`;
-      emit(config, { type: "agent_done", task_id: task.task_id, agent: type, status: "failed", summary: message });
+      emit(config, {
+        type: "agent_done",
+        task_id: task.task_id,
+        agent: type,
+        status: "failed",
+        summary: message,
+      });
       const failed: AgentResult = {
         task_id: task.task_id,
         status: "failed",

@@ -10,7 +10,15 @@ export type ProgressEvent =
   | { type: "agent_start"; task_id: string; agent: string; objective: string }
   | { type: "agent_done"; task_id: string; agent: string; status: string; summary: string }
   | { type: "tool_call"; task_id: string; agent: string; tool: string; tool_call_id: string; args: unknown }
-  | { type: "tool_result"; task_id: string; agent: string; tool: string; tool_call_id: string; status: string; detail: string }
+  | {
+      type: "tool_result";
+      task_id: string;
+      agent: string;
+      tool: string;
+      tool_call_id: string;
+      status: string;
+      detail: string;
+    }
   | { type: "approval_requested"; task_id: string; agent: string; tools: string[] }
   | { type: "answer"; text: string };
 

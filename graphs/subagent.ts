@@ -1,4 +1,10 @@
-import { AIMessage, HumanMessage, SystemMessage, ToolMessage, type BaseMessage } from "@langchain/core/messages";
+import {
+  AIMessage,
+  HumanMessage,
+  SystemMessage,
+  ToolMessage,
+  type BaseMessage,
+} from "@langchain/core/messages";
 import {
   END,
   interrupt,
@@ -14,7 +20,12 @@ import type { AgentSpec } from "../agents/spec.js";
 import { checkToolWiring, executeTool, validateArgs, type KeelTool } from "../tools/contract.js";
 import type { ToolContext } from "../tools/context.js";
 import { recordToolCall } from "../tools/log.js";
-import { resolveDecisions, type ApprovalDecision, type ApprovalRequest, type PendingAction } from "./approval.js";
+import {
+  resolveDecisions,
+  type ApprovalDecision,
+  type ApprovalRequest,
+  type PendingAction,
+} from "./approval.js";
 import type { GraphDeps } from "./deps.js";
 import { emit } from "./progress.js";
 
@@ -26,8 +37,14 @@ export const SubagentState = new StateSchema({
   tool_calls: z.number().int().default(0).describe("Tool calls made"),
   tokens: z.number().int().default(0).describe("Tokens reported by the model"),
   last_output: z.unknown().optional().describe("Output of the last successful tool call"),
-  artifacts: z.array(z.string()).default(() => []).describe("Ids of things the tools produced"),
-  rejections: z.array(z.string()).default(() => []).describe("Reasons reviewers gave for rejected actions"),
+  artifacts: z
+    .array(z.string())
+    .default(() => [])
+    .describe("Ids of things the tools produced"),
+  rejections: z
+    .array(z.string())
+    .default(() => [])
+    .describe("Reasons reviewers gave for rejected actions"),
   result: AgentResult.optional(),
 });
 type State = typeof SubagentState.State;
@@ -39,13 +56,16 @@ export const SubagentOutput = new StateSchema({ result: AgentResult.optional() }
 function textOf(message: BaseMessage | undefined): string {
   if (!message) return "";
   if (typeof message.content === "string") return message.content;
-  return message.content.map((part) => ("text" in part && typeof part.text === "string" ? part.text : "")).join("");
+  return message.content
+    .map((part) => ("text" in part && typeof part.text === "string" ? part.text : ""))
+    .join("");
 }
 
 export function taskBrief(task: AgentTask): string {
   const lines = [`Task ${task.task_id}: ${task.objective}`];
   if (task.context.trim()) lines.push(`Context:\n${task.context}`);
-  if (task.constraints.length) lines.push(`Constraints:\n${task.constraints.map((c) => `- ${c}`).join("\n")}`);
+  if (task.constraints.length)
+    lines.push(`Constraints:\n${task.constraints.map((c) => `- ${c}`).join("\n")}`);
   return lines.join("\n\n");
 }
 
@@ -95,18 +115,26 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
     const model = deps.model(spec.type);
     if (!model.bindTools) throw new Error(`The model for ${spec.type} cannot call tools.`);
     const bound = model.bindTools(spec.tools.map((t) => t.definition));
-    const reply = await bound.invoke([new SystemMessage(spec.prompt), ...state.messages], { signal: config.signal });
+    const reply = await bound.invoke([new SystemMessage(spec.prompt), ...state.messages], {
+      signal: config.signal,
+    });
     const usage = (reply as AIMessage).usage_metadata?.total_tokens ?? 0;
     return { messages: [reply], steps: state.steps + 1, tokens: state.tokens + usage };
   };
 
   const runTools = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
-    const calls = toolCallsOf(state.messages.at(-1)).map((call, i) => ({ ...call, id: call.id ?? `${state.task.task_id}_${state.steps}_${i}` }));
+    const calls = toolCallsOf(state.messages.at(-1)).map((call, i) => ({
+      ...call,
+      id: call.id ?? `${state.task.task_id}_${state.steps}_${i}`,
+    }));
     const threadId = String(config.configurable?.thread_id ?? "standalone");
     const context = (toolCallId: string, approvedBy?: string): ToolContext => ({
       db: deps.db,
       signal: config.signal ?? new AbortController().signal,
-      deadline: typeof config.configurable?.keel_deadline === "number" ? config.configurable.keel_deadline : undefined,
+      deadline:
+        typeof config.configurable?.keel_deadline === "number"
+          ? config.configurable.keel_deadline
+          : undefined,
       threadId,
       toolCallId: `${state.task.task_id}/${toolCallId}`,
       agent: spec.type,
@@ -120,7 +148,12 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
       .map((c) => ({ tool_call_id: c.id, tool: c.name, args: c.args, risk: tools.get(c.name)!.risk }));
     let decisions = new Map<string, ApprovalDecision>();
     if (pending.length > 0) {
-      emit(config, { type: "approval_requested", task_id: state.task.task_id, agent: spec.type, tools: pending.map((p) => p.tool) });
+      emit(config, {
+        type: "approval_requested",
+        task_id: state.task.task_id,
+        agent: spec.type,
+        tools: pending.map((p) => p.tool),
+      });
       const request: ApprovalRequest = {
         kind: "approval",
         task_id: state.task.task_id,
@@ -149,13 +182,37 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
       if (decision?.action === "reject") {
         const reason = decision.reason ? `: ${decision.reason}` : "";
         rejections.push(`${call.name} rejected by ${decision.reviewer ?? "a reviewer"}${reason}`);
-        await recordToolCall(context(call.id), call.name, call.args, { status: "rejected", error: decision.reason }, 0);
-        reply(`A person rejected this ${call.name} call${reason}. Do not try it again; report that it was not done.`, "error");
-        emit(config, { type: "tool_result", task_id: state.task.task_id, agent: spec.type, tool: call.name, tool_call_id: call.id, status: "rejected", detail: decision.reason ?? "" });
+        await recordToolCall(
+          context(call.id),
+          call.name,
+          call.args,
+          { status: "rejected", error: decision.reason },
+          0,
+        );
+        reply(
+          `A person rejected this ${call.name} call${reason}. Do not try it again; report that it was not done.`,
+          "error",
+        );
+        emit(config, {
+          type: "tool_result",
+          task_id: state.task.task_id,
+          agent: spec.type,
+          tool: call.name,
+          tool_call_id: call.id,
+          status: "rejected",
+          detail: decision.reason ?? "",
+        });
         continue;
       }
       if (decision?.action === "edit") args = { ...(call.args as object), ...decision.args };
-      emit(config, { type: "tool_call", task_id: state.task.task_id, agent: spec.type, tool: call.name, tool_call_id: call.id, args });
+      emit(config, {
+        type: "tool_call",
+        task_id: state.task.task_id,
+        agent: spec.type,
+        tool: call.name,
+        tool_call_id: call.id,
+        args,
+      });
       const outcome = await executeTool(tool, args, context(call.id, decision?.reviewer));
       emit(config, {
         type: "tool_result",
@@ -185,7 +242,10 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
   const finish = (state: State, config: LangGraphRunnableConfig): Update => {
     const result: AgentResult = state.result ?? {
       task_id: state.task.task_id,
-      status: state.rejections.length > 0 && !state.artifacts.some((a) => a.startsWith("outbox:")) ? "rejected" : "done",
+      status:
+        state.rejections.length > 0 && !state.artifacts.some((a) => a.startsWith("outbox:"))
+          ? "rejected"
+          : "done",
       summary: textOf(state.messages.at(-1)) || "(no summary)",
       data: state.last_output,
       artifacts: state.artifacts,
@@ -195,7 +255,13 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
       cost_usd: 0,
       ...(state.rejections.length > 0 ? { error: state.rejections.join("; ") } : {}),
     };
-    emit(config, { type: "agent_done", task_id: result.task_id, agent: spec.type, status: result.status, summary: result.summary });
+    emit(config, {
+      type: "agent_done",
+      task_id: result.task_id,
+      agent: spec.type,
+      status: result.status,
+      summary: result.summary,
+    });
     return { result };
   };
 

@@ -11,7 +11,10 @@ let announced = false;
  * The one model factory. An OpenAI key or base URL selects `ChatOpenAI` (any OpenAI-compatible server);
  * with neither, or with KEEL_MODEL=offline, Keel's deterministic offline model is used and says so once.
  */
-export function createModel(config: KeelConfig, notice: (line: string) => void = (l) => console.error(l)): BaseChatModel {
+export function createModel(
+  config: KeelConfig,
+  notice: (line: string) => void = (l) => console.error(l),
+): BaseChatModel {
   const { apiKey, baseURL, name } = config.model;
   if (name === "offline" || (!apiKey && !baseURL)) {
     if (!announced) {

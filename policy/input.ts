@@ -10,7 +10,9 @@ export function checkRequest(request: unknown, maxChars: number): string {
   }
   const trimmed = request.trim();
   if (trimmed.length === 0) {
-    throw new InputError('The request is empty. Say what you want done, e.g. keel run "Summarize our refund policy".');
+    throw new InputError(
+      'The request is empty. Say what you want done, e.g. keel run "Summarize our refund policy".',
+    );
   }
   if (trimmed.length > maxChars) {
     throw new InputError(

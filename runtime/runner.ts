@@ -1,34 +1,15 @@
 import { Command } from "@langchain/langgraph";
 import type { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type { AgentResult, Plan } from "../agents/contracts.js";
-import { AGENTS } from "../agents/index.js";
-import { validateArgs } from "../tools/contract.js";
 import { openDatabase, type Database } from "../checkpoints/database.js";
 import { createCheckpointer } from "../checkpoints/saver.js";
 import type { KeelConfig } from "../core/config.js";
 import { InputError, NotFoundError } from "../core/errors.js";
-import { ApprovalRequest, ApprovalResume } from "../graphs/approval.js";
-import type { GraphDeps } from "../graphs/deps.js";
+import { ApprovalRequest, ApprovalResume, checkEditedArgs } from "../graphs/approval.js";
+import { defaultDeps, type GraphDeps } from "../graphs/deps.js";
 import { buildOrchestratorGraph } from "../graphs/orchestrator.js";
 import { asProgressEvent, type ProgressEvent } from "../graphs/progress.js";
-import { createModel } from "../models/index.js";
 import { checkRequest } from "../policy/input.js";
-
-/** Edited arguments must still satisfy the tool's contract; checked before the run is touched. */
-function checkEdit(pending: readonly PendingApproval[], edit: Record<string, unknown>): void {
-  for (const p of pending) {
-    for (const action of p.request.actions) {
-      const tool = Object.values(AGENTS)
-        .flatMap((a) => a.tools)
-        .find((t) => t.name === action.tool);
-      if (!tool) continue;
-      const checked = validateArgs(tool, { ...(action.args as object), ...edit });
-      if (!checked.ok) {
-        throw new InputError(`The edited arguments for ${action.tool} are not valid: ${checked.error}.`, "invalid_argument");
-      }
-    }
-  }
-}
 
 /** One approval a run is waiting for. */
 export interface PendingApproval {
@@ -67,11 +48,10 @@ export class Runner {
     const db = await openDatabase(config);
     try {
       const checkpointer = await createCheckpointer(db);
-      let model: ReturnType<typeof createModel> | undefined;
       const graph = buildOrchestratorGraph({
-        model: deps?.model ?? (() => (model ??= createModel(config))),
-        db: deps?.db ?? (() => Promise.resolve(db.pool)),
-        limits: deps?.limits ?? config.limits,
+        ...defaultDeps(config),
+        db: () => Promise.resolve(db.pool),
+        ...deps,
       }).compile({ checkpointer, name: "orchestrator" });
       return new Runner(db, checkpointer, graph);
     } catch (error) {
@@ -85,10 +65,18 @@ export class Runner {
   }
 
   /** Starts a new run on `threadId`. The request is checked before anything is stored. */
-  async start(request: string, threadId: string, maxChars: number, options: DriveOptions = {}): Promise<RunOutcome> {
+  async start(
+    request: string,
+    threadId: string,
+    maxChars: number,
+    options: DriveOptions = {},
+  ): Promise<RunOutcome> {
     const checked = checkRequest(request, maxChars);
     if (await this.exists(threadId)) {
-      throw new InputError(`Thread ${threadId} already has a run. Use keel resume, or pick another --thread-id.`, "conflict");
+      throw new InputError(
+        `Thread ${threadId} already has a run. Use keel resume, or pick another --thread-id.`,
+        "conflict",
+      );
     }
     return this.drive({ request: checked }, threadId, options);
   }
@@ -100,13 +88,24 @@ export class Runner {
   async resume(threadId: string, answer: unknown, options: DriveOptions = {}): Promise<RunOutcome> {
     const current = await this.status(threadId);
     if (current.pending.length === 0) {
-      throw new InputError(`Thread ${threadId} is not waiting for approval (it is ${current.status}).`, "conflict");
+      throw new InputError(
+        `Thread ${threadId} is not waiting for approval (it is ${current.status}).`,
+        "conflict",
+      );
     }
     const parsed = ApprovalResume.safeParse(answer);
     if (!parsed.success) {
-      throw new InputError(`The approval answer is not valid: ${parsed.error.issues.map((i) => i.message).join("; ")}.`, "invalid_argument");
+      throw new InputError(
+        `The approval answer is not valid: ${parsed.error.issues.map((i) => i.message).join("; ")}.`,
+        "invalid_argument",
+      );
     }
-    if ("action" in parsed.data && parsed.data.action === "edit") checkEdit(current.pending, parsed.data.args ?? {});
+    if ("action" in parsed.data && parsed.data.action === "edit") {
+      checkEditedArgs(
+        current.pending.flatMap((p) => p.request.actions),
+        parsed.data.args ?? {},
+      );
+    }
     const resume =
       current.pending.length === 1
         ? parsed.data

@@ -21,10 +21,16 @@ export interface ToolSpec<I extends z.ZodType, O extends z.ZodType> {
 }
 
 /** A tool declared through the one contract every Keel tool goes through. */
-export interface KeelTool<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> extends ToolSpec<I, O> {
+export interface KeelTool<I extends z.ZodType = z.ZodType, O extends z.ZodType = z.ZodType> extends ToolSpec<
+  I,
+  O
+> {
   readonly needsApproval: boolean;
   /** The OpenAI-style function definition offered to the model. */
-  readonly definition: { type: "function"; function: { name: string; description: string; parameters: object } };
+  readonly definition: {
+    type: "function";
+    function: { name: string; description: string; parameters: object };
+  };
 }
 
 const NAME = /^[a-z][a-z0-9_]{1,63}$/;
@@ -37,7 +43,10 @@ export function defineTool<I extends z.ZodType, O extends z.ZodType>(spec: ToolS
   return {
     ...spec,
     needsApproval: spec.risk === "high" || spec.risk === "critical",
-    definition: { type: "function", function: { name: spec.name, description: spec.description, parameters } },
+    definition: {
+      type: "function",
+      function: { name: spec.name, description: spec.description, parameters },
+    },
   };
 }
 
@@ -47,13 +56,20 @@ export type ToolOutcome =
   | { status: "invalid_arguments" | "error" | "rejected"; content: string; error: string };
 
 function describeIssues(error: z.ZodError): string {
-  return error.issues.map((i) => `${i.path.length ? i.path.join(".") : "arguments"}: ${i.message}`).join("; ");
+  return error.issues
+    .map((i) => `${i.path.length ? i.path.join(".") : "arguments"}: ${i.message}`)
+    .join("; ");
 }
 
 /** Validates arguments against the tool's input schema without running it. */
-export function validateArgs(tool: KeelTool, args: unknown): { ok: true; args: unknown } | { ok: false; error: string } {
+export function validateArgs(
+  tool: KeelTool,
+  args: unknown,
+): { ok: true; args: unknown } | { ok: false; error: string } {
   const parsed = tool.input.safeParse(args);
-  return parsed.success ? { ok: true, args: parsed.data } : { ok: false, error: describeIssues(parsed.error) };
+  return parsed.success
+    ? { ok: true, args: parsed.data }
+    : { ok: false, error: describeIssues(parsed.error) };
 }
 
 /**
@@ -102,7 +118,9 @@ export function checkToolWiring(agent: AgentType, tools: readonly KeelTool[]): v
     if (seen.has(tool.name)) throw new Error(`Agent "${agent}" is offered two tools named "${tool.name}".`);
     seen.add(tool.name);
     if (!tool.agents.includes(agent)) {
-      throw new Error(`Tool "${tool.name}" may not be offered to agent "${agent}" (allowed: ${tool.agents.join(", ")}).`);
+      throw new Error(
+        `Tool "${tool.name}" may not be offered to agent "${agent}" (allowed: ${tool.agents.join(", ")}).`,
+      );
     }
   }
 }

@@ -47,8 +47,32 @@ const PRODUCTS: ReadonlyArray<[string, string, number]> = [
 ];
 
 const NAME_PARTS = {
-  first: ["Blue", "Granite", "Maple", "Harbor", "Summit", "Cedar", "Iron", "Silver", "Prairie", "Coastal", "Northern", "Red"],
-  second: ["Logistics", "Builders", "Foods", "Clinics", "Motors", "Retail", "Labs", "Hotels", "Energy", "Print"],
+  first: [
+    "Blue",
+    "Granite",
+    "Maple",
+    "Harbor",
+    "Summit",
+    "Cedar",
+    "Iron",
+    "Silver",
+    "Prairie",
+    "Coastal",
+    "Northern",
+    "Red",
+  ],
+  second: [
+    "Logistics",
+    "Builders",
+    "Foods",
+    "Clinics",
+    "Motors",
+    "Retail",
+    "Labs",
+    "Hotels",
+    "Energy",
+    "Print",
+  ],
   suffix: ["Inc", "LLC", "Co", "Group", "Ltd"],
 };
 
@@ -74,7 +98,12 @@ export function generateBusinessData(seed = BUSINESS_SEED): BusinessData {
   const rand = prng(seed);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
   const regions = REGIONS.map((r, i) => ({ id: i + 1, ...r }));
-  const products = PRODUCTS.map(([name, category, unit_price], i) => ({ id: i + 1, name, category, unit_price }));
+  const products = PRODUCTS.map(([name, category, unit_price], i) => ({
+    id: i + 1,
+    name,
+    category,
+    unit_price,
+  }));
   const customers: BusinessData["customers"] = [];
   const usedNames = new Set<string>();
   while (customers.length < 48) {

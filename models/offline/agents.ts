@@ -1,7 +1,15 @@
 import type { BaseMessage } from "@langchain/core/messages";
 import { writeProgram } from "./code.js";
 import { questionToSql } from "./sql.js";
-import { capitalize, emails, findingsFromContext, keywords, parseBrief, rowsFromContext, sentences } from "./text.js";
+import {
+  capitalize,
+  emails,
+  findingsFromContext,
+  keywords,
+  parseBrief,
+  rowsFromContext,
+  sentences,
+} from "./text.js";
 
 /** What the offline model decides in one sub-agent turn: tool calls to make, or a final answer. */
 export interface Turn {
@@ -49,7 +57,11 @@ const done = (content: string): Turn => ({ content, calls: [] });
 
 export function researchTurn(t: Transcript): Turn {
   const search = last(t, "search_kb");
-  if (!search) return { content: "", calls: [{ name: "search_kb", args: { query: keywords(t.objective).join(" "), limit: 3 } }] };
+  if (!search)
+    return {
+      content: "",
+      calls: [{ name: "search_kb", args: { query: keywords(t.objective).join(" "), limit: 3 } }],
+    };
   const hits = (search.value as { hits?: { id: string; title: string }[] }).hits ?? [];
   if (!search.ok || hits.length === 0) {
     return done(`I found nothing in the knowledge base about "${t.objective}".`);
@@ -70,7 +82,15 @@ export function researchTurn(t: Transcript): Turn {
 function formatRows(rows: Record<string, unknown>[]): string {
   return rows
     .slice(0, 12)
-    .map((r) => Object.values(r).map((v) => (typeof v === "number" || /^-?\d+(\.\d+)?$/.test(String(v)) ? Number(v).toLocaleString("en-US") : String(v))).join(": "))
+    .map((r) =>
+      Object.values(r)
+        .map((v) =>
+          typeof v === "number" || /^-?\d+(\.\d+)?$/.test(String(v))
+            ? Number(v).toLocaleString("en-US")
+            : String(v),
+        )
+        .join(": "),
+    )
     .join("; ");
 }
 
@@ -79,7 +99,9 @@ export function dataTurn(t: Transcript, rowLimit: number): Turn {
   const tables = last(t, "list_tables");
   if (!tables) return { content: "", calls: [{ name: "list_tables", args: {} }] };
   if (!plan) {
-    const names = ((tables.value as { tables?: { name: string }[] }).tables ?? []).map((x) => x.name).join(", ");
+    const names = ((tables.value as { tables?: { name: string }[] }).tables ?? [])
+      .map((x) => x.name)
+      .join(", ");
     return done(`I could not map "${t.objective}" onto the dataset (tables: ${names}).`);
   }
   if (!last(t, "describe_table")) {
@@ -91,7 +113,9 @@ export function dataTurn(t: Transcript, rowLimit: number): Turn {
   const { rows, truncated } = query.value as { rows: Record<string, unknown>[]; truncated: boolean };
   if (rows.length === 0) return done(`No rows match "${t.objective}".`);
   const what = plan.dimension ? `${plan.measure} by ${plan.dimension}` : plan.measure;
-  return done(`${capitalize(what)} (${rows.length} row${rows.length === 1 ? "" : "s"}${truncated ? ", truncated" : ""}): ${formatRows(rows)}.`);
+  return done(
+    `${capitalize(what)} (${rows.length} row${rows.length === 1 ? "" : "s"}${truncated ? ", truncated" : ""}): ${formatRows(rows)}.`,
+  );
 }
 
 export function codeTurn(t: Transcript): Turn {
@@ -100,36 +124,69 @@ export function codeTurn(t: Transcript): Turn {
   if (!program) return done(`I could not express "${t.objective}" as a computation.`);
   if (!run) return { content: "", calls: [{ name: "run_javascript", args: { code: program.code } }] };
   const out = run.value as { ok?: boolean; result?: unknown; error?: string };
-  if (!run.ok || !out.ok) return done(`The program for ${program.describes} failed: ${out.error ?? run.text}`);
+  if (!run.ok || !out.ok)
+    return done(`The program for ${program.describes} failed: ${out.error ?? run.text}`);
   return done(`Computed ${program.describes}: ${JSON.stringify(out.result)}`);
 }
 
-const MESSAGE_WORDS = new Set(["email", "mail", "send", "notify", "message", "remind", "inform", "ping", "findings", "results", "summary", "draft", "write"]);
+const MESSAGE_WORDS = new Set([
+  "email",
+  "mail",
+  "send",
+  "notify",
+  "message",
+  "remind",
+  "inform",
+  "ping",
+  "findings",
+  "results",
+  "summary",
+  "draft",
+  "write",
+]);
 
 function subjectFor(objective: string, hasFindings: boolean): string {
   const gist = /\b(?:that|saying|about)\s+(.+)$/i.exec(objective)?.[1];
-  const topic = gist ?? keywords(objective.replace(/\S+@\S+/g, "")).filter((w) => !MESSAGE_WORDS.has(w)).slice(0, 6).join(" ");
+  const topic =
+    gist ??
+    keywords(objective.replace(/\S+@\S+/g, ""))
+      .filter((w) => !MESSAGE_WORDS.has(w))
+      .slice(0, 6)
+      .join(" ");
   if (topic) return capitalize(topic).slice(0, 120);
   return hasFindings ? "Summary of findings" : "Update";
 }
 
 export function communicationTurn(t: Transcript): Turn {
   const recipients = emails(`${t.objective}\n${t.context}`);
-  if (recipients.length === 0) return done("No recipient address was given, so no message was drafted or sent.");
+  if (recipients.length === 0)
+    return done("No recipient address was given, so no message was drafted or sent.");
   const drafts = t.observations.filter((o) => o.tool === "draft_message");
   if (drafts.length === 0) {
     const gist = /\b(?:that|saying)\s+(.+)$/i.exec(t.objective)?.[1];
     const findings = findingsFromContext(t.context);
-    const opening = gist ? `${capitalize(gist)}.` : findings.length ? "Here is a summary of the findings:" : `${capitalize(t.objective)}.`;
+    const opening = gist
+      ? `${capitalize(gist)}.`
+      : findings.length
+        ? "Here is a summary of the findings:"
+        : `${capitalize(t.objective)}.`;
     const body = ["Hello,", opening, findings.map((f) => `- ${f}`).join("\n")].filter(Boolean).join("\n\n");
     const subject = subjectFor(t.objective, findings.length > 0);
-    return { content: "", calls: recipients.map((to) => ({ name: "draft_message", args: { to, subject, body } })) };
+    return {
+      content: "",
+      calls: recipients.map((to) => ({ name: "draft_message", args: { to, subject, body } })),
+    };
   }
   const sends = t.observations.filter((o) => o.tool === "send_message");
   if (sends.length === 0) {
-    const ready = drafts.filter((d) => d.ok).map((d) => d.value as { to: string; subject: string; body: string });
+    const ready = drafts
+      .filter((d) => d.ok)
+      .map((d) => d.value as { to: string; subject: string; body: string });
     if (ready.length === 0) return done(`The message could not be drafted: ${drafts[0]!.text}`);
-    return { content: "", calls: ready.map(({ to, subject, body }) => ({ name: "send_message", args: { to, subject, body } })) };
+    return {
+      content: "",
+      calls: ready.map(({ to, subject, body }) => ({ name: "send_message", args: { to, subject, body } })),
+    };
   }
   return done(
     sends
@@ -138,7 +195,9 @@ export function communicationTurn(t: Transcript): Turn {
           const v = s.value as { to: string; subject: string; outbox_id: number };
           return `Sent "${v.subject}" to ${v.to} (outbox #${v.outbox_id}).`;
         }
-        return /rejected/i.test(s.text) ? `The message was not sent: ${s.text.replace(/ Do not try.*$/, "")}` : `Sending failed: ${s.text}`;
+        return /rejected/i.test(s.text)
+          ? `The message was not sent: ${s.text.replace(/ Do not try.*$/, "")}`
+          : `Sending failed: ${s.text}`;
       })
       .join(" "),
   );
@@ -147,7 +206,9 @@ export function communicationTurn(t: Transcript): Turn {
 /** The orchestrator's final answer from the task results it is given. */
 export function synthesize(prompt: string): string {
   const request = /^Request: (.*)$/m.exec(prompt)?.[1] ?? "your request";
-  const blocks = [...prompt.matchAll(/^\[(\S+)\] \((\w+)\) .*\nstatus: ([^\n]*)\n([\s\S]*?)(?=\n\n\[|\s*$)/gm)];
+  const blocks = [
+    ...prompt.matchAll(/^\[(\S+)\] \((\w+)\) .*\nstatus: ([^\n]*)\n([\s\S]*?)(?=\n\n\[|\s*$)/gm),
+  ];
   const lines = blocks.map(([, id, type, status, summary]) => {
     const state = status === "done" ? "" : ` (${status})`;
     return `- [${id}] ${type}${state}: ${summary?.trim() || "no result"}`;

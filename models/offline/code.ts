@@ -19,13 +19,17 @@ function firstNumber(text: string, fallback: number): number {
 function columns(rows: Record<string, unknown>[]): { label?: string; value?: string } {
   const first = rows[0] ?? {};
   const keys = Object.keys(first);
-  const isNumeric = (k: string) => rows.every((r) => r[k] !== null && r[k] !== "" && Number.isFinite(Number(r[k])));
+  const isNumeric = (k: string) =>
+    rows.every((r) => r[k] !== null && r[k] !== "" && Number.isFinite(Number(r[k])));
   const value = [...keys].reverse().find(isNumeric);
   const label = keys.find((k) => k !== value);
   return { label, value };
 }
 
-export function writeProgram(objective: string, rows: Record<string, unknown>[] | undefined): Program | undefined {
+export function writeProgram(
+  objective: string,
+  rows: Record<string, unknown>[] | undefined,
+): Program | undefined {
   const o = objective.toLowerCase();
   if (/fibonacci/.test(o)) {
     const n = Math.min(firstNumber(o, 10), 90);
@@ -35,7 +39,8 @@ export function writeProgram(objective: string, rows: Record<string, unknown>[] 
     };
   }
   const isPrime = `function isPrime(n) {\n  if (n < 2) return false;\n  for (let d = 2; d * d <= n; d++) if (n % d === 0) return false;\n  return true;\n}\n`;
-  const primeCheck = /\bis\s+(\d+)\s+(?:a\s+)?prime\b/.exec(o) ?? /\b(\d+)\s+(?:is\s+)?(?:a\s+)?prime\b/.exec(o);
+  const primeCheck =
+    /\bis\s+(\d+)\s+(?:a\s+)?prime\b/.exec(o) ?? /\b(\d+)\s+(?:is\s+)?(?:a\s+)?prime\b/.exec(o);
   if (primeCheck && !/\bprimes\b/.test(o)) {
     const n = Number(primeCheck[1]);
     return { describes: `whether ${n} is prime`, code: `${isPrime}({ n: ${n}, prime: isPrime(${n}) });` };
@@ -44,8 +49,14 @@ export function writeProgram(objective: string, rows: Record<string, unknown>[] 
     const n = Math.min(firstNumber(o, 100), 1_000_000);
     const firstN = /\bfirst\s+\d+\s+primes\b/.test(o);
     return firstN
-      ? { describes: `the first ${n} primes`, code: `${isPrime}const out = [];\nfor (let k = 2; out.length < ${n}; k++) if (isPrime(k)) out.push(k);\nout;` }
-      : { describes: `the primes below ${n}`, code: `${isPrime}const out = [];\nfor (let k = 2; k < ${n}; k++) if (isPrime(k)) out.push(k);\nout;` };
+      ? {
+          describes: `the first ${n} primes`,
+          code: `${isPrime}const out = [];\nfor (let k = 2; out.length < ${n}; k++) if (isPrime(k)) out.push(k);\nout;`,
+        }
+      : {
+          describes: `the primes below ${n}`,
+          code: `${isPrime}const out = [];\nfor (let k = 2; k < ${n}; k++) if (isPrime(k)) out.push(k);\nout;`,
+        };
   }
   if (/factorial|\d+!/.test(o)) {
     const n = Math.min(firstNumber(o, 10), 170);

@@ -1,9 +1,21 @@
 import type { CallbackManagerForLLMRun } from "@langchain/core/callbacks/manager";
-import { BaseChatModel, type BaseChatModelCallOptions, type BindToolsInput } from "@langchain/core/language_models/chat_models";
+import {
+  BaseChatModel,
+  type BaseChatModelCallOptions,
+  type BindToolsInput,
+} from "@langchain/core/language_models/chat_models";
 import { AIMessageChunk, type BaseMessage } from "@langchain/core/messages";
 import type { ChatResult } from "@langchain/core/outputs";
 import type { Runnable } from "@langchain/core/runnables";
-import { codeTurn, communicationTurn, dataTurn, readTranscript, researchTurn, synthesize, type Turn } from "./agents.js";
+import {
+  codeTurn,
+  communicationTurn,
+  dataTurn,
+  readTranscript,
+  researchTurn,
+  synthesize,
+  type Turn,
+} from "./agents.js";
 import { planRequest } from "./planner.js";
 
 interface OfflineCallOptions extends BaseChatModelCallOptions {
@@ -31,8 +43,15 @@ export class OfflineChatModel extends BaseChatModel<OfflineCallOptions> {
     return "keel-offline";
   }
 
-  override bindTools(tools: BindToolsInput[], kwargs?: Partial<OfflineCallOptions>): Runnable<import("@langchain/core/language_models/base").BaseLanguageModelInput, import("@langchain/core/messages").AIMessageChunk, OfflineCallOptions> {
-    return this.withConfig({ ...kwargs, tools } as Partial<OfflineCallOptions>);
+  override bindTools(
+    tools: BindToolsInput[],
+    kwargs?: Partial<OfflineCallOptions>,
+  ): Runnable<
+    import("@langchain/core/language_models/base").BaseLanguageModelInput,
+    import("@langchain/core/messages").AIMessageChunk,
+    OfflineCallOptions
+  > {
+    return this.withConfig({ ...kwargs, tools });
   }
 
   private decide(messages: BaseMessage[], tools: string[]): Turn {
@@ -46,18 +65,29 @@ export class OfflineChatModel extends BaseChatModel<OfflineCallOptions> {
     if (tools.includes("run_sql")) return dataTurn(transcript, this.options.sqlRowLimit);
     if (tools.includes("run_javascript")) return codeTurn(transcript);
     if (tools.includes("send_message")) return communicationTurn(transcript);
-    const prompt = messages.filter((m) => m.getType() === "human").map((m) => String(m.content)).join("\n");
+    const prompt = messages
+      .filter((m) => m.getType() === "human")
+      .map((m) => (typeof m.content === "string" ? m.content : JSON.stringify(m.content)))
+      .join("\n");
     return { content: synthesize(prompt), calls: [] };
   }
 
-  async _generate(messages: BaseMessage[], options: this["ParsedCallOptions"], _run?: CallbackManagerForLLMRun): Promise<ChatResult> {
+  async _generate(
+    messages: BaseMessage[],
+    options: this["ParsedCallOptions"],
+    _run?: CallbackManagerForLLMRun,
+  ): Promise<ChatResult> {
     options.signal?.throwIfAborted();
     const turn = this.decide(messages, (options.tools ?? []).map(toolName));
     const taskId = readTranscript(messages).taskId;
     const step = messages.filter((m) => m.getType() === "ai").length + 1;
     const message = new AIMessageChunk({
       content: turn.content,
-      tool_calls: turn.calls.map((call, i) => ({ ...call, id: `call_${taskId}_${step}_${i + 1}`, type: "tool_call" as const })),
+      tool_calls: turn.calls.map((call, i) => ({
+        ...call,
+        id: `call_${taskId}_${step}_${i + 1}`,
+        type: "tool_call" as const,
+      })),
       usage_metadata: { input_tokens: 0, output_tokens: 0, total_tokens: 0 },
     });
     return Promise.resolve({ generations: [{ text: turn.content, message }] });

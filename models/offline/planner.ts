@@ -14,7 +14,8 @@ const SPLIT = new RegExp(
   "i",
 );
 
-const COMMUNICATION = /\b(e-?mail|mail|send|notify|message|tell|inform|remind|ping|announce|draft|write to|let .+ know)\b/i;
+const COMMUNICATION =
+  /\b(e-?mail|mail|send|notify|message|tell|inform|remind|ping|announce|draft|write to|let .+ know)\b/i;
 const EXPLICIT_CODE =
   /\b(compute|calculate|calculation|work out|javascript|script|program|simulate|fibonacci|primes?|factorial|square root|standard deviation|arithmetic)\b|\d\s*[-+*/^]\s*\d/i;
 const STATISTIC = /\b(share|percentage|percent|proportion|growth|average|mean|median|ratio|change)\b/i;
@@ -23,7 +24,8 @@ const DATASET =
 const DATA_QUESTION = /\b(how many|top \d+|which \w+ (?:had|has|have|generated|bought|sold|placed)|count)\b/i;
 const RESEARCH =
   /\b(polic(?:y|ies)|runbook|handbook|guide|guidelines?|procedures?|process|rules?|documentation|docs?|knowledge base|postmortem|incidents?|on-?call|retention|shipping|expenses?|passwords?|onboarding|rate limits?|escalat\w*|pricing|discounts?|remote|vendors?|releases?|say|says)\b/i;
-const REFERS_BACK = /\b(each|their|those|these|them|it|the results?|the findings|that data|the totals?|the figures)\b/i;
+const REFERS_BACK =
+  /\b(each|their|those|these|them|it|the results?|the findings|that data|the totals?|the figures)\b/i;
 
 function score(re: RegExp, text: string): number {
   return (text.match(new RegExp(re.source, "gi")) ?? []).length;
@@ -32,7 +34,8 @@ function score(re: RegExp, text: string): number {
 export function classifyClause(raw: string, hasEarlierData: boolean): AgentType | undefined {
   // "tell me", "let us know" ask Keel itself for an answer; they are not messages to someone else.
   const clause = raw.replace(/\b(tell|show|give|send|let)\s+(me|us)\b/gi, "");
-  if (emails(clause).length > 0 || COMMUNICATION.test(clause.trim().split(/\s+/).slice(0, 3).join(" "))) return "communication";
+  if (emails(clause).length > 0 || COMMUNICATION.test(clause.trim().split(/\s+/).slice(0, 3).join(" ")))
+    return "communication";
   if (EXPLICIT_CODE.test(clause)) return "code";
   const research = score(RESEARCH, clause) * 2;
   const data = score(DATASET, clause) * 2 + (DATA_QUESTION.test(clause) ? 1 : 0);
@@ -47,7 +50,12 @@ export function classifyClause(raw: string, hasEarlierData: boolean): AgentType 
 export function splitClauses(request: string): string[] {
   return request
     .split(SPLIT)
-    .map((c) => c?.trim().replace(/^(and|then|also)\s+/i, "").replace(/[.,;]+$/, ""))
+    .map((c) =>
+      c
+        ?.trim()
+        .replace(/^(and|then|also)\s+/i, "")
+        .replace(/[.,;]+$/, ""),
+    )
     .filter((c): c is string => Boolean(c && words(c).length > 0));
 }
 
@@ -76,10 +84,21 @@ export function planRequest(request: string): PlanProposal {
       // "Email ops@x the revenue by region": the message's content is a task of its own.
       const about = clause.replace(/\S+@\S+/g, "").replace(COMMUNICATION, "");
       const isGist = /^\s*(that|saying|:)/i.test(about) || about.includes(":");
-      const embedded = isGist ? undefined : score(DATASET, about) > 0 ? "data" : score(RESEARCH, about) > 0 ? "research" : undefined;
-      const before = embedded && ofType("research", "data", "code").length === 0 ? [add(embedded, about.trim(), [])] : [];
-      add("communication", clause, [...ofType("research", "data", "code"), ...before].filter((v, i, a) => a.indexOf(v) === i),
-        recipients.length ? `Recipients: ${recipients.join(", ")}` : "");
+      const embedded = isGist
+        ? undefined
+        : score(DATASET, about) > 0
+          ? "data"
+          : score(RESEARCH, about) > 0
+            ? "research"
+            : undefined;
+      const before =
+        embedded && ofType("research", "data", "code").length === 0 ? [add(embedded, about.trim(), [])] : [];
+      add(
+        "communication",
+        clause,
+        [...ofType("research", "data", "code"), ...before].filter((v, i, a) => a.indexOf(v) === i),
+        recipients.length ? `Recipients: ${recipients.join(", ")}` : "",
+      );
     } else {
       add(type, clause, []);
     }

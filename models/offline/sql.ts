@@ -17,16 +17,38 @@ interface Part {
 type Alias = "o" | "oi" | "c" | "r" | "p";
 
 const MEASURES: ReadonlyArray<[RegExp, Part]> = [
-  [/average order (value|size)|\baov\b/, { expr: "round(sum(oi.quantity * oi.unit_price) / count(distinct o.id), 2)", alias: "average_order_value", needs: ["oi"] }],
-  [/how many customers|number of customers|count (of )?customers|customer count/, { expr: "count(distinct c.id)", alias: "customers", needs: ["c"] }],
+  [
+    /average order (value|size)|\baov\b/,
+    {
+      expr: "round(sum(oi.quantity * oi.unit_price) / count(distinct o.id), 2)",
+      alias: "average_order_value",
+      needs: ["oi"],
+    },
+  ],
+  [
+    /how many customers|number of customers|count (of )?customers|customer count/,
+    { expr: "count(distinct c.id)", alias: "customers", needs: ["c"] },
+  ],
   [/\b(units|quantity|items sold|pieces)\b/, { expr: "sum(oi.quantity)", alias: "units", needs: ["oi"] }],
-  [/\b(revenue|sales|spend|spent|income|turnover|earn\w*|money)\b/, { expr: "round(sum(oi.quantity * oi.unit_price), 2)", alias: "revenue", needs: ["oi"] }],
-  [/\borders?\b|\bhow many\b|\bcount\b|\bnumber of\b/, { expr: "count(distinct o.id)", alias: "orders", needs: [] }],
+  [
+    /\b(revenue|sales|spend|spent|income|turnover|earn\w*|money)\b/,
+    { expr: "round(sum(oi.quantity * oi.unit_price), 2)", alias: "revenue", needs: ["oi"] },
+  ],
+  [
+    /\borders?\b|\bhow many\b|\bcount\b|\bnumber of\b/,
+    { expr: "count(distinct o.id)", alias: "orders", needs: [] },
+  ],
 ];
 
 const DIMENSIONS: ReadonlyArray<[RegExp, Part & { chronological?: boolean }]> = [
-  [/\b(month|monthly|months)\b/, { expr: "to_char(o.ordered_at, 'YYYY-MM')", alias: "month", needs: [], chronological: true }],
-  [/\b(quarter|quarterly|quarters)\b/, { expr: "'Q' || extract(quarter from o.ordered_at)", alias: "quarter", needs: [], chronological: true }],
+  [
+    /\b(month|monthly|months)\b/,
+    { expr: "to_char(o.ordered_at, 'YYYY-MM')", alias: "month", needs: [], chronological: true },
+  ],
+  [
+    /\b(quarter|quarterly|quarters)\b/,
+    { expr: "'Q' || extract(quarter from o.ordered_at)", alias: "quarter", needs: [], chronological: true },
+  ],
   [/\bregions?\b/, { expr: "r.name", alias: "region", needs: ["r"] }],
   [/\bcategor(y|ies)\b/, { expr: "p.category", alias: "category", needs: ["p"] }],
   [/\bsegments?\b/, { expr: "c.segment", alias: "segment", needs: ["c"] }],
@@ -55,7 +77,9 @@ export function questionToSql(question: string, rowLimit = 50): SqlPlan | undefi
   const grouped = /\b(by|per|each|every|for each|across)\s+(\w+(?:\s+\w+)?)/.exec(q)?.[2] ?? "";
   const dimension =
     DIMENSIONS.find(([re]) => re.test(grouped))?.[1] ??
-    DIMENSIONS.find(([re, part]) => re.test(q) && !(part.alias === "customer" && measure.alias === "customers"))?.[1];
+    DIMENSIONS.find(
+      ([re, part]) => re.test(q) && !(part.alias === "customer" && measure.alias === "customers"),
+    )?.[1];
 
   const needs = new Set<Alias>([...measure.needs, ...(dimension?.needs ?? [])]);
   const where: string[] = [];
@@ -63,7 +87,11 @@ export function questionToSql(question: string, rowLimit = 50): SqlPlan | undefi
   if (year) where.push(`extract(year from o.ordered_at) = ${year}`);
   const status = STATUSES.find((s) => new RegExp(`\\b${s}\\b`).test(q));
   if (status && dimension?.alias !== "status") where.push(`o.status = '${status}'`);
-  else if (measure.alias === "revenue" || measure.alias === "average_order_value" || measure.alias === "units") {
+  else if (
+    measure.alias === "revenue" ||
+    measure.alias === "average_order_value" ||
+    measure.alias === "units"
+  ) {
     where.push("o.status not in ('cancelled', 'refunded')");
   }
   const region = REGIONS.find((r) => new RegExp(`\\b${r}(ern)?\\b`).test(q));
@@ -79,14 +107,19 @@ export function questionToSql(question: string, rowLimit = 50): SqlPlan | undefi
   if (needs.has("r")) needs.add("c");
   if (needs.has("p")) needs.add("oi");
 
-  const top = /\b(?:top|first|best|largest|biggest)\s+(\d+)\b/.exec(q) ?? /\b(\d+)\s+(?:customers|products|regions|categories|clients)\b/.exec(q);
+  const top =
+    /\b(?:top|first|best|largest|biggest)\s+(\d+)\b/.exec(q) ??
+    /\b(\d+)\s+(?:customers|products|regions|categories|clients)\b/.exec(q);
   const ascending = /\b(least|lowest|fewest|worst|smallest|bottom)\b/.test(q);
-  const superlative = /\b(most|highest|top|best|largest|biggest|least|lowest|fewest|worst|smallest|bottom)\b/.test(q);
+  const superlative =
+    /\b(most|highest|top|best|largest|biggest|least|lowest|fewest|worst|smallest|bottom)\b/.test(q);
   const singular = /\bwhich (region|customer|product|category|segment|month|client)\b(?!s)/.test(q);
   let limit = top ? Number(top[1]) : singular && superlative ? 1 : superlative ? 5 : undefined;
   if (limit !== undefined) limit = Math.min(limit, rowLimit);
 
-  const select = dimension ? `${dimension.expr} as ${dimension.alias}, ${measure.expr} as ${measure.alias}` : `${measure.expr} as ${measure.alias}`;
+  const select = dimension
+    ? `${dimension.expr} as ${dimension.alias}, ${measure.expr} as ${measure.alias}`
+    : `${measure.expr} as ${measure.alias}`;
   const order = dimension
     ? dimension.chronological && !superlative
       ? `order by ${dimension.alias}`
@@ -104,6 +137,9 @@ export function questionToSql(question: string, rowLimit = 50): SqlPlan | undefi
   ]
     .filter(Boolean)
     .join("\n");
-  const tables = ["orders", ...(["oi", "p", "c", "r"] as const).filter((a) => needs.has(a)).map((a) => JOINS[a].table)];
+  const tables = [
+    "orders",
+    ...(["oi", "p", "c", "r"] as const).filter((a) => needs.has(a)).map((a) => JOINS[a].table),
+  ];
   return { sql, tables, measure: measure.alias, dimension: dimension?.alias };
 }

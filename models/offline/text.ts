@@ -27,7 +27,9 @@ export function emails(text: string): string[] {
 }
 
 export function numbers(text: string): number[] {
-  return (text.match(/-?\d+(?:[.,]\d+)*/g) ?? []).map((n) => Number(n.replace(/,(?=\d{3}\b)/g, ""))).filter(Number.isFinite);
+  return (text.match(/-?\d+(?:[.,]\d+)*/g) ?? [])
+    .map((n) => Number(n.replace(/,(?=\d{3}\b)/g, "")))
+    .filter(Number.isFinite);
 }
 
 export function sentences(text: string): string[] {
@@ -45,7 +47,11 @@ export function capitalize(text: string): string {
 export function parseBrief(brief: string): { taskId: string; objective: string; context: string } {
   const head = /^Task (\S+): ([\s\S]*?)(?:\n\n(?:Context|Constraints):|$)/.exec(brief);
   const context = /\n\nContext:\n([\s\S]*?)(?:\n\nConstraints:|$)/.exec(brief);
-  return { taskId: head?.[1] ?? "task", objective: (head?.[2] ?? brief).trim(), context: (context?.[1] ?? "").trim() };
+  return {
+    taskId: head?.[1] ?? "task",
+    objective: (head?.[2] ?? brief).trim(),
+    context: (context?.[1] ?? "").trim(),
+  };
 }
 
 /** The rows of the last `Data:` entry in a context, when an earlier task produced a table. */

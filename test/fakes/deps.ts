@@ -1,4 +1,3 @@
-import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import { fakeModel, type FakeBuiltModel } from "@langchain/core/testing";
 import type pg from "pg";
 import type { KeelConfig } from "../../core/config.js";
@@ -12,7 +11,10 @@ export function scriptedDeps(
   pool: pg.Pool,
   limits: KeelConfig["limits"],
   models: Partial<Record<ModelRole, FakeBuiltModel>>,
-): GraphDeps & { models: Partial<Record<ModelRole, FakeBuiltModel>>; bound: Partial<Record<ModelRole, string[]>> } {
+): GraphDeps & {
+  models: Partial<Record<ModelRole, FakeBuiltModel>>;
+  bound: Partial<Record<ModelRole, string[]>>;
+} {
   const bound: Partial<Record<ModelRole, string[]>> = {};
   return {
     models,
@@ -25,13 +27,13 @@ export function scriptedDeps(
       // Record which tools each role is offered; the fake itself does not keep them.
       return new Proxy(model, {
         get(target, prop, receiver) {
-          if (prop !== "bindTools") return Reflect.get(target, prop, receiver);
+          if (prop !== "bindTools") return Reflect.get(target, prop, receiver) as unknown;
           return (tools: { function?: { name: string }; name?: string }[]) => {
             bound[role] = tools.map((x) => x.function?.name ?? x.name ?? "?");
             return target.bindTools(tools as never);
           };
         },
-      }) as unknown as BaseChatModel;
+      });
     },
   };
 }

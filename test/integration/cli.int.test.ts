@@ -26,7 +26,12 @@ interface RunJson {
 }
 
 const toolCalls = async (threadId: string) =>
-  (await t.db.pool.query<{ tool: string; tool_call_id: string }>("select tool, tool_call_id from tool_calls where thread_id = $1 order by id", [threadId])).rows;
+  (
+    await t.db.pool.query<{ tool: string; tool_call_id: string }>(
+      "select tool, tool_call_id from tool_calls where thread_id = $1 order by id",
+      [threadId],
+    )
+  ).rows;
 
 describe("keel run / keel resume across processes", () => {
   it("stops at the approval in one process and finishes from the checkpoint in another", async () => {
@@ -34,19 +39,27 @@ describe("keel run / keel resume across processes", () => {
     expect(first.code).toBe(3);
     const waiting = json<RunJson>(first);
     expect(waiting.status).toBe("waiting_for_approval");
-    expect(waiting.pending_approval!.actions[0]).toMatchObject({ tool: "send_message", args: { to: "ops@harbor.example" } });
+    expect(waiting.pending_approval!.actions[0]).toMatchObject({
+      tool: "send_message",
+      args: { to: "ops@harbor.example" },
+    });
     expect(first.stderr).toContain("offline model");
     const before = await toolCalls(waiting.thread_id);
     expect(before.map((r) => r.tool)).toContain("run_sql");
 
-    const second = await keel(["resume", waiting.thread_id, "--approve", "--reviewer", "dana", "--json"], env);
+    const second = await keel(
+      ["resume", waiting.thread_id, "--approve", "--reviewer", "dana", "--json"],
+      env,
+    );
     expect(second.code).toBe(0);
     const done = json<RunJson>(second);
     expect(done.status).toBe("done");
     expect(done.results.map((r) => r.status)).toEqual(["done", "done", "done", "done"]);
     expect(done.final_answer).toContain("[t4]");
 
-    const { rows } = await t.db.pool.query("select recipient, approved_by from outbox where thread_id = $1", [waiting.thread_id]);
+    const { rows } = await t.db.pool.query("select recipient, approved_by from outbox where thread_id = $1", [
+      waiting.thread_id,
+    ]);
     expect(rows).toEqual([{ recipient: "ops@harbor.example", approved_by: "dana" }]);
     const after = await toolCalls(waiting.thread_id);
     // Nothing that ran before the interrupt ran again: the log only grew by the send.
@@ -60,7 +73,10 @@ describe("keel run / keel resume across processes", () => {
   });
 
   it("prints progress and the resume command in human mode", async () => {
-    const result = await keel(["run", "--no-input", "Email oncall@harbor.example that the drill moves to Friday"], env);
+    const result = await keel(
+      ["run", "--no-input", "Email oncall@harbor.example that the drill moves to Friday"],
+      env,
+    );
     expect(result.code).toBe(3);
     expect(result.stdout).toMatch(/plan: 1 task/);
     expect(result.stdout).toMatch(/t1 draft_message/);
@@ -103,7 +119,11 @@ describe("bad input exits 2 and stores nothing", () => {
     ["an empty request", ["run", ""], /request is empty/],
     ["no request at all", ["run"], /Say what you want done/],
     ["an unknown sample", ["run", "--sample", "99"], /no sample 99/],
-    ["an unknown thread id", ["resume", "00000000-0000-0000-0000-000000000000", "--approve"], /No run has thread id/],
+    [
+      "an unknown thread id",
+      ["resume", "00000000-0000-0000-0000-000000000000", "--approve"],
+      /No run has thread id/,
+    ],
     ["a non-JSON --edit", ["resume", "x", "--edit", "{subject: oops"], /--edit must be a JSON object/],
     ["--approve with --reject", ["resume", "x", "--approve", "--reject"], /not both/],
     ["resume without a decision", ["resume", "x"], /Say what to do/],
@@ -117,7 +137,10 @@ describe("bad input exits 2 and stores nothing", () => {
   it("an over-long request, with the limit in the message and a JSON error object", async () => {
     const result = await keel(["run", "--json", "x".repeat(50)], { ...env, KEEL_MAX_REQUEST_CHARS: "20" });
     expect(result.code).toBe(2);
-    expect(json(result)).toMatchObject({ status: "error", error: { code: "invalid_request", name: "InputError" } });
+    expect(json(result)).toMatchObject({
+      status: "error",
+      error: { code: "invalid_request", name: "InputError" },
+    });
     expect(result.stderr).toMatch(/50 characters long; the limit is 20/);
   });
 
@@ -138,7 +161,10 @@ describe("embedded Postgres (no DATABASE_URL)", () => {
     fs.chmodSync(dataDir, 0o755);
     const local = { KEEL_DATA_DIR: dataDir };
     try {
-      const [a, b] = await Promise.all([keel(["run", "--sample", "3", "--json"], local), keel(["run", "--sample", "4", "--json"], local)]);
+      const [a, b] = await Promise.all([
+        keel(["run", "--sample", "3", "--json"], local),
+        keel(["run", "--sample", "4", "--json"], local),
+      ]);
       expect([a.code, b.code]).toEqual([0, 0]);
       expect(json<RunJson>(a).final_answer).toContain("[t1]");
       expect(embeddedStatus(dataDir).running).toBe(false);

@@ -17,7 +17,9 @@ afterAll(async () => {
 });
 
 /** Runs a request on the offline model, approving every held action, and returns the outcome and events. */
-async function runApproving(request: string): Promise<{ outcome: RunOutcome; events: ProgressEvent[]; approvals: number }> {
+async function runApproving(
+  request: string,
+): Promise<{ outcome: RunOutcome; events: ProgressEvent[]; approvals: number }> {
   const events: ProgressEvent[] = [];
   const onEvent = (e: ProgressEvent) => events.push(e);
   let outcome = await runner.start(request, randomUUID(), t.config.limits.maxRequestChars, { onEvent });
@@ -30,14 +32,17 @@ async function runApproving(request: string): Promise<{ outcome: RunOutcome; eve
 }
 
 describe("offline model, end to end on real tools", () => {
-  it.each(SAMPLES.map((s) => [s.id, s] as const))("sample %i completes with the expected agents", async (_id, sample) => {
-    const { outcome, approvals } = await runApproving(sample.request);
-    expect(outcome.status).toBe("done");
-    expect(outcome.results.every((r) => r.status === "done")).toBe(true);
-    expect([...new Set(outcome.plan!.tasks.map((x) => x.type))].sort()).toEqual([...sample.agents].sort());
-    expect(approvals > 0).toBe(sample.needsApproval);
-    for (const task of outcome.plan!.tasks) expect(outcome.final_answer).toContain(`[${task.task_id}]`);
-  });
+  it.each(SAMPLES.map((s) => [s.id, s] as const))(
+    "sample %i completes with the expected agents",
+    async (_id, sample) => {
+      const { outcome, approvals } = await runApproving(sample.request);
+      expect(outcome.status).toBe("done");
+      expect(outcome.results.every((r) => r.status === "done")).toBe(true);
+      expect([...new Set(outcome.plan!.tasks.map((x) => x.type))].sort()).toEqual([...sample.agents].sort());
+      expect(approvals > 0).toBe(sample.needsApproval);
+      for (const task of outcome.plan!.tasks) expect(outcome.final_answer).toContain(`[${task.task_id}]`);
+    },
+  );
 
   it("answers the data question with the numbers in the database", async () => {
     const { rows } = await t.db.pool.query<{ name: string }>(
@@ -62,7 +67,9 @@ describe("offline model, end to end on real tools", () => {
 
   it("sends the all-agent sample's message exactly once, with the computed shares in it", async () => {
     const { outcome } = await runApproving(SAMPLES[0]!.request);
-    const { rows } = await t.db.pool.query<{ body: string }>("select body from outbox where thread_id = $1", [outcome.thread_id]);
+    const { rows } = await t.db.pool.query<{ body: string }>("select body from outbox where thread_id = $1", [
+      outcome.thread_id,
+    ]);
     expect(rows).toHaveLength(1);
     expect(rows[0]!.body).toMatch(/share_percent/);
     expect(rows[0]!.body).toMatch(/Shipping Policy/);

@@ -29,7 +29,8 @@ const task = (task_id: string, type: string, depends_on: string[] = [], extra: o
   ...extra,
 });
 const text = (m: BaseMessage) => (typeof m.content === "string" ? m.content : JSON.stringify(m.content));
-const echoSynthesizer = () => fakeModel().respond((messages) => new AIMessage(`ANSWER\n${text(messages.at(-1)!)}`));
+const echoSynthesizer = () =>
+  fakeModel().respond((messages) => new AIMessage(`ANSWER\n${text(messages.at(-1)!)}`));
 
 function compile(models: Parameters<typeof scriptedDeps>[2], limits = t.config.limits) {
   const deps = scriptedDeps(t.db.pool, limits, models);
@@ -37,17 +38,26 @@ function compile(models: Parameters<typeof scriptedDeps>[2], limits = t.config.l
 }
 const threadConfig = () => ({ configurable: { thread_id: randomUUID() } });
 const toolRows = async (threadId: string) =>
-  (await t.db.pool.query<{ tool: string; status: string }>("select tool, status from tool_calls where thread_id = $1 order by id", [threadId])).rows;
+  (
+    await t.db.pool.query<{ tool: string; status: string }>(
+      "select tool, status from tool_calls where thread_id = $1 order by id",
+      [threadId],
+    )
+  ).rows;
 
 describe("orchestrator with scripted models", () => {
   it("plans, dispatches independent tasks in one parallel wave, feeds results forward and synthesizes", async () => {
     const { deps, graph } = compile({
-      planner: fakeModel().structuredResponse({ tasks: [task("t1", "research"), task("t2", "data"), task("t3", "code", ["t2"])] }),
+      planner: fakeModel().structuredResponse({
+        tasks: [task("t1", "research"), task("t2", "data"), task("t3", "code", ["t2"])],
+      }),
       research: fakeModel()
         .respondWithTools([{ name: "search_kb", args: { query: "refund policy" }, id: "r1" }])
         .respond(new AIMessage("Refunds are accepted within 30 days.")),
       data: fakeModel()
-        .respondWithTools([{ name: "run_sql", args: { sql: "select count(*)::int as n from orders" }, id: "d1" }])
+        .respondWithTools([
+          { name: "run_sql", args: { sql: "select count(*)::int as n from orders" }, id: "d1" },
+        ])
         .respond(new AIMessage("There are 639 orders.")),
       code: fakeModel()
         .respondWithTools([{ name: "run_javascript", args: { code: "639 * 2" }, id: "c1" }])
@@ -57,8 +67,17 @@ describe("orchestrator with scripted models", () => {
     const config = threadConfig();
     const out = await graph.invoke({ request: "refunds, orders, and double the orders" }, config);
 
-    expect(out.results.map((r) => [r.task_id, r.status]).sort()).toEqual([["t1", "done"], ["t2", "done"], ["t3", "done"]]);
-    expect(out.results.find((r) => r.task_id === "t2")!.data).toEqual({ columns: ["n"], rows: [{ n: 639 }], row_count: 1, truncated: false });
+    expect(out.results.map((r) => [r.task_id, r.status]).sort()).toEqual([
+      ["t1", "done"],
+      ["t2", "done"],
+      ["t3", "done"],
+    ]);
+    expect(out.results.find((r) => r.task_id === "t2")!.data).toEqual({
+      columns: ["n"],
+      rows: [{ n: 639 }],
+      row_count: 1,
+      truncated: false,
+    });
     // t1 and t2 were sent in the same superstep; t3 waited for t2.
     const history = [];
     for await (const snapshot of graph.getStateHistory(config)) history.push(snapshot.next);
@@ -75,14 +94,19 @@ describe("orchestrator with scripted models", () => {
     expect(out.final_answer).toContain("Refunds are accepted within 30 days.");
     expect(out.final_answer).toContain("There are 639 orders.");
     expect(out.final_answer).toContain("Twice the orders is 1278.");
-    expect(out.plan!.tasks.map((x) => x.idempotency_key)).toEqual(["t1", "t2", "t3"].map((id) => `${config.configurable.thread_id}:${id}`));
+    expect(out.plan!.tasks.map((x) => x.idempotency_key)).toEqual(
+      ["t1", "t2", "t3"].map((id) => `${config.configurable.thread_id}:${id}`),
+    );
   });
 
   it("returns invalid tool arguments and foreign tools to the agent, which recovers", async () => {
     const { deps, graph } = compile({
       planner: fakeModel().structuredResponse({ tasks: [task("t1", "data")] }),
       data: fakeModel()
-        .respondWithTools([{ name: "run_sql", args: { query: 5 }, id: "bad" }, { name: "search_kb", args: { query: "x" }, id: "foreign" }])
+        .respondWithTools([
+          { name: "run_sql", args: { query: 5 }, id: "bad" },
+          { name: "search_kb", args: { query: "x" }, id: "foreign" },
+        ])
         .respondWithTools([{ name: "run_sql", args: { sql: "select 1 as one" }, id: "good" }])
         .respond(new AIMessage("one is 1")),
       synthesizer: echoSynthesizer(),
@@ -92,7 +116,9 @@ describe("orchestrator with scripted models", () => {
     expect(out.results[0]).toMatchObject({ status: "done", summary: "one is 1", tool_calls: 3 });
     const secondTurn = deps.models.data!.calls[1]!.messages.filter((m) => m.getType() === "tool").map(text);
     expect(secondTurn[0]).toMatch(/Invalid arguments for run_sql: sql: /);
-    expect(secondTurn[1]).toMatch(/There is no tool "search_kb"\. Your tools: list_tables, describe_table, run_sql/);
+    expect(secondTurn[1]).toMatch(
+      /There is no tool "search_kb"\. Your tools: list_tables, describe_table, run_sql/,
+    );
     expect(await toolRows(config.configurable.thread_id)).toEqual([
       { tool: "run_sql", status: "invalid_arguments" },
       { tool: "run_sql", status: "ok" },
@@ -102,8 +128,16 @@ describe("orchestrator with scripted models", () => {
   it.each([
     ["an unknown agent type", { tasks: [task("t1", "finance")] }, /unknown agent type "finance"/],
     ["a cycle", { tasks: [task("t1", "data", ["t2"]), task("t2", "code", ["t1"])] }, /cycle/],
-    ["a dangling depends_on", { tasks: [task("t1", "data", ["t7"])] }, /depends on t7, which is not in the plan/],
-    ["too many tasks", { tasks: Array.from({ length: 9 }, (_, i) => task(`t${i}`, "research")) }, /more than the limit of 8/],
+    [
+      "a dangling depends_on",
+      { tasks: [task("t1", "data", ["t7"])] },
+      /depends on t7, which is not in the plan/,
+    ],
+    [
+      "too many tasks",
+      { tasks: Array.from({ length: 9 }, (_, i) => task(`t${i}`, "research")) },
+      /more than the limit of 8/,
+    ],
     ["a reply that is not a plan", { steps: "first research, then data" }, /tasks: /],
   ])("rejects a plan with %s before anything runs", async (_label, proposal, message) => {
     const { graph } = compile({ planner: fakeModel().structuredResponse(proposal) });
@@ -125,11 +159,18 @@ describe("orchestrator with scripted models", () => {
     const loop = fakeModel();
     for (let i = 0; i < 3; i++) loop.respondWithTools([{ name: "list_tables", args: {}, id: `l${i}` }]);
     const { graph } = compile(
-      { planner: fakeModel().structuredResponse({ tasks: [task("t1", "data")] }), data: loop, synthesizer: echoSynthesizer() },
+      {
+        planner: fakeModel().structuredResponse({ tasks: [task("t1", "data")] }),
+        data: loop,
+        synthesizer: echoSynthesizer(),
+      },
       { ...t.config.limits, maxAgentSteps: 2 },
     );
     const out = await graph.invoke({ request: "loop" }, threadConfig());
-    expect(out.results[0]).toMatchObject({ status: "failed", error: "Stopped after the step limit of 2 model turns." });
+    expect(out.results[0]).toMatchObject({
+      status: "failed",
+      error: "Stopped after the step limit of 2 model turns.",
+    });
   });
 
   it("enforces timeout_seconds: the abort reaches the sandbox and dependants are not run", async () => {
@@ -138,7 +179,9 @@ describe("orchestrator with scripted models", () => {
         planner: fakeModel().structuredResponse({
           tasks: [task("t1", "code", [], { timeout_seconds: 0.5 }), task("t2", "communication", ["t1"])],
         }),
-        code: fakeModel().respondWithTools([{ name: "run_javascript", args: { code: "while (true) {}" }, id: "spin" }]),
+        code: fakeModel().respondWithTools([
+          { name: "run_javascript", args: { code: "while (true) {}" }, id: "spin" },
+        ]),
         synthesizer: echoSynthesizer(),
       },
       { ...t.config.limits, sandboxTimeoutMs: 30_000 },
@@ -147,7 +190,10 @@ describe("orchestrator with scripted models", () => {
     const out = await graph.invoke({ request: "spin" }, threadConfig());
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(out.results.find((r) => r.task_id === "t1")).toMatchObject({ status: "failed", error: "timeout" });
-    expect(out.results.find((r) => r.task_id === "t2")).toMatchObject({ status: "failed", error: "dependency t1 failed" });
+    expect(out.results.find((r) => r.task_id === "t2")).toMatchObject({
+      status: "failed",
+      error: "dependency t1 failed",
+    });
     expect(out.final_answer).toContain("status: failed");
   });
 });
@@ -157,7 +203,9 @@ describe("approval cycle", () => {
 
   async function runToApproval() {
     const { deps, graph } = compile({
-      planner: fakeModel().structuredResponse({ tasks: [task("t1", "data"), task("t2", "communication", ["t1"])] }),
+      planner: fakeModel().structuredResponse({
+        tasks: [task("t1", "data"), task("t2", "communication", ["t1"])],
+      }),
       data: fakeModel()
         .respondWithTools([{ name: "run_sql", args: { sql: "select count(*) from orders" }, id: "q" }])
         .respond(new AIMessage("639 orders")),
@@ -171,26 +219,43 @@ describe("approval cycle", () => {
     const state = await graph.getState(config);
     return { deps, graph, config, state };
   }
-  const outbox = async (threadId: string) =>
-    (await t.db.pool.query("select recipient, subject, body, approved_by from outbox where thread_id = $1", [threadId])).rows;
+  const outbox = async (threadId: string): Promise<Record<string, string | null>[]> => {
+    const sql = "select recipient, subject, body, approved_by from outbox where thread_id = $1";
+    return (await t.db.pool.query<Record<string, string | null>>(sql, [threadId])).rows;
+  };
 
   it("interrupts before the send with the proposed message, then sends once on approve", async () => {
     const { graph, config, state } = await runToApproval();
     const interrupts = state.tasks.flatMap((x) => x.interrupts);
     expect(interrupts).toHaveLength(1);
-    expect(interrupts[0]!.value).toMatchObject({ kind: "approval", task_id: "t2", actions: [{ tool: "send_message", args: message, risk: "high" }] });
+    expect(interrupts[0]!.value).toMatchObject({
+      kind: "approval",
+      task_id: "t2",
+      actions: [{ tool: "send_message", args: message, risk: "high" }],
+    });
     expect(await outbox(config.configurable.thread_id)).toEqual([]);
 
     const out = await graph.invoke(new Command({ resume: { action: "approve", reviewer: "dana" } }), config);
-    expect(await outbox(config.configurable.thread_id)).toEqual([{ recipient: message.to, subject: message.subject, body: message.body, approved_by: "dana" }]);
-    expect(out.results.find((r) => r.task_id === "t2")).toMatchObject({ status: "done", artifacts: [expect.stringMatching(/^outbox:\d+$/)] });
+    expect(await outbox(config.configurable.thread_id)).toEqual([
+      { recipient: message.to, subject: message.subject, body: message.body, approved_by: "dana" },
+    ]);
+    expect(out.results.find((r) => r.task_id === "t2")).toMatchObject({
+      status: "done",
+      artifacts: [expect.stringMatching(/^outbox:\d+$/)],
+    });
     // The data task before the interrupt did not run again on resume.
-    expect((await toolRows(config.configurable.thread_id)).map((r) => r.tool)).toEqual(["run_sql", "send_message"]);
+    expect((await toolRows(config.configurable.thread_id)).map((r) => r.tool)).toEqual([
+      "run_sql",
+      "send_message",
+    ]);
   });
 
   it("sends the edited message when the reviewer edits it", async () => {
     const { graph, config } = await runToApproval();
-    await graph.invoke(new Command({ resume: { action: "edit", args: { subject: "Order count" }, reviewer: "dana" } }), config);
+    await graph.invoke(
+      new Command({ resume: { action: "edit", args: { subject: "Order count" }, reviewer: "dana" } }),
+      config,
+    );
     expect(await outbox(config.configurable.thread_id)).toEqual([
       { recipient: message.to, subject: "Order count", body: message.body, approved_by: "dana" },
     ]);
@@ -198,11 +263,19 @@ describe("approval cycle", () => {
 
   it("does not send on reject; the agent is told and the task ends rejected", async () => {
     const { deps, graph, config } = await runToApproval();
-    const out = await graph.invoke(new Command({ resume: { action: "reject", reason: "wrong audience", reviewer: "dana" } }), config);
+    const out = await graph.invoke(
+      new Command({ resume: { action: "reject", reason: "wrong audience", reviewer: "dana" } }),
+      config,
+    );
     expect(await outbox(config.configurable.thread_id)).toEqual([]);
     const result = out.results.find((r) => r.task_id === "t2")!;
-    expect(result).toMatchObject({ status: "rejected", error: "send_message rejected by dana: wrong audience" });
-    expect(text(deps.models.communication!.calls[1]!.messages.at(-1)!)).toMatch(/A person rejected this send_message call: wrong audience/);
+    expect(result).toMatchObject({
+      status: "rejected",
+      error: "send_message rejected by dana: wrong audience",
+    });
+    expect(text(deps.models.communication!.calls[1]!.messages.at(-1)!)).toMatch(
+      /A person rejected this send_message call: wrong audience/,
+    );
     expect((await toolRows(config.configurable.thread_id)).map((r) => r.status)).toEqual(["ok", "rejected"]);
   });
 });

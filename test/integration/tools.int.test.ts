@@ -14,7 +14,8 @@ afterAll(async () => {
   await t?.drop();
 });
 
-const tool = (name: string): KeelTool => [...RESEARCH_TOOLS, ...DATA_TOOLS, ...COMMUNICATION_TOOLS].find((x) => x.name === name)!;
+const tool = (name: string): KeelTool =>
+  [...RESEARCH_TOOLS, ...DATA_TOOLS, ...COMMUNICATION_TOOLS].find((x) => x.name === name)!;
 const ctx = (toolCallId = "t1/call_1"): ToolContext => ({
   db: () => Promise.resolve(t.db.pool),
   signal: new AbortController().signal,
@@ -38,7 +39,10 @@ describe("research tools", () => {
 
   it("tells the agent when a document id does not exist", async () => {
     const outcome = await call("read_document", { id: "no-such-doc" });
-    expect(outcome).toMatchObject({ status: "error", error: expect.stringMatching(/No document has id "no-such-doc"/) });
+    expect(outcome).toMatchObject({
+      status: "error",
+      error: expect.stringMatching(/No document has id "no-such-doc"/),
+    });
   });
 });
 
@@ -49,30 +53,36 @@ describe("data tools", () => {
     expect(names.map((x) => x.name)).toEqual(["customers", "order_items", "orders", "products", "regions"]);
     expect(names.find((x) => x.name === "regions")!.rows).toBe(4);
     const described = await call("describe_table", { table: "orders" });
-    expect((described as { output: { columns: { name: string }[] } }).output.columns.map((c) => c.name)).toEqual([
-      "id",
-      "customer_id",
-      "ordered_at",
-      "status",
-    ]);
+    expect(
+      (described as { output: { columns: { name: string }[] } }).output.columns.map((c) => c.name),
+    ).toEqual(["id", "customer_id", "ordered_at", "status"]);
   });
 
   it("runs a read-only query and caps the rows", async () => {
     const outcome = await call("run_sql", { sql: "select id from orders order by id" });
-    expect(outcome).toMatchObject({ status: "ok", output: { row_count: 5, truncated: true, columns: ["id"] } });
+    expect(outcome).toMatchObject({
+      status: "ok",
+      output: { row_count: 5, truncated: true, columns: ["id"] },
+    });
   });
 
   it.each([
     ["an insert", "insert into regions values (9, 'Nowhere', 'x')", /read-only/],
     ["a delete", "DELETE FROM orders", /read-only/],
-    ["a write hidden in a CTE", "with x as (insert into regions values (9, 'N', 'x') returning *) select * from x", /read-only/],
+    [
+      "a write hidden in a CTE",
+      "with x as (insert into regions values (9, 'N', 'x') returning *) select * from x",
+      /read-only/,
+    ],
     ["a second statement", "select 1; drop table orders", /exactly one statement/],
     ["a transaction escape", "commit", /read-only/],
   ])("refuses %s and changes nothing", async (_label, sql, message) => {
     const outcome = await call("run_sql", { sql });
     expect(outcome.status).toBe("error");
     expect(outcome.content).toMatch(message);
-    const { rows } = await t.db.pool.query("select (select count(*) from demo.regions) as regions, (select count(*) from demo.orders) as orders");
+    const { rows } = await t.db.pool.query(
+      "select (select count(*) from demo.regions) as regions, (select count(*) from demo.orders) as orders",
+    );
     expect(rows[0]).toMatchObject({ regions: "4" });
     expect(Number(rows[0].orders)).toBeGreaterThan(0);
   });
@@ -95,8 +105,13 @@ describe("data tools", () => {
 describe("communication tools", () => {
   it("drafts without writing anything", async () => {
     const outcome = await call("draft_message", { to: "a@harbor.example", subject: "Hi", body: "Hello" });
-    expect(outcome).toMatchObject({ status: "ok", output: { preview: "To: a@harbor.example\nSubject: Hi\n\nHello" } });
-    const { rows } = await t.db.pool.query("select count(*)::int as n from outbox where thread_id = 'tools-test'");
+    expect(outcome).toMatchObject({
+      status: "ok",
+      output: { preview: "To: a@harbor.example\nSubject: Hi\n\nHello" },
+    });
+    const { rows } = await t.db.pool.query(
+      "select count(*)::int as n from outbox where thread_id = 'tools-test'",
+    );
     expect(rows[0].n).toBe(0);
   });
 
@@ -106,19 +121,26 @@ describe("communication tools", () => {
     const again = await call("send_message", args, "t9/call_send");
     expect(first).toMatchObject({ status: "ok" });
     expect((again as { output: unknown }).output).toEqual((first as { output: unknown }).output);
-    const { rows } = await t.db.pool.query("select recipient from outbox where tool_call_id = 't9/call_send'");
+    const { rows } = await t.db.pool.query(
+      "select recipient from outbox where tool_call_id = 't9/call_send'",
+    );
     expect(rows).toEqual([{ recipient: "ops@harbor.example" }]);
   });
 
   it("refuses an invalid address as a validation error", async () => {
     const outcome = await call("send_message", { to: "not-an-address", subject: "x", body: "y" });
-    expect(outcome).toMatchObject({ status: "invalid_arguments", content: expect.stringMatching(/to: Invalid email/) });
+    expect(outcome).toMatchObject({
+      status: "invalid_arguments",
+      content: expect.stringMatching(/to: Invalid email/),
+    });
   });
 });
 
 describe("tool call log", () => {
   it("records every call with its status", async () => {
-    const { rows } = await t.db.pool.query<{ status: string }>("select distinct status from tool_calls where thread_id = 'tools-test'");
+    const { rows } = await t.db.pool.query<{ status: string }>(
+      "select distinct status from tool_calls where thread_id = 'tools-test'",
+    );
     expect(rows.map((r) => r.status).sort()).toEqual(["error", "invalid_arguments", "ok"]);
   });
 });

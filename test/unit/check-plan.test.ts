@@ -3,7 +3,12 @@ import { PlanError } from "../../core/errors.js";
 import { checkPlan } from "../../graphs/check-plan.js";
 
 const limits = { maxPlanTasks: 3, defaultTaskTimeoutSeconds: 90 };
-const task = (id: string, type: string, depends_on: string[] = []) => ({ task_id: id, type, objective: `do ${id}`, depends_on });
+const task = (id: string, type: string, depends_on: string[] = []) => ({
+  task_id: id,
+  type,
+  objective: `do ${id}`,
+  depends_on,
+});
 
 function problemsOf(proposal: unknown): string[] {
   try {
@@ -17,7 +22,12 @@ function problemsOf(proposal: unknown): string[] {
 
 describe("checkPlan", () => {
   it("completes a valid plan into AgentTasks with defaults and idempotency keys", () => {
-    const plan = checkPlan({ tasks: [task("t1", "data"), task("t2", "code", ["t1"])] }, "request", "root-1", limits);
+    const plan = checkPlan(
+      { tasks: [task("t1", "data"), task("t2", "code", ["t1"])] },
+      "request",
+      "root-1",
+      limits,
+    );
     expect(plan.tasks).toHaveLength(2);
     expect(plan.tasks[1]).toMatchObject({
       task_id: "t2",
@@ -37,7 +47,9 @@ describe("checkPlan", () => {
   });
 
   it("finds a cycle in depends_on", () => {
-    const problems = problemsOf({ tasks: [task("t1", "data", ["t3"]), task("t2", "code", ["t1"]), task("t3", "research", ["t2"])] });
+    const problems = problemsOf({
+      tasks: [task("t1", "data", ["t3"]), task("t2", "code", ["t1"]), task("t3", "research", ["t2"])],
+    });
     expect(problems.join()).toMatch(/cycle: t1 -> t3 -> t2 -> t1/);
   });
 
@@ -53,7 +65,9 @@ describe("checkPlan", () => {
   });
 
   it("refuses duplicate task ids", () => {
-    expect(problemsOf({ tasks: [task("t1", "data"), task("t1", "code")] })).toContain("task id t1 is used twice");
+    expect(problemsOf({ tasks: [task("t1", "data"), task("t1", "code")] })).toContain(
+      "task id t1 is used twice",
+    );
   });
 
   it.each([

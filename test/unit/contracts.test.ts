@@ -4,11 +4,12 @@ import { AgentResult, AgentTask, Plan, PlanProposal } from "../../agents/contrac
 
 function undescribed(schema: z.ZodType, path = "root"): string[] {
   const found: string[] = [];
-  const inner = schema instanceof z.ZodOptional || schema instanceof z.ZodDefault || schema instanceof z.ZodNullable
-    ? (schema.def as unknown as { innerType: z.ZodType }).innerType
-    : schema;
+  const inner =
+    schema instanceof z.ZodOptional || schema instanceof z.ZodDefault || schema instanceof z.ZodNullable
+      ? (schema.def as unknown as { innerType: z.ZodType }).innerType
+      : schema;
   if (inner instanceof z.ZodObject) {
-    for (const [key, field] of Object.entries(inner.shape as Record<string, z.ZodType>)) {
+    for (const [key, field] of Object.entries(inner.shape)) {
       if (!field.description) found.push(`${path}.${key}`);
       found.push(...undescribed(field, `${path}.${key}`));
     }
@@ -45,7 +46,15 @@ describe("contracts", () => {
   });
 
   it("AgentResult bounds confidence to 0..1", () => {
-    const result = { task_id: "t1", status: "done", summary: "ok", confidence: 1.5, tool_calls: 0, tokens: 0, cost_usd: 0 };
+    const result = {
+      task_id: "t1",
+      status: "done",
+      summary: "ok",
+      confidence: 1.5,
+      tool_calls: 0,
+      tokens: 0,
+      cost_usd: 0,
+    };
     expect(AgentResult.safeParse(result).success).toBe(false);
     expect(AgentResult.safeParse({ ...result, confidence: 0.5 }).success).toBe(true);
   });

@@ -6,9 +6,12 @@ import { questionToSql } from "../../models/offline/sql.js";
 const agentsOf = (request: string) => [...new Set(planRequest(request).tasks.map((t) => t.type))].sort();
 
 describe("offline planner", () => {
-  it.each(SAMPLES.map((s) => [s.id, s.request, s.agents] as const))("sample %i plans the expected agents", (_id, request, agents) => {
-    expect(agentsOf(request)).toEqual([...agents].sort());
-  });
+  it.each(SAMPLES.map((s) => [s.id, s.request, s.agents] as const))(
+    "sample %i plans the expected agents",
+    (_id, request, agents) => {
+      expect(agentsOf(request)).toEqual([...agents].sort());
+    },
+  );
 
   // Rephrasings with other words and order: the planner reads intents, not exact strings.
   it.each([
@@ -33,7 +36,9 @@ describe("offline planner", () => {
     expect(byType.research!.depends_on).toEqual([]);
     expect(byType.data!.depends_on).toEqual([]);
     expect(byType.code!.depends_on).toEqual([byType.data!.task_id]);
-    expect(byType.communication!.depends_on.sort()).toEqual([byType.research!.task_id, byType.data!.task_id, byType.code!.task_id].sort());
+    expect(byType.communication!.depends_on.sort()).toEqual(
+      [byType.research!.task_id, byType.data!.task_id, byType.code!.task_id].sort(),
+    );
     expect(byType.communication!.context).toContain("ops@harbor.example");
   });
 

@@ -18,19 +18,25 @@ describe("JavaScript sandbox", () => {
   });
 
   it("stops code that exhausts memory", async () => {
-    const out = await runInSandbox("const a = []; while (true) a.push('x'.repeat(1024));", { ...limits, timeoutMs: 5_000 });
+    const out = await runInSandbox("const a = []; while (true) a.push('x'.repeat(1024));", {
+      ...limits,
+      timeoutMs: 5_000,
+    });
     expect(out.ok).toBe(false);
     expect(out.error).toMatch(/memory/);
   });
 
-  it.each(["process.exit(1)", "require('fs')", "fetch('http://127.0.0.1')", "setTimeout(() => 1, 1)", "import('fs')"])(
-    "has no host object: %s",
-    async (code) => {
-      const out = await runInSandbox(code, limits);
-      expect(out.ok).toBe(false);
-      expect(out.error).toMatch(/ReferenceError|not defined|could not load|not supported|module/i);
-    },
-  );
+  it.each([
+    "process.exit(1)",
+    "require('fs')",
+    "fetch('http://127.0.0.1')",
+    "setTimeout(() => 1, 1)",
+    "import('fs')",
+  ])("has no host object: %s", async (code) => {
+    const out = await runInSandbox(code, limits);
+    expect(out.ok).toBe(false);
+    expect(out.error).toMatch(/ReferenceError|not defined|could not load|not supported|module/i);
+  });
 
   it("reports syntax errors to the caller", async () => {
     const out = await runInSandbox("let = ;", limits);
@@ -40,7 +46,11 @@ describe("JavaScript sandbox", () => {
   it("is cancelled by an abort signal", async () => {
     const controller = new AbortController();
     controller.abort();
-    const out = await runInSandbox("while (true) {}", { ...limits, timeoutMs: 10_000, signal: controller.signal });
+    const out = await runInSandbox("while (true) {}", {
+      ...limits,
+      timeoutMs: 10_000,
+      signal: controller.signal,
+    });
     expect(out).toMatchObject({ ok: false, error: "Execution was cancelled." });
   });
 });

@@ -34,7 +34,11 @@ describe("defineTool and executeTool", () => {
   });
 
   it("runs a valid call", async () => {
-    expect(await executeTool(add, { a: 2, b: 3 }, ctx())).toEqual({ status: "ok", output: { sum: 5 }, content: '{"sum":5}' });
+    expect(await executeTool(add, { a: 2, b: 3 }, ctx())).toEqual({
+      status: "ok",
+      output: { sum: 5 },
+      content: '{"sum":5}',
+    });
   });
 
   it("returns invalid arguments to the agent as a validation error, without running", async () => {
@@ -44,7 +48,11 @@ describe("defineTool and executeTool", () => {
   });
 
   it("fails closed when the output breaks the contract", async () => {
-    const broken = defineTool({ ...add, name: "broken", run: () => Promise.resolve({ sum: "NaN" } as never) });
+    const broken = defineTool({
+      ...add,
+      name: "broken",
+      run: () => Promise.resolve({ sum: "NaN" } as never),
+    });
     const outcome = await executeTool(broken, { a: 1, b: 1 }, ctx());
     expect(outcome).toMatchObject({ status: "error", error: expect.stringMatching(/breaks its contract/) });
   });
@@ -54,7 +62,8 @@ describe("defineTool and executeTool", () => {
       ...add,
       name: "slow",
       timeoutMs: 50,
-      run: (_args, c) => new Promise((_, reject) => c.signal.addEventListener("abort", () => reject(new Error("aborted")))),
+      run: (_args, c) =>
+        new Promise((_, reject) => c.signal.addEventListener("abort", () => reject(new Error("aborted")))),
     });
     const outcome = await executeTool(slow, { a: 1, b: 1 }, ctx());
     expect(outcome).toMatchObject({ status: "error", error: "slow timed out after 50 ms." });

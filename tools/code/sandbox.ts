@@ -21,10 +21,14 @@ function installConsole(vm: QuickJSContext, lines: string[]): void {
   for (const level of ["log", "info", "warn", "error"]) {
     const fn = vm.newFunction(level, (...args) => {
       if (lines.length < MAX_CONSOLE_LINES) {
-        lines.push(args.map((a) => {
-          const value: unknown = vm.dump(a);
-          return typeof value === "string" ? value : JSON.stringify(value);
-        }).join(" "));
+        lines.push(
+          args
+            .map((a) => {
+              const value: unknown = vm.dump(a);
+              return typeof value === "string" ? value : JSON.stringify(value);
+            })
+            .join(" "),
+        );
       }
     });
     vm.setProp(consoleObject, level, fn);
@@ -45,7 +49,7 @@ function installConsole(vm: QuickJSContext, lines: string[]): void {
  */
 export async function runInSandbox(code: string, limits: SandboxLimits): Promise<SandboxResult> {
   const QuickJS = await newQuickJSWASMModule();
-  const memory = QuickJS.getWasmMemory();
+  const memory = QuickJS.getWasmMemory() as unknown as { buffer: ArrayBuffer };
   const memoryCeiling = memory.buffer.byteLength + limits.memoryBytes;
   let outOfMemory = false;
   const runtime = QuickJS.newRuntime();
@@ -71,9 +75,14 @@ export async function runInSandbox(code: string, limits: SandboxLimits): Promise
     const settled = vm.getPromiseState(evaluated.value);
     try {
       if (settled.type === "pending") {
-        return { ok: false, console: lines, error: "The program's promise never settled (the sandbox has no timers or I/O)." };
+        return {
+          ok: false,
+          console: lines,
+          error: "The program's promise never settled (the sandbox has no timers or I/O).",
+        };
       }
-      if (settled.type === "rejected") return { ok: false, console: lines, error: describeError(vm.dump(settled.error)) };
+      if (settled.type === "rejected")
+        return { ok: false, console: lines, error: describeError(vm.dump(settled.error)) };
       const value: unknown = vm.dump(settled.value);
       return { ok: true, result: value === undefined ? null : value, console: lines };
     } finally {
@@ -89,15 +98,17 @@ export async function runInSandbox(code: string, limits: SandboxLimits): Promise
   function describeError(raw: unknown): string {
     const message =
       raw && typeof raw === "object" && "message" in raw
-        ? `${(raw as { name?: string }).name ?? "Error"}: ${String((raw as { message: unknown }).message)}`
+        ? `${(raw as { name?: string }).name ?? "Error"}: ${String(raw.message)}`
         : String(raw);
     if (/interrupted/i.test(message)) {
-      if (outOfMemory) return `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`;
+      if (outOfMemory)
+        return `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`;
       return limits.signal?.aborted
         ? "Execution was cancelled."
         : `Execution stopped: the code ran longer than ${limits.timeoutMs} ms (an endless loop?).`;
     }
-    if (/out of memory/i.test(message)) return `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`;
+    if (/out of memory/i.test(message))
+      return `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`;
     return message;
   }
 }

@@ -17,7 +17,10 @@ export const draftMessage = defineTool({
   agents: ["communication"],
   timeoutMs: 2_000,
   async run(message) {
-    return Promise.resolve({ ...message, preview: `To: ${message.to}\nSubject: ${message.subject}\n\n${message.body}` });
+    return Promise.resolve({
+      ...message,
+      preview: `To: ${message.to}\nSubject: ${message.subject}\n\n${message.body}`,
+    });
   },
 });
 

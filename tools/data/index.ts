@@ -25,7 +25,9 @@ export const listTables = defineTool({
         order by c.relname`,
       [SCHEMA],
     );
-    return { tables: rows.map((r) => ({ name: r.name, description: r.description ?? "", rows: Number(r.rows) })) };
+    return {
+      tables: rows.map((r) => ({ name: r.name, description: r.description ?? "", rows: Number(r.rows) })),
+    };
   },
 });
 
@@ -48,15 +50,22 @@ export const describeTable = defineTool({
       [SCHEMA, table],
     );
     if (rows.length === 0) {
-      throw new ToolCallError(`There is no table "${table}". Call list_tables to see the tables.`, "not_found");
+      throw new ToolCallError(
+        `There is no table "${table}". Call list_tables to see the tables.`,
+        "not_found",
+      );
     }
-    return { table, columns: rows.map((r) => ({ name: r.name, type: r.type, nullable: r.nullable === "YES" })) };
+    return {
+      table,
+      columns: rows.map((r) => ({ name: r.name, type: r.type, nullable: r.nullable === "YES" })),
+    };
   },
 });
 
 // Statements that can only write or change the session; refused before they reach the server. The READ ONLY
 // transaction below is the real guard (it also stops writes hidden in CTEs); this gives a clearer message.
-const WRITING = /^\s*(insert|update|delete|merge|drop|create|alter|truncate|grant|revoke|copy|call|do|vacuum|analyze|cluster|reindex|lock|set|reset|begin|start|commit|rollback|savepoint|release|prepare|execute|deallocate|listen|notify|refresh|comment|security|import|load|discard)\b/i;
+const WRITING =
+  /^\s*(insert|update|delete|merge|drop|create|alter|truncate|grant|revoke|copy|call|do|vacuum|analyze|cluster|reindex|lock|set|reset|begin|start|commit|rollback|savepoint|release|prepare|execute|deallocate|listen|notify|refresh|comment|security|import|load|discard)\b/i;
 
 export const runSql = defineTool({
   name: "run_sql",
@@ -75,9 +84,14 @@ export const runSql = defineTool({
   timeoutMs: 15_000,
   async run({ sql }, ctx) {
     const statement = sql.trim().replace(/;\s*$/, "");
-    const hiddenWrite = /\b(insert\s+into|update\s+[\w."]+\s+set|delete\s+from|merge\s+into)\b/i.exec(statement);
+    const hiddenWrite = /\b(insert\s+into|update\s+[\w."]+\s+set|delete\s+from|merge\s+into)\b/i.exec(
+      statement,
+    );
     if (hiddenWrite) {
-      throw new ToolCallError(`run_sql is read-only: the query contains "${hiddenWrite[1]}". Write a SELECT query.`, "invalid_argument");
+      throw new ToolCallError(
+        `run_sql is read-only: the query contains "${hiddenWrite[1]}". Write a SELECT query.`,
+        "invalid_argument",
+      );
     }
     if (WRITING.test(statement)) {
       throw new ToolCallError(
@@ -86,7 +100,10 @@ export const runSql = defineTool({
       );
     }
     if (statement.includes(";")) {
-      throw new ToolCallError("run_sql takes exactly one statement; remove the extra ';'.", "invalid_argument");
+      throw new ToolCallError(
+        "run_sql takes exactly one statement; remove the extra ';'.",
+        "invalid_argument",
+      );
     }
     const limit = ctx.limits.sqlRowLimit;
     const pool = await ctx.db();
@@ -106,10 +123,16 @@ export const runSql = defineTool({
       if (error instanceof ToolCallError) throw error;
       const pgError = error as { code?: string; message: string };
       if (pgError.code === "25006") {
-        throw new ToolCallError(`run_sql is read-only: ${pgError.message}. Write a SELECT query.`, "invalid_argument");
+        throw new ToolCallError(
+          `run_sql is read-only: ${pgError.message}. Write a SELECT query.`,
+          "invalid_argument",
+        );
       }
       if (pgError.code === "57014") {
-        throw new ToolCallError(`The query ran longer than ${ctx.limits.sqlTimeoutMs} ms and was cancelled.`, "timeout");
+        throw new ToolCallError(
+          `The query ran longer than ${ctx.limits.sqlTimeoutMs} ms and was cancelled.`,
+          "timeout",
+        );
       }
       throw new ToolCallError(`SQL error: ${pgError.message}`, "invalid_argument");
     } finally {

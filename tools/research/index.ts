@@ -38,7 +38,9 @@ export const searchKnowledgeBase = defineTool({
         limit $2`,
       [words.join(" or "), limit],
     );
-    return { hits: rows.map((r) => ({ ...r, snippet: r.snippet.replace(/<\/?b>/g, ""), rank: Number(r.rank) })) };
+    return {
+      hits: rows.map((r) => ({ ...r, snippet: r.snippet.replace(/<\/?b>/g, ""), rank: Number(r.rank) })),
+    };
   },
 });
 
@@ -61,7 +63,8 @@ export const readDocument = defineTool({
       "select id, title, tags, body from kb_documents where id = $1",
       [id],
     );
-    if (!rows[0]) throw new ToolCallError(`No document has id "${id}". Use search_kb to find document ids.`, "not_found");
+    if (!rows[0])
+      throw new ToolCallError(`No document has id "${id}". Use search_kb to find document ids.`, "not_found");
     return rows[0];
   },
 });
