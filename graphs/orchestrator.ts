@@ -1,4 +1,5 @@
 import { HumanMessage, SystemMessage } from "@langchain/core/messages";
+import { OutputParserException } from "@langchain/core/output_parsers";
 import {
   END,
   isGraphBubbleUp,
@@ -108,7 +109,9 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
   });
 
   const plan = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
-    const planner = deps.model("planner").withStructuredOutput(PlanProposal, { name: "submit_plan" });
+    const planner = deps
+      .model("planner")
+      .withStructuredOutput(PlanProposal, { name: "submit_plan", method: "functionCalling" });
     try {
       const proposal: unknown = await planner.invoke(
         [new SystemMessage(PLANNER_PROMPT), new HumanMessage(state.request)],
@@ -117,14 +120,19 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
       return { proposal };
     } catch (error) {
       if (isGraphBubbleUp(error) || config.signal?.aborted) throw error;
-      // The structured-output parser refused the model's reply: that is a bad plan, not a crash.
-      if ((error as Error).name === "OutputParserException") {
-        throw new PlanError(
-          [`the model's reply is not a valid plan (${(error as Error).message.slice(0, 300)})`],
-          {
-            cause: error,
-          },
-        );
+      // The structured-output parser refused the reply: hand what the model said to check_plan, which names
+      // every problem precisely. A reply that is not even JSON is a bad plan, not a crash.
+      if (error instanceof OutputParserException) {
+        try {
+          return { proposal: JSON.parse(error.llmOutput ?? "") as unknown };
+        } catch {
+          throw new PlanError(
+            [`the model's reply is not a plan in JSON (${(error.llmOutput ?? "").slice(0, 200)})`],
+            {
+              cause: error,
+            },
+          );
+        }
       }
       throw error;
     }

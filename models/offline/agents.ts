@@ -118,6 +118,26 @@ export function dataTurn(t: Transcript, rowLimit: number): Turn {
   );
 }
 
+/** A computed value in words: shares and growth as percentages, lists joined, other objects as key: value. */
+function describeValue(value: unknown): string {
+  const fmt = (v: unknown) => (typeof v === "number" ? v.toLocaleString("en-US") : JSON.stringify(v));
+  if (Array.isArray(value)) return value.map(fmt).join(", ");
+  if (!value || typeof value !== "object") return fmt(value);
+  const v = value as Record<string, unknown>;
+  const label = (row: Record<string, unknown>) => String(Object.values(row)[0]);
+  if (Array.isArray(v.shares)) {
+    const rows = v.shares as Record<string, unknown>[];
+    return `${rows.map((r) => `${label(r)} ${fmt(r.share_percent)}%`).join(", ")} (total ${fmt(v.total)})`;
+  }
+  if (Array.isArray(v.growth)) {
+    const rows = v.growth as Record<string, unknown>[];
+    return `average growth ${fmt(v.average_growth_percent)}% per period (${rows.map((r) => `${label(r)} ${fmt(r.growth_percent)}%`).join(", ")})`;
+  }
+  return Object.entries(v)
+    .map(([k, x]) => `${k}: ${fmt(x)}`)
+    .join(", ");
+}
+
 export function codeTurn(t: Transcript): Turn {
   const program = writeProgram(t.objective, rowsFromContext(t.context));
   const run = last(t, "run_javascript");
@@ -126,7 +146,7 @@ export function codeTurn(t: Transcript): Turn {
   const out = run.value as { ok?: boolean; result?: unknown; error?: string };
   if (!run.ok || !out.ok)
     return done(`The program for ${program.describes} failed: ${out.error ?? run.text}`);
-  return done(`Computed ${program.describes}: ${JSON.stringify(out.result)}`);
+  return done(`Computed ${program.describes}: ${describeValue(out.result)}`);
 }
 
 const MESSAGE_WORDS = new Set([

@@ -85,7 +85,12 @@ export function questionToSql(question: string, rowLimit = 50): SqlPlan | undefi
   const where: string[] = [];
   const year = /\b(20\d\d)\b/.exec(q)?.[1];
   if (year) where.push(`extract(year from o.ordered_at) = ${year}`);
-  const status = STATUSES.find((s) => new RegExp(`\\b${s}\\b`).test(q));
+  // "placed" is mostly the verb ("orders were placed"); it filters only as "placed orders" or "status placed".
+  const status = STATUSES.find((s) =>
+    s === "placed"
+      ? /\bplaced orders\b|\bstatus (?:is |= ?)?'?placed\b/.test(q)
+      : new RegExp(`\\b${s}\\b`).test(q),
+  );
   if (status && dimension?.alias !== "status") where.push(`o.status = '${status}'`);
   else if (
     measure.alias === "revenue" ||

@@ -1,0 +1,69 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+
+/** One scripted reply: assistant text, or tool calls (name + arguments object). */
+export type ScriptedReply = { content: string } | { tool_calls: { name: string; arguments: unknown }[] };
+
+export interface ScriptedServer {
+  url: string;
+  /** Every request body received, in order. */
+  requests: { model: string; messages: unknown[]; tools?: { function: { name: string } }[] }[];
+  close(): Promise<void>;
+}
+
+/**
+ * A scripted OpenAI-compatible server on loopback: answers POST /chat/completions with the next scripted reply
+ * and fails loudly (HTTP 500) when the script runs out, so a test never passes on an unplanned call.
+ */
+export async function startScriptedServer(script: ScriptedReply[]): Promise<ScriptedServer> {
+  const requests: ScriptedServer["requests"] = [];
+  let n = 0;
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (d: Buffer) => (body += d.toString()));
+    req.on("end", () => {
+      if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
+        res.writeHead(404).end();
+        return;
+      }
+      const parsed = JSON.parse(body) as ScriptedServer["requests"][number];
+      requests.push(parsed);
+      const reply = script[n++];
+      if (!reply) {
+        res.writeHead(500, { "content-type": "application/json" });
+        res.end(JSON.stringify({ error: { message: `script exhausted after ${n - 1} replies` } }));
+        return;
+      }
+      const message =
+        "content" in reply
+          ? { role: "assistant", content: reply.content }
+          : {
+              role: "assistant",
+              content: null,
+              tool_calls: reply.tool_calls.map((c, i) => ({
+                id: `call_${n}_${i}`,
+                type: "function",
+                function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+              })),
+            };
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(
+        JSON.stringify({
+          id: `chatcmpl-${n}`,
+          object: "chat.completion",
+          created: 0,
+          model: parsed.model,
+          choices: [{ index: 0, message, finish_reason: "content" in reply ? "stop" : "tool_calls" }],
+          usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
+        }),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/v1`,
+    requests,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
