@@ -97,14 +97,12 @@ async function freePort(): Promise<number> {
   });
 }
 
+function adminClient(port: number): pg.Client {
+  return new pg.Client({ host: "127.0.0.1", port, user: USER, password: PASSWORD, database: "postgres" });
+}
+
 async function canConnect(port: number): Promise<boolean> {
-  const client = new pg.Client({
-    host: "127.0.0.1",
-    port,
-    user: USER,
-    password: PASSWORD,
-    database: "postgres",
-  });
+  const client = adminClient(port);
   client.on("error", () => undefined);
   try {
     await client.connect();
@@ -118,13 +116,7 @@ async function canConnect(port: number): Promise<boolean> {
 }
 
 async function ensureDatabase(port: number): Promise<void> {
-  const client = new pg.Client({
-    host: "127.0.0.1",
-    port,
-    user: USER,
-    password: PASSWORD,
-    database: "postgres",
-  });
+  const client = adminClient(port);
   await client.connect();
   try {
     const found = await client.query("select 1 from pg_database where datname = $1", [DATABASE]);

@@ -164,6 +164,13 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
       decisions = resolveDecisions(interrupt(request), pending);
     }
 
+    const about = (call: { name: string; id: string }) => ({
+      task_id: state.task.task_id,
+      agent: spec.type,
+      tool: call.name,
+      tool_call_id: call.id,
+    });
+
     // 2. Then every call, in order.
     const messages: ToolMessage[] = [];
     const artifacts: string[] = [];
@@ -195,31 +202,18 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
         );
         emit(config, {
           type: "tool_result",
-          task_id: state.task.task_id,
-          agent: spec.type,
-          tool: call.name,
-          tool_call_id: call.id,
+          ...about(call),
           status: "rejected",
           detail: decision.reason ?? "",
         });
         continue;
       }
       if (decision?.action === "edit") args = { ...(call.args as object), ...decision.args };
-      emit(config, {
-        type: "tool_call",
-        task_id: state.task.task_id,
-        agent: spec.type,
-        tool: call.name,
-        tool_call_id: call.id,
-        args,
-      });
+      emit(config, { type: "tool_call", ...about(call), args });
       const outcome = await executeTool(tool, args, context(call.id, decision?.reviewer));
       emit(config, {
         type: "tool_result",
-        task_id: state.task.task_id,
-        agent: spec.type,
-        tool: call.name,
-        tool_call_id: call.id,
+        ...about(call),
         status: outcome.status,
         detail: outcome.content.slice(0, 300),
       });
