@@ -39,7 +39,9 @@ export async function openDatabase(config: KeelConfig): Promise<Database> {
   if (server) process.once("exit", onExit);
 
   const pool = new pg.Pool({ connectionString: url, max: 10 });
-  pool.on("error", () => undefined); // idle clients dropped by the server are replaced on next use
+  // Idle clients dropped by the server are replaced on next use; a broken client surfaces in its own query.
+  pool.on("error", () => undefined);
+  pool.on("connect", (client) => client.on("error", () => undefined));
   try {
     await migrate(pool);
   } catch (error) {

@@ -92,6 +92,67 @@ export const MIGRATIONS: readonly Migration[] = [
   },
   { id: 5, name: "seed knowledge base", up: seedKnowledgeBase },
   { id: 6, name: "seed business dataset", up: seedBusinessData },
+  {
+    id: 7,
+    name: "task runtime",
+    up: sql(`
+      create table tasks (
+        id uuid primary key,
+        parent_id uuid references tasks(id),
+        root_id uuid not null,
+        agent_task_id text,
+        agent_type text,
+        request text,
+        status text not null check (status in ('queued', 'running', 'waiting_for_approval', 'done', 'failed', 'cancelled')),
+        attempts int not null default 0,
+        max_attempts int not null default 3,
+        last_error text,
+        error_reason text,
+        idempotency_key text unique,
+        payload_hash text,
+        idempotency_expires_at timestamptz,
+        lease_owner text,
+        lease_expires_at timestamptz,
+        fencing_token bigint not null default 0,
+        cancel_requested boolean not null default false,
+        deadline_at timestamptz,
+        final_answer text,
+        result jsonb,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now(),
+        started_at timestamptz,
+        finished_at timestamptz,
+        unique (root_id, agent_task_id));
+      create index tasks_root on tasks (root_id);
+      create index tasks_status on tasks (status, created_at) where parent_id is null;
+      create table task_events (
+        id bigserial primary key,
+        task_id uuid not null references tasks(id),
+        from_status text,
+        to_status text not null,
+        reason text,
+        attempt int not null,
+        worker text,
+        at timestamptz not null default now());
+      create index task_events_task on task_events (task_id, id);
+      create function keel_notify_task_event() returns trigger language plpgsql as $$
+        begin perform pg_notify('keel_task_events', (select root_id::text from tasks where id = new.task_id)); return new; end $$;
+      create trigger task_events_notify after insert on task_events for each row execute function keel_notify_task_event();
+      create table approvals (
+        id uuid primary key,
+        task_id uuid not null references tasks(id),
+        agent_task_id text,
+        interrupt_id text not null,
+        context jsonb not null,
+        status text not null check (status in ('pending', 'approved', 'rejected', 'expired', 'withdrawn')),
+        decision jsonb,
+        reviewer text,
+        reason text,
+        created_at timestamptz not null default now(),
+        decided_at timestamptz,
+        expires_at timestamptz not null);
+      create index approvals_pending on approvals (status, created_at);`),
+  },
 ];
 
 // One fixed key so that every Keel process (and LangGraph's setup) migrates one at a time.

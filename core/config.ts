@@ -27,6 +27,23 @@ export const KeelConfig = z.object({
       sandboxMemoryBytes: z.number().int().positive().describe("Memory limit for sandboxed code"),
     })
     .describe("Budgets and limits"),
+  runtime: z
+    .object({
+      leaseSeconds: z
+        .number()
+        .positive()
+        .describe("How long a worker's claim on a task lasts without a heartbeat"),
+      idempotencyTtlHours: z.number().positive().describe("How long an idempotency key is remembered"),
+      approvalTtlSeconds: z.number().positive().describe("How long an approval waits before it expires"),
+      requestDeadlineSeconds: z.number().positive().describe("Wall-clock budget of one request"),
+      maxRetries: z
+        .number()
+        .int()
+        .nonnegative()
+        .describe("Retries of a failed task, after the first attempt"),
+      retryBaseMs: z.number().positive().describe("First retry delay; doubles each attempt, with jitter"),
+    })
+    .describe("Task runtime settings"),
 });
 export type KeelConfig = z.infer<typeof KeelConfig>;
 
@@ -64,6 +81,14 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       sqlTimeoutMs: intFrom(env, "KEEL_SQL_TIMEOUT_MS", 2000),
       sandboxTimeoutMs: intFrom(env, "KEEL_SANDBOX_TIMEOUT_MS", 1000),
       sandboxMemoryBytes: intFrom(env, "KEEL_SANDBOX_MEMORY_BYTES", 32 * 1024 * 1024),
+    },
+    runtime: {
+      leaseSeconds: intFrom(env, "KEEL_LEASE_SECONDS", 30),
+      idempotencyTtlHours: intFrom(env, "KEEL_IDEMPOTENCY_TTL_HOURS", 24),
+      approvalTtlSeconds: intFrom(env, "KEEL_APPROVAL_TTL_SECONDS", 24 * 3600),
+      requestDeadlineSeconds: intFrom(env, "KEEL_REQUEST_DEADLINE_SECONDS", 900),
+      maxRetries: env.KEEL_MAX_RETRIES === "0" ? 0 : intFrom(env, "KEEL_MAX_RETRIES", 2),
+      retryBaseMs: intFrom(env, "KEEL_RETRY_BASE_MS", 1000),
     },
   });
 }

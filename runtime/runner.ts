@@ -1,5 +1,5 @@
 import { Command } from "@langchain/langgraph";
-import type { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
+import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type { AgentResult, Plan } from "../agents/contracts.js";
 import { openDatabase, type Database } from "../checkpoints/database.js";
 import { createCheckpointer } from "../checkpoints/saver.js";
@@ -39,29 +39,65 @@ export interface DriveOptions {
 export class Runner {
   private constructor(
     readonly db: Database,
-    private readonly checkpointer: PostgresSaver,
+    readonly checkpointer: PostgresSaver,
     private readonly graph: ReturnType<ReturnType<typeof buildOrchestratorGraph>["compile"]>,
+    private readonly ownsDb: boolean,
   ) {}
 
   /** Opens the database (embedded unless DATABASE_URL), sets up checkpoints, compiles the graph. */
-  static async open(config: KeelConfig, deps?: Partial<GraphDeps>): Promise<Runner> {
-    const db = await openDatabase(config);
+  static async open(config: KeelConfig, deps?: Partial<GraphDeps>, db?: Database): Promise<Runner> {
+    return Runner.withSaver(
+      db ?? (await openDatabase(config)),
+      config,
+      (pool) => new PostgresSaver(pool),
+      deps,
+      db === undefined,
+    );
+  }
+
+  /** A runner on an open database with a checkpointer of the caller's making (the worker's is fenced). */
+  static async withSaver(
+    db: Database,
+    config: KeelConfig,
+    make: (pool: Database["pool"]) => PostgresSaver,
+    deps?: Partial<GraphDeps>,
+    ownsDb = false,
+  ): Promise<Runner> {
     try {
-      const checkpointer = await createCheckpointer(db);
+      const checkpointer = await createCheckpointer(db, make);
       const graph = buildOrchestratorGraph({
         ...defaultDeps(config),
         db: () => Promise.resolve(db.pool),
         ...deps,
       }).compile({ checkpointer, name: "orchestrator" });
-      return new Runner(db, checkpointer, graph);
+      return new Runner(db, checkpointer, graph, ownsDb);
     } catch (error) {
-      await db.close();
+      if (ownsDb) await db.close();
       throw error;
     }
   }
 
   async close(): Promise<void> {
-    await this.db.close();
+    if (this.ownsDb) await this.db.close();
+  }
+
+  /** Continues a thread from its last checkpoint (after a crash or a retry): nothing completed runs again. */
+  continue(threadId: string, options: DriveOptions = {}): Promise<RunOutcome> {
+    return this.drive(null, threadId, options);
+  }
+
+  /** Resumes pending interrupts with an already-validated value (one decision, or a map by interrupt id). */
+  resumeWith(threadId: string, resume: unknown, options: DriveOptions = {}): Promise<RunOutcome> {
+    return this.drive(new Command({ resume }), threadId, options);
+  }
+
+  /** Starts a thread whose request was checked and stored by the caller. */
+  begin(request: string, threadId: string, options: DriveOptions = {}): Promise<RunOutcome> {
+    return this.drive({ request }, threadId, options);
+  }
+
+  async hasCheckpoint(threadId: string): Promise<boolean> {
+    return this.exists(threadId);
   }
 
   /** Starts a new run on `threadId`. The request is checked before anything is stored. */

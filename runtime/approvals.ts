@@ -1,0 +1,173 @@
+import { randomUUID } from "node:crypto";
+import type pg from "pg";
+import { InputError, NotFoundError } from "../core/errors.js";
+import { ApprovalDecision, checkEditedArgs, type ApprovalRequest } from "../graphs/approval.js";
+import { enqueue, scheduleApprovalExpiry } from "./queue.js";
+import type { PendingApproval } from "./runner.js";
+import { inTransaction, transition, type TaskRow } from "./store.js";
+
+/** One row of `approvals`: a held action, its full context, and (once decided) the decision. */
+export interface ApprovalRow {
+  id: string;
+  task_id: string;
+  agent_task_id: string | null;
+  interrupt_id: string;
+  context: ApprovalContext;
+  status: "pending" | "approved" | "rejected" | "expired" | "withdrawn";
+  decision: ApprovalDecision | null;
+  reviewer: string | null;
+  reason: string | null;
+  created_at: Date;
+  decided_at: Date | null;
+  expires_at: Date;
+}
+
+/** Everything a reviewer needs without opening anything else. */
+export interface ApprovalContext {
+  request: string;
+  task_id: string;
+  agent: string;
+  objective: string;
+  actions: ApprovalRequest["actions"];
+  why: string;
+}
+
+/** Records one approval row per pending interrupt (skipping ones already recorded), with an expiry job each. */
+export async function recordApprovals(
+  client: pg.PoolClient,
+  task: TaskRow,
+  pending: PendingApproval[],
+  ttlSeconds: number,
+): Promise<void> {
+  for (const p of pending) {
+    const known = await client.query(
+      "select 1 from approvals where task_id = $1 and interrupt_id = $2 and status = 'pending'",
+      [task.id, p.interrupt_id],
+    );
+    if (known.rowCount) continue;
+    const id = randomUUID();
+    const context: ApprovalContext = {
+      request: task.request ?? "",
+      task_id: p.request.task_id,
+      agent: p.request.agent,
+      objective: p.request.objective,
+      actions: p.request.actions,
+      why: p.request.actions
+        .map((a) => `${a.tool} is a ${a.risk}-risk action: a person must approve it before it runs`)
+        .join("; "),
+    };
+    const { rows } = await client.query<{ expires_at: Date }>(
+      `insert into approvals (id, task_id, agent_task_id, interrupt_id, context, status, expires_at)
+       values ($1, $2, $3, $4, $5, 'pending', now() + make_interval(secs => $6)) returning expires_at`,
+      [id, task.id, p.request.task_id, p.interrupt_id, JSON.stringify(context), ttlSeconds],
+    );
+    await scheduleApprovalExpiry(client, id, rows[0]!.expires_at);
+  }
+}
+
+export async function listApprovals(
+  db: pg.Pool,
+  status: ApprovalRow["status"] | "all" = "pending",
+): Promise<ApprovalRow[]> {
+  const { rows } = await db.query<ApprovalRow>(
+    "select * from approvals where ($1 = 'all' or status = $1) order by created_at",
+    [status],
+  );
+  return rows;
+}
+
+export async function getApproval(
+  db: pg.Pool | pg.PoolClient,
+  id: string,
+  lock = false,
+): Promise<ApprovalRow> {
+  if (!/^[0-9a-f-]{36}$/i.test(id))
+    throw new NotFoundError(`No approval has id ${id}. keel approvals lists the pending ones.`);
+  const row = (
+    await db.query<ApprovalRow>(`select * from approvals where id = $1${lock ? " for update" : ""}`, [id])
+  ).rows[0];
+  if (!row) throw new NotFoundError(`No approval has id ${id}. keel approvals lists the pending ones.`);
+  return row;
+}
+
+/**
+ * Records a person's decision. When it was the task's last pending approval, the resume is enqueued in the same
+ * transaction; a worker then resumes the thread with the decisions.
+ */
+export async function decide(
+  db: pg.Pool,
+  approvalId: string,
+  decision: ApprovalDecision,
+): Promise<ApprovalRow> {
+  const parsed = ApprovalDecision.parse(decision);
+  return inTransaction(db, async (client) => {
+    const approval = await getApproval(client, approvalId, true);
+    if (approval.status !== "pending") {
+      throw new InputError(
+        `Approval ${approvalId} is already ${approval.status}${approval.reviewer ? ` (by ${approval.reviewer})` : ""}; nothing was changed.`,
+        "conflict",
+      );
+    }
+    if (approval.expires_at.getTime() <= Date.now()) {
+      throw new InputError(
+        `Approval ${approvalId} expired at ${approval.expires_at.toISOString()}; nothing was changed.`,
+        "conflict",
+      );
+    }
+    if (parsed.action === "edit") checkEditedArgs(approval.context.actions, parsed.args ?? {});
+    const status = parsed.action === "reject" ? "rejected" : "approved";
+    const { rows } = await client.query<ApprovalRow>(
+      `update approvals set status = $2, decision = $3, reviewer = $4, reason = $5, decided_at = now() where id = $1 returning *`,
+      [approvalId, status, JSON.stringify(parsed), parsed.reviewer ?? null, parsed.reason ?? null],
+    );
+    const stillPending = await client.query(
+      "select 1 from approvals where task_id = $1 and status = 'pending'",
+      [approval.task_id],
+    );
+    if (!stillPending.rowCount) await enqueue(client, approval.task_id, "resume");
+    return rows[0]!;
+  });
+}
+
+/** The resume value for a task's decided approvals: one decision, or a map keyed by interrupt id. */
+export async function decisionsFor(
+  db: pg.Pool,
+  taskId: string,
+  interruptIds: string[],
+): Promise<Record<string, ApprovalDecision>> {
+  const { rows } = await db.query<ApprovalRow>(
+    "select * from approvals where task_id = $1 and interrupt_id = any($2) and status in ('approved', 'rejected') order by decided_at desc",
+    [taskId, interruptIds],
+  );
+  const map: Record<string, ApprovalDecision> = {};
+  for (const row of rows) map[row.interrupt_id] ??= row.decision!;
+  return map;
+}
+
+/** Expires a still-pending approval: the task fails (reason approval_expired) and its other approvals are withdrawn. */
+export async function expireApproval(db: pg.Pool, approvalId: string): Promise<boolean> {
+  return inTransaction(db, async (client) => {
+    const { rows } = await client.query<ApprovalRow>(
+      "update approvals set status = 'expired', decided_at = now() where id = $1 and status = 'pending' and expires_at <= now() returning *",
+      [approvalId],
+    );
+    const expired = rows[0];
+    if (!expired) return false;
+    await client.query(
+      "update approvals set status = 'withdrawn', decided_at = now() where task_id = $1 and status = 'pending'",
+      [expired.task_id],
+    );
+    const task = (await client.query<TaskRow>("select * from tasks where id = $1", [expired.task_id]))
+      .rows[0];
+    if (task?.status === "waiting_for_approval") {
+      await transition(client, task.id, "failed", {
+        reason: "approval_expired",
+        patch: {
+          error_reason: "approval_expired",
+          last_error: `Approval ${approvalId} expired without a decision.`,
+        },
+      });
+    }
+    return true;
+  });
+}

@@ -1,0 +1,62 @@
+import type pg from "pg";
+import { InputError } from "../core/errors.js";
+import { enqueue } from "./queue.js";
+import { ACTIVE_STATUSES } from "./status.js";
+import { getTask, inTransaction, transition, type TaskRow } from "./store.js";
+
+export const CANCEL_CHANNEL = "keel_cancel";
+
+/**
+ * Cancels a whole task tree: every active task becomes cancelled, pending approvals are withdrawn, and the
+ * fencing token moves on so a worker still running it can write nothing more; a notification tells that worker
+ * to abort now (its abort signal reaches model calls, tools and the sandbox). Cancelling twice changes nothing.
+ */
+export async function cancelTree(
+  pool: pg.Pool,
+  taskId: string,
+  reason = "cancelled on request",
+): Promise<{ root: TaskRow; cancelled: number }> {
+  const task = await getTask(pool, taskId);
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<TaskRow>(
+      "select * from tasks where root_id = $1 order by parent_id nulls first for update",
+      [task.root_id],
+    );
+    await client.query(
+      "update tasks set cancel_requested = true, fencing_token = fencing_token + 1 where root_id = $1",
+      [task.root_id],
+    );
+    let cancelled = 0;
+    for (const row of rows) {
+      if (!ACTIVE_STATUSES.includes(row.status)) continue;
+      await transition(client, row.id, "cancelled", { reason });
+      cancelled++;
+    }
+    await client.query(
+      "update approvals set status = 'withdrawn', decided_at = now(), reason = $2 where task_id = $1 and status = 'pending'",
+      [task.root_id, reason],
+    );
+    await client.query("select pg_notify($1, $2)", [CANCEL_CHANNEL, task.root_id]);
+    const root = (await client.query<TaskRow>("select * from tasks where id = $1", [task.root_id])).rows[0]!;
+    return { root, cancelled };
+  });
+}
+
+/** Puts a failed task back in the queue by hand, with one more attempt. */
+export async function retryTask(pool: pg.Pool, taskId: string): Promise<TaskRow> {
+  const task = await getTask(pool, taskId);
+  if (task.parent_id)
+    throw new InputError(`Task ${taskId} is part of request ${task.root_id}; retry the request instead.`);
+  if (task.status !== "failed") {
+    throw new InputError(`Task ${taskId} is ${task.status}; only a failed task can be retried.`, "conflict");
+  }
+  return inTransaction(pool, async (client) => {
+    await client.query(
+      "update tasks set max_attempts = greatest(max_attempts, attempts + 1), cancel_requested = false where id = $1",
+      [taskId],
+    );
+    const queued = await transition(client, taskId, "queued", { reason: "retried by hand" });
+    await enqueue(client, taskId, "retry");
+    return queued;
+  });
+}

@@ -1,0 +1,141 @@
+import { randomUUID } from "node:crypto";
+import type pg from "pg";
+import type { AgentResult, Plan } from "../agents/contracts.js";
+import type { ProgressEvent } from "../graphs/progress.js";
+import { canTransition, type TaskStatus } from "./status.js";
+import { transition, type TaskRow } from "./store.js";
+
+/**
+ * Keeps one child row per AgentTask in step with the run: created when the plan is made, moved as agents start,
+ * wait and finish. Moves go through the state machine like any other; a move that is not legal from where the
+ * child stands (an event seen again after a resume) is skipped, not forced.
+ */
+async function moveChild(
+  client: pg.PoolClient,
+  rootId: string,
+  agentTaskId: string,
+  to: TaskStatus,
+  reason: string,
+  worker: string,
+) {
+  const child = (
+    await client.query<TaskRow>("select * from tasks where root_id = $1 and agent_task_id = $2", [
+      rootId,
+      agentTaskId,
+    ])
+  ).rows[0];
+  if (!child || child.status === to) return;
+  // A child that waited for a person runs again before it finishes: waiting -> running -> done.
+  if (child.status === "waiting_for_approval" && (to === "done" || to === "failed")) {
+    await transition(client, child.id, "running", { reason: "resumed", worker });
+  } else if (!canTransition(child.status, to)) {
+    return;
+  }
+  await transition(client, child.id, to, {
+    reason,
+    worker,
+    patch: to === "failed" ? { error_reason: reason } : {},
+  });
+}
+
+type PlannedChild = Pick<Plan["tasks"][number], "task_id" | "type" | "objective">;
+
+export async function insertChildren(
+  client: pg.PoolClient,
+  root: TaskRow,
+  tasks: readonly PlannedChild[],
+): Promise<void> {
+  for (const task of tasks) {
+    const id = randomUUID();
+    const { rowCount } = await client.query(
+      `insert into tasks (id, parent_id, root_id, agent_task_id, agent_type, request, status, max_attempts)
+       values ($1, $2, $2, $3, $4, $5, 'queued', 1) on conflict (root_id, agent_task_id) do nothing`,
+      [id, root.id, task.task_id, task.type, task.objective],
+    );
+    if (rowCount) {
+      await client.query(
+        "insert into task_events (task_id, from_status, to_status, reason, attempt) values ($1, null, 'queued', 'planned', 0)",
+        [id],
+      );
+    }
+  }
+}
+
+/** Applies one progress event to the child rows. */
+export async function applyEvent(
+  client: pg.PoolClient,
+  root: TaskRow,
+  event: ProgressEvent,
+  worker: string,
+): Promise<void> {
+  switch (event.type) {
+    case "agent_start":
+      return moveChild(client, root.id, event.task_id, "running", "agent started", worker);
+    case "plan":
+      return insertChildren(
+        client,
+        root,
+        event.tasks.map((t) => ({
+          task_id: t.task_id,
+          type: t.type as PlannedChild["type"],
+          objective: t.objective,
+        })),
+      );
+    case "agent_done":
+      return moveChild(
+        client,
+        root.id,
+        event.task_id,
+        event.status === "done" ? "done" : "failed",
+        event.status === "done" ? "agent done" : event.status,
+        worker,
+      );
+    default:
+      return;
+  }
+}
+
+/** When the run stops for a person: the children whose actions wait. */
+export async function markWaiting(
+  client: pg.PoolClient,
+  root: TaskRow,
+  agentTaskIds: string[],
+  worker: string,
+): Promise<void> {
+  for (const id of agentTaskIds)
+    await moveChild(client, root.id, id, "waiting_for_approval", "approval needed", worker);
+}
+
+/** At the end of a run: results decide each child's final status; children that never ran are cancelled. */
+export async function settleChildren(
+  client: pg.PoolClient,
+  root: TaskRow,
+  results: AgentResult[],
+  worker: string,
+): Promise<void> {
+  const { rows } = await client.query<TaskRow>("select * from tasks where parent_id = $1", [root.id]);
+  for (const child of rows) {
+    const result = results.find((r) => r.task_id === child.agent_task_id);
+    if (result && (child.status === "running" || child.status === "waiting_for_approval")) {
+      await moveChild(
+        client,
+        root.id,
+        child.agent_task_id!,
+        result.status === "done" ? "done" : "failed",
+        result.error ?? result.status,
+        worker,
+      );
+    } else if (
+      !result &&
+      (child.status === "queued" || child.status === "running" || child.status === "waiting_for_approval")
+    ) {
+      await transition(client, child.id, "cancelled", { reason: "not run: the request ended first", worker });
+    } else if (result && child.status === "queued") {
+      // Failed because a dependency failed: it never started.
+      await transition(client, child.id, "cancelled", {
+        reason: result.error ?? "dependency failed",
+        worker,
+      });
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import type pg from "pg";
+import type { TaskEvent, TaskRow } from "./store.js";
+import { eventsOf, getTask } from "./store.js";
+
+const EVENTS_CHANNEL = "keel_task_events";
+
+export type FollowedEvent = TaskEvent & { agent_task_id: string | null };
+
+/**
+ * Follows a request's task events as they are written (LISTEN/NOTIFY, with a slow re-read as a safety net) until
+ * `until(root)` holds, and returns the root task then. Events are delivered in order, each once.
+ */
+export async function followTask(
+  pool: pg.Pool,
+  rootId: string,
+  onEvent: (event: FollowedEvent) => void,
+  until: (root: TaskRow) => boolean,
+  signal?: AbortSignal,
+): Promise<TaskRow> {
+  const client = await pool.connect();
+  let last = "0";
+  let wake: (() => void) | undefined;
+  const onNotify = (message: pg.Notification) => {
+    if (message.payload === rootId) wake?.();
+  };
+  client.on("notification", onNotify);
+  try {
+    await client.query(`listen ${EVENTS_CHANNEL}`);
+    for (;;) {
+      for (const event of await eventsOf(pool, rootId, last)) {
+        onEvent(event);
+        last = event.id;
+      }
+      const root = await getTask(pool, rootId);
+      if (until(root)) return root;
+      if (signal?.aborted) throw signal.reason;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 2000);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        signal?.addEventListener("abort", () => wake?.(), { once: true });
+      });
+      wake = undefined;
+    }
+  } finally {
+    client.removeListener("notification", onNotify);
+    await client.query(`unlisten ${EVENTS_CHANNEL}`).catch(() => undefined);
+    client.release();
+  }
+}
+
+export const isSettled = (root: TaskRow) => root.status !== "queued" && root.status !== "running";
+export const isTerminal = (root: TaskRow) =>
+  root.status === "done" || root.status === "cancelled" || root.status === "failed";

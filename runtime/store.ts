@@ -1,0 +1,247 @@
+import { createHash, randomUUID } from "node:crypto";
+import type pg from "pg";
+import type { KeelConfig } from "../core/config.js";
+import { InputError, NotFoundError } from "../core/errors.js";
+import { enqueue } from "./queue.js";
+import { assertTransition, FencedOutError, TaskStatus } from "./status.js";
+
+/** One row of `tasks`: a request's root task, or one of its AgentTasks (`parent_id` set). */
+export interface TaskRow {
+  id: string;
+  parent_id: string | null;
+  root_id: string;
+  agent_task_id: string | null;
+  agent_type: string | null;
+  request: string | null;
+  status: TaskStatus;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
+  error_reason: string | null;
+  idempotency_key: string | null;
+  lease_owner: string | null;
+  lease_expires_at: Date | null;
+  fencing_token: string;
+  cancel_requested: boolean;
+  deadline_at: Date | null;
+  final_answer: string | null;
+  result: unknown;
+  created_at: Date;
+  updated_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+export interface TaskEvent {
+  id: string;
+  task_id: string;
+  from_status: TaskStatus | null;
+  to_status: TaskStatus;
+  reason: string | null;
+  attempt: number;
+  worker: string | null;
+  at: Date;
+}
+
+export interface TransitionOptions {
+  reason?: string;
+  worker?: string;
+  /** The writer's fencing token: the write happens only if the task still carries it. */
+  token?: string;
+  /** Extra columns to set in the same statement. */
+  patch?: Partial<Pick<TaskRow, "last_error" | "error_reason" | "final_answer" | "result" | "attempts">> & {
+    lease?: "clear";
+  };
+}
+
+export type Queryable = pg.Pool | pg.PoolClient;
+
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query("begin");
+    const result = await work(client);
+    await client.query("commit");
+    return result;
+  } catch (error) {
+    await client.query("rollback");
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Moves a task to `to` and appends its `task_events` row, in the caller's transaction. The row is locked first,
+ * the move is checked against the state machine, and a stale fencing token is refused.
+ */
+export async function transition(
+  client: pg.PoolClient,
+  taskId: string,
+  to: TaskStatus,
+  options: TransitionOptions = {},
+): Promise<TaskRow> {
+  const current = (await client.query<TaskRow>("select * from tasks where id = $1 for update", [taskId]))
+    .rows[0];
+  if (!current) throw new NotFoundError(`No task has id ${taskId}.`);
+  if (options.token !== undefined && current.fencing_token !== options.token)
+    throw new FencedOutError(taskId);
+  assertTransition(taskId, current.status, to);
+  const patch = options.patch ?? {};
+  const terminal = to === "done" || to === "failed" || to === "cancelled";
+  const { rows } = await client.query<TaskRow>(
+    `update tasks set status = $2, updated_at = now(),
+            last_error = coalesce($3, last_error), error_reason = coalesce($4, error_reason),
+            final_answer = coalesce($5, final_answer), result = coalesce($6, result),
+            attempts = coalesce($7, attempts),
+            started_at = case when $2 = 'running' then coalesce(started_at, now()) else started_at end,
+            finished_at = case when $8 then now() else null end,
+            lease_owner = case when $9 then null else lease_owner end,
+            lease_expires_at = case when $9 then null else lease_expires_at end
+      where id = $1 returning *`,
+    [
+      taskId,
+      to,
+      patch.last_error ?? null,
+      patch.error_reason ?? null,
+      patch.final_answer ?? null,
+      patch.result === undefined ? null : JSON.stringify(patch.result),
+      patch.attempts ?? null,
+      terminal,
+      patch.lease === "clear" || terminal || to === "waiting_for_approval",
+    ],
+  );
+  await client.query(
+    "insert into task_events (task_id, from_status, to_status, reason, attempt, worker) values ($1, $2, $3, $4, $5, $6)",
+    [taskId, current.status, to, options.reason ?? null, rows[0]!.attempts, options.worker ?? null],
+  );
+  return rows[0]!;
+}
+
+export interface SubmitInput {
+  request: string;
+  idempotencyKey?: string;
+  maxRetries?: number;
+}
+
+export function payloadHash(request: string): string {
+  return createHash("sha256").update(JSON.stringify({ request })).digest("hex");
+}
+
+/**
+ * Creates a queued root task and its first job in one transaction. The same idempotency key with the same payload
+ * returns the task made the first time; with another payload it is a conflict. Expired keys are forgotten first.
+ */
+export async function submit(
+  pool: pg.Pool,
+  config: KeelConfig,
+  input: SubmitInput,
+): Promise<{ task: TaskRow; created: boolean }> {
+  const hash = payloadHash(input.request);
+  const key = input.idempotencyKey;
+  const existing = async (client: Queryable) =>
+    key
+      ? (
+          await client.query<TaskRow & { payload_hash: string }>(
+            "select * from tasks where idempotency_key = $1",
+            [key],
+          )
+        ).rows[0]
+      : undefined;
+  const check = (found: TaskRow & { payload_hash: string }) => {
+    if (found.payload_hash !== hash) {
+      throw new InputError(
+        `Idempotency key "${key}" was already used for a different request (task ${found.id}). Use a new key, or resend the same request.`,
+        "conflict",
+      );
+    }
+    return { task: found as TaskRow, created: false };
+  };
+  if (key) {
+    await pool.query(
+      "update tasks set idempotency_key = null where idempotency_key = $1 and idempotency_expires_at < now()",
+      [key],
+    );
+    const found = await existing(pool);
+    if (found) return check(found);
+  }
+  const id = randomUUID();
+  const maxAttempts = 1 + (input.maxRetries ?? config.runtime.maxRetries);
+  try {
+    return await inTransaction(pool, async (client) => {
+      const { rows } = await client.query<TaskRow>(
+        `insert into tasks (id, root_id, request, status, max_attempts, idempotency_key, payload_hash, idempotency_expires_at, deadline_at)
+         values ($1, $1, $2, 'queued', $3, $4, $5, now() + make_interval(hours => $6), now() + make_interval(secs => $7))
+         returning *`,
+        [
+          id,
+          input.request,
+          maxAttempts,
+          key ?? null,
+          hash,
+          config.runtime.idempotencyTtlHours,
+          config.runtime.requestDeadlineSeconds,
+        ],
+      );
+      await client.query(
+        "insert into task_events (task_id, from_status, to_status, reason, attempt) values ($1, null, 'queued', 'submitted', 0)",
+        [id],
+      );
+      await enqueue(client, id, "start");
+      return { task: rows[0]!, created: true };
+    });
+  } catch (error) {
+    // Two submits with one key at the same moment: the unique key lets one in; the other returns its task.
+    if ((error as { code?: string }).code === "23505" && key) {
+      const found = await existing(pool);
+      if (found) return check(found);
+    }
+    throw error;
+  }
+}
+
+export async function getTask(db: Queryable, id: string): Promise<TaskRow> {
+  if (!/^[0-9a-f-]{36}$/i.test(id))
+    throw new NotFoundError(`No task has id ${id}. Task ids look like 3f2b…-…; keel list shows them.`);
+  const row = (await db.query<TaskRow>("select * from tasks where id = $1", [id])).rows[0];
+  if (!row) throw new NotFoundError(`No task has id ${id}. keel list shows the tasks there are.`);
+  return row;
+}
+
+/** A root task and its AgentTask children, root first. */
+export async function getTree(db: Queryable, id: string): Promise<TaskRow[]> {
+  const task = await getTask(db, id);
+  const { rows } = await db.query<TaskRow>(
+    "select * from tasks where root_id = $1 order by parent_id nulls first, agent_task_id",
+    [task.root_id],
+  );
+  return rows;
+}
+
+export async function listTasks(
+  db: Queryable,
+  filter: { status?: TaskStatus; since?: Date; limit?: number },
+): Promise<TaskRow[]> {
+  const { rows } = await db.query<TaskRow>(
+    `select * from tasks where parent_id is null and ($1::text is null or status = $1) and ($2::timestamptz is null or created_at >= $2)
+      order by created_at desc limit $3`,
+    [filter.status ?? null, filter.since ?? null, filter.limit ?? 100],
+  );
+  return rows;
+}
+
+export async function eventsOf(
+  db: Queryable,
+  rootId: string,
+  afterId = "0",
+): Promise<(TaskEvent & { agent_task_id: string | null })[]> {
+  const { rows } = await db.query<TaskEvent & { agent_task_id: string | null }>(
+    `select e.*, t.agent_task_id from task_events e join tasks t on t.id = e.task_id
+      where t.root_id = $1 and e.id > $2 order by e.id`,
+    [rootId, afterId],
+  );
+  return rows;
+}

@@ -1,0 +1,361 @@
+import { randomUUID } from "node:crypto";
+import os from "node:os";
+import { run, type Runner as GraphileRunner, type Task } from "graphile-worker";
+import type { Database } from "../checkpoints/database.js";
+import type { KeelConfig } from "../core/config.js";
+import { isKeelError } from "../core/errors.js";
+import type { GraphDeps } from "../graphs/deps.js";
+import type { ProgressEvent } from "../graphs/progress.js";
+import { decisionsFor, expireApproval, recordApprovals } from "./approvals.js";
+import { applyEvent, insertChildren, markWaiting, settleChildren } from "./children.js";
+import { CANCEL_CHANNEL } from "./cancel.js";
+import { FencedSaver } from "./fence.js";
+import { enqueue, JOB, prepareQueue, quietLogger, scheduleLeaseCheck, type RunTaskPayload } from "./queue.js";
+import { Runner, type RunOutcome } from "./runner.js";
+import { FencedOutError } from "./status.js";
+import { inTransaction, transition, type TaskRow } from "./store.js";
+
+export interface WorkerOptions {
+  concurrency: number;
+  workerId?: string;
+  deps?: Partial<GraphDeps>;
+  /** Progress of every task this worker drives (the in-process worker of `keel run` prints it). */
+  onEvent?: (taskId: string, event: ProgressEvent) => void;
+  /** Called after each drive settles a task (done, failed, waiting, retried). */
+  onSettled?: (taskId: string) => void;
+}
+
+/** Exponential backoff with full jitter: a random delay up to base * 2^(attempt-1). */
+export function retryDelayMs(attempt: number, baseMs: number, random = Math.random): number {
+  return Math.round(random() * baseMs * 2 ** Math.max(0, attempt - 1));
+}
+
+interface Claim {
+  task: TaskRow;
+  token: string;
+}
+
+/**
+ * A worker process's share of the queue: graphile-worker hands it `run task X` jobs; for each, it claims the task
+ * (lease + fencing token), drives the orchestrator from the task's checkpoint, and records where the task ended.
+ * It holds nothing while a task waits for a person.
+ */
+export class TaskWorker {
+  readonly id: string;
+  private graphile?: GraphileRunner;
+  private readonly active = new Map<string, AbortController>();
+
+  private constructor(
+    private readonly db: Database,
+    private readonly config: KeelConfig,
+    private readonly runner: Runner,
+    private readonly saver: FencedSaver,
+    private readonly options: WorkerOptions,
+  ) {
+    this.id = options.workerId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  }
+
+  static async start(db: Database, config: KeelConfig, options: WorkerOptions): Promise<TaskWorker> {
+    await prepareQueue(db.pool);
+    let saver!: FencedSaver;
+    const runner = await Runner.withSaver(
+      db,
+      config,
+      (pool) => (saver = new FencedSaver(pool)),
+      options.deps,
+    );
+    const worker = new TaskWorker(db, config, runner, saver, options);
+    const taskList: Record<string, Task> = {
+      [JOB.runTask]: (payload) => worker.runTask(payload as RunTaskPayload),
+      [JOB.checkLease]: (payload) => worker.checkLease(payload as { task_id: string; token: string }),
+      [JOB.expireApproval]: async (payload) => {
+        await expireApproval(db.pool, (payload as { approval_id: string }).approval_id);
+      },
+    };
+    await worker.listenForCancels();
+    worker.graphile = await run({
+      pgPool: db.pool,
+      concurrency: options.concurrency,
+      taskList,
+      noHandleSignals: true,
+      pollInterval: 500,
+      logger: quietLogger,
+    });
+    return worker;
+  }
+
+  /** Stops taking work; running tasks are released (their leases cleared, their jobs re-queued) and it returns. */
+  async stop(): Promise<void> {
+    for (const controller of this.active.values()) controller.abort(new Error("worker stopping"));
+    await this.graphile?.stop();
+    if (this.listener) {
+      this.listener.release();
+      this.listener = undefined;
+    }
+  }
+
+  private listener?: import("pg").PoolClient;
+
+  /** A cancel anywhere aborts this worker's run of that task at once, rather than at its next heartbeat. */
+  private async listenForCancels(): Promise<void> {
+    this.listener = await this.db.pool.connect();
+    this.listener.on("notification", (message) => {
+      if (message.channel === CANCEL_CHANNEL && message.payload) {
+        this.active.get(message.payload)?.abort(new FencedOutError(message.payload));
+      }
+    });
+    await this.listener.query(`listen ${CANCEL_CHANNEL}`);
+  }
+
+  /** Resolves when graphile-worker stops (after stop(), or on a fatal error). */
+  get done(): Promise<void> {
+    return this.graphile?.promise ?? Promise.resolve();
+  }
+
+  private async claim(taskId: string, kind: RunTaskPayload["kind"]): Promise<Claim | undefined> {
+    const lease = this.config.runtime.leaseSeconds;
+    return inTransaction(this.db.pool, async (client) => {
+      const task = (await client.query<TaskRow>("select * from tasks where id = $1 for update", [taskId]))
+        .rows[0];
+      if (!task || task.cancel_requested) return undefined;
+      const resumable = task.status === "waiting_for_approval" && kind === "resume";
+      if (task.status !== "queued" && !resumable) return undefined;
+      if (resumable) {
+        const pending = await client.query(
+          "select 1 from approvals where task_id = $1 and status = 'pending'",
+          [taskId],
+        );
+        if (pending.rowCount) return undefined; // not every approval is decided yet
+      }
+      const moved = await transition(client, taskId, "running", {
+        reason: resumable ? "approved: resuming" : kind === "retry" ? "retrying" : "claimed",
+        worker: this.id,
+        patch: resumable ? {} : { attempts: task.attempts + 1 },
+      });
+      const { rows } = await client.query<{ fencing_token: string; lease_expires_at: Date }>(
+        `update tasks set lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3), fencing_token = fencing_token + 1
+          where id = $1 returning fencing_token, lease_expires_at`,
+        [taskId, this.id, lease],
+      );
+      await scheduleLeaseCheck(client, taskId, rows[0]!.fencing_token, rows[0]!.lease_expires_at);
+      return { task: moved, token: rows[0]!.fencing_token };
+    });
+  }
+
+  private async heartbeat(claim: Claim): Promise<boolean> {
+    const { rowCount } = await this.db.pool.query(
+      `update tasks set lease_expires_at = now() + make_interval(secs => $4)
+        where id = $1 and fencing_token = $2 and lease_owner = $3 and status = 'running' and not cancel_requested`,
+      [claim.task.id, claim.token, this.id, this.config.runtime.leaseSeconds],
+    );
+    return rowCount === 1;
+  }
+
+  /** Runs when a lease would expire: a live worker has renewed it (look again later); a dead one has not. */
+  private async checkLease({ task_id, token }: { task_id: string; token: string }): Promise<void> {
+    await inTransaction(this.db.pool, async (client) => {
+      const task = (await client.query<TaskRow>("select * from tasks where id = $1 for update", [task_id]))
+        .rows[0];
+      if (!task || task.status !== "running" || task.fencing_token !== token) return;
+      if (task.lease_expires_at && task.lease_expires_at.getTime() > Date.now()) {
+        await scheduleLeaseCheck(client, task_id, token, task.lease_expires_at);
+        return;
+      }
+      // The holder stopped renewing: fence it out, then retry from the checkpoint if attempts remain.
+      await client.query("update tasks set fencing_token = fencing_token + 1 where id = $1", [task_id]);
+      await this.failOrRetry(
+        client,
+        task,
+        "lease_expired",
+        `Worker ${task.lease_owner ?? "?"} stopped renewing its lease.`,
+        true,
+      );
+    });
+  }
+
+  private async failOrRetry(
+    client: import("pg").PoolClient,
+    task: TaskRow,
+    reason: string,
+    message: string,
+    retryable: boolean,
+    token?: string,
+  ) {
+    const failed = await transition(client, task.id, "failed", {
+      reason,
+      worker: this.id,
+      token,
+      patch: { error_reason: reason, last_error: message, lease: "clear" },
+    });
+    if (retryable && failed.attempts < failed.max_attempts && !failed.cancel_requested) {
+      const delay = retryDelayMs(failed.attempts, this.config.runtime.retryBaseMs);
+      await transition(client, task.id, "queued", { reason: `retry in ${delay} ms`, worker: this.id });
+      await enqueue(client, task.id, "retry", new Date(Date.now() + delay));
+    }
+  }
+
+  private async runTask({ task_id, kind }: RunTaskPayload): Promise<void> {
+    const claim = await this.claim(task_id, kind);
+    if (!claim) return;
+    const controller = new AbortController();
+    this.active.set(task_id, controller);
+    this.saver.tokens.set(task_id, claim.token);
+    const beat = setInterval(
+      () => {
+        this.heartbeat(claim).then(
+          (held) => held || controller.abort(new FencedOutError(task_id)),
+          () => undefined, // a missed beat is retried at the next tick; the lease covers several
+        );
+      },
+      (this.config.runtime.leaseSeconds * 1000) / 3,
+    );
+    const remaining = claim.task.deadline_at ? claim.task.deadline_at.getTime() - Date.now() : Infinity;
+    const deadline = setTimeout(
+      () => controller.abort(new DeadlineError()),
+      Math.max(0, Math.min(remaining, 2 ** 31 - 1)),
+    );
+    let events = Promise.resolve();
+    const onEvent = (event: ProgressEvent) => {
+      this.options.onEvent?.(task_id, event);
+      events = events.then(() => this.recordEvent(claim, event)).catch(() => undefined);
+    };
+    try {
+      const outcome = await this.drive(claim, kind, { onEvent, signal: controller.signal });
+      await events;
+      await this.settle(claim, outcome);
+    } catch (error) {
+      await events;
+      await this.settleError(claim, error, controller.signal);
+    } finally {
+      clearInterval(beat);
+      clearTimeout(deadline);
+      this.active.delete(task_id);
+      this.saver.tokens.delete(task_id);
+      this.options.onSettled?.(task_id);
+    }
+  }
+
+  private async drive(
+    claim: Claim,
+    kind: RunTaskPayload["kind"],
+    options: { onEvent: (e: ProgressEvent) => void; signal: AbortSignal },
+  ): Promise<RunOutcome> {
+    const id = claim.task.id;
+    if (kind === "resume") {
+      const before = await this.runner.status(id);
+      const decisions = await decisionsFor(
+        this.db.pool,
+        id,
+        before.pending.map((p) => p.interrupt_id),
+      );
+      const ids = Object.keys(decisions);
+      const value = before.pending.length === 1 && ids.length === 1 ? decisions[ids[0]!] : decisions;
+      return this.runner.resumeWith(id, value, options);
+    }
+    if (await this.runner.hasCheckpoint(id)) return this.runner.continue(id, options);
+    return this.runner.begin(claim.task.request ?? "", id, options);
+  }
+
+  private async recordEvent(claim: Claim, event: ProgressEvent): Promise<void> {
+    await inTransaction(this.db.pool, (client) => applyEvent(client, claim.task, event, this.id));
+  }
+
+  private async settle(claim: Claim, outcome: RunOutcome): Promise<void> {
+    await inTransaction(this.db.pool, async (client) => {
+      if (outcome.plan) await insertChildren(client, claim.task, outcome.plan.tasks);
+      const summary = { results: outcome.results, plan: outcome.plan ?? null };
+      if (outcome.status === "waiting_for_approval") {
+        const waiting = await transition(client, claim.task.id, "waiting_for_approval", {
+          reason: `waiting for ${outcome.pending.length} approval(s)`,
+          worker: this.id,
+          token: claim.token,
+          patch: { result: summary },
+        });
+        await recordApprovals(client, waiting, outcome.pending, this.config.runtime.approvalTtlSeconds);
+        await markWaiting(
+          client,
+          claim.task,
+          outcome.pending.map((p) => p.request.task_id),
+          this.id,
+        );
+        return;
+      }
+      await settleChildren(client, claim.task, outcome.results, this.id);
+      const rejected = outcome.results.some((r) => r.status === "rejected");
+      const failed = outcome.results.filter((r) => r.status === "failed");
+      if (outcome.status === "done" && !rejected) {
+        await transition(client, claim.task.id, "done", {
+          reason: "finished",
+          worker: this.id,
+          token: claim.token,
+          patch: { final_answer: outcome.final_answer ?? "", result: summary },
+        });
+        return;
+      }
+      // Finished, but not everything it asked for happened: a person said no, or a sub-task failed.
+      const reason = rejected
+        ? "rejected"
+        : failed.some((r) => r.error === "timeout")
+          ? "timeout"
+          : "subtask_failed";
+      await transition(client, claim.task.id, "failed", {
+        reason,
+        worker: this.id,
+        token: claim.token,
+        patch: {
+          error_reason: reason,
+          last_error: [
+            ...outcome.results
+              .filter((r) => r.status !== "done")
+              .map((r) => `${r.task_id}: ${r.error ?? r.status}`),
+          ].join("; "),
+          final_answer: outcome.final_answer ?? "",
+          result: summary,
+        },
+      });
+    });
+  }
+
+  private async settleError(claim: Claim, error: unknown, signal: AbortSignal): Promise<void> {
+    const cause: unknown = signal.aborted ? signal.reason : error;
+    if (cause instanceof FencedOutError || error instanceof FencedOutError) return; // someone else owns it now
+    if (cause instanceof Error && cause.message === "worker stopping") {
+      // Released on shutdown: back to the queue at once, without using up an attempt.
+      await inTransaction(this.db.pool, async (client) => {
+        await transition(client, claim.task.id, "failed", {
+          reason: "released",
+          worker: this.id,
+          token: claim.token,
+          patch: { lease: "clear" },
+        });
+        await transition(client, claim.task.id, "queued", {
+          reason: "released by a stopping worker",
+          worker: this.id,
+          patch: { attempts: claim.task.attempts - 1 },
+        });
+        await enqueue(client, claim.task.id, "retry");
+      }).catch(() => undefined);
+      return;
+    }
+    const timeout = cause instanceof DeadlineError;
+    const permanent =
+      timeout || (isKeelError(error) && (error.fault === "user" || error.code === "invalid_plan"));
+    const reason = timeout ? "timeout" : isKeelError(error) ? error.code : "error";
+    const message = timeout
+      ? "The request's deadline passed."
+      : error instanceof Error
+        ? error.message
+        : String(error);
+    await inTransaction(this.db.pool, (client) =>
+      this.failOrRetry(client, claim.task, reason, message, !permanent, claim.token),
+    ).catch((e: unknown) => {
+      if (!(e instanceof FencedOutError)) throw e;
+    });
+  }
+}
+
+class DeadlineError extends Error {
+  constructor() {
+    super("deadline passed");
+  }
+}
