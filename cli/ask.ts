@@ -1,10 +1,9 @@
 import readline from "node:readline/promises";
 import type { ApprovalDecision } from "../graphs/approval.js";
-import type { PendingApproval } from "../runtime/runner.js";
-import { describeApproval } from "./render.js";
+import { describeApproval, type ApprovalView } from "./render.js";
 
 /** Asks a person at the terminal to approve, edit or reject the pending actions. */
-export async function askForDecision(pending: PendingApproval, reviewer: string): Promise<ApprovalDecision> {
+export async function askForDecision(pending: ApprovalView, reviewer: string): Promise<ApprovalDecision> {
   const rl = readline.createInterface({ input: process.stdin, output: process.stdout });
   try {
     for (const line of describeApproval(pending)) console.log(line);

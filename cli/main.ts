@@ -2,7 +2,20 @@ import { Command, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../core/config.js";
 import { exitCodeFor, isKeelError } from "../core/errors.js";
 import { SAMPLES } from "../evals/samples.js";
+import { TASK_STATUSES, type TaskStatus } from "../runtime/status.js";
+import { parseSince } from "./common.js";
 import { resumeCommand, runCommand, type ResumeOptions, type RunOptions } from "./run.js";
+import {
+  approvalsCommand,
+  cancelCommand,
+  decideCommand,
+  listCommand,
+  retryCommand,
+  statusCommand,
+  submitCommand,
+  watchCommand,
+  workerCommand,
+} from "./tasks.js";
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -15,9 +28,25 @@ const program = new Command("keel")
   .showHelpAfterError("(run keel --help for usage)")
   .exitOverride();
 
+const since = (value: string) => {
+  try {
+    return parseSince(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
+};
+const status = (value: string) => {
+  if (!(TASK_STATUSES as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`one of ${TASK_STATUSES.join(", ")}`);
+  return value as TaskStatus;
+};
+const EXIT_CODES = "\nExit codes: 0 done, 1 failed, 2 bad input, 3 waiting for approval.";
+
 program
   .command("run")
-  .description("Run a request end to end: plan, sub-agents, approvals, answer.")
+  .description(
+    "Run a request end to end as a task, driven by a worker in this process: plan, sub-agents, approvals, answer.",
+  )
   .argument("[request]", "what you want done, in words")
   .addOption(
     new Option(
@@ -25,14 +54,13 @@ program
       `run bundled sample request n (1-${SAMPLES.length}; see keel samples)`,
     ).argParser(positiveInt),
   )
-  .option("--no-input", "never prompt: stop at an approval and print how to resume")
-  .option("--json", "print one JSON object (thread id, status, plan, results, answer, pending approval)")
-  .option("--thread-id <id>", "use this thread id instead of a new one")
+  .option("--no-input", "never prompt: stop at an approval and print how to decide")
+  .option("--json", "print one JSON object (task id, status, plan, results, answer, pending approvals)")
+  .option("--idempotency-key <key>", "the same key and request return the task made the first time")
   .option("--reviewer <name>", "name recorded with decisions made at the prompt", "cli-user")
   .addHelpText(
     "after",
-    `
-Exit codes: 0 done, 1 failed, 2 bad input, 3 waiting for approval.
+    `${EXIT_CODES}
 
 Examples:
   keel run "Which 5 customers generated the most revenue in 2025?"
@@ -45,8 +73,8 @@ Examples:
 
 program
   .command("resume")
-  .description("Continue a run that waits for approval, from its checkpoint (in any process).")
-  .argument("<thread-id>", "the thread id printed by keel run")
+  .description("Decide every pending approval of a task the same way, then drive it on in this process.")
+  .argument("<task-id>", "the task (thread) id printed by keel run")
   .option("--approve", "approve the pending action(s)")
   .option("--reject", "reject the pending action(s)")
   .option("--edit <json>", "approve with changed arguments, as a JSON object")
@@ -54,10 +82,125 @@ program
   .option("--reviewer <name>", "who decides", "cli-user")
   .option("--no-input", "never prompt at a further approval")
   .option("--json", "print one JSON object")
-  .addHelpText("after", "\nExit codes: 0 done, 1 failed, 2 bad input, 3 waiting for approval.")
-  .action(async (threadId: string, opts: ResumeOptions) => {
-    process.exitCode = await resumeCommand(loadConfig(), threadId, opts);
+  .addHelpText("after", EXIT_CODES)
+  .action(async (taskId: string, opts: ResumeOptions) => {
+    process.exitCode = await resumeCommand(loadConfig(), taskId, opts);
   });
+
+program
+  .command("submit")
+  .description("Queue a request as a durable task and print its id; a keel worker runs it.")
+  .argument("<request>", "what you want done, in words")
+  .option(
+    "--idempotency-key <key>",
+    "same key + same request -> the same task; same key + another request -> error",
+  )
+  .option(
+    "--max-retries <n>",
+    "retries after a failed attempt (default KEEL_MAX_RETRIES)",
+    (v) => positiveInt(String(Number(v) + 1)) - 1,
+  )
+  .option("--json", "print { task_id, created, status }")
+  .action(async (request: string, opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean }) => {
+    process.exitCode = await submitCommand(loadConfig(), request, opts);
+  });
+
+program
+  .command("worker")
+  .description(
+    "Run queued tasks until stopped (SIGTERM/SIGINT: stop taking work, release what is held, exit). Run as many as you like, anywhere that reaches the database.",
+  )
+  .addOption(
+    new Option("--concurrency <n>", "tasks run at once by this process").argParser(positiveInt).default(4),
+  )
+  .action(async (opts: { concurrency: number }) => {
+    process.exitCode = await workerCommand(loadConfig(), opts);
+  });
+
+program
+  .command("status")
+  .description("Show a task tree: statuses, attempts, errors, pending approvals, answer.")
+  .argument("<task-id>")
+  .option("--json", "print one JSON object")
+  .action(async (taskId: string, opts: { json?: boolean }) => {
+    process.exitCode = await statusCommand(loadConfig(), taskId, opts);
+  });
+
+program
+  .command("list")
+  .description("List requests, newest first.")
+  .option("--status <status>", `only this status (${TASK_STATUSES.join(", ")})`, status)
+  .option("--since <when>", "only since a date, or an age like 30m, 2h, 7d", since)
+  .addOption(new Option("--limit <n>", "at most this many").argParser(positiveInt).default(50))
+  .option("--json", "print a JSON array")
+  .action(async (opts: { status?: TaskStatus; since?: Date; limit: number; json?: boolean }) => {
+    process.exitCode = await listCommand(loadConfig(), opts);
+  });
+
+program
+  .command("watch")
+  .description("Follow a task's events until it is done, failed or cancelled.")
+  .argument("<task-id>")
+  .option("--json", "one JSON object per event")
+  .action(async (taskId: string, opts: { json?: boolean }) => {
+    process.exitCode = await watchCommand(loadConfig(), taskId, opts);
+  });
+
+program
+  .command("cancel")
+  .description(
+    "Cancel a task tree: running work is aborted, queued work never starts, pending approvals are withdrawn.",
+  )
+  .argument("<task-id>")
+  .option("--json", "print one JSON object")
+  .action(async (taskId: string, opts: { json?: boolean }) => {
+    process.exitCode = await cancelCommand(loadConfig(), taskId, opts);
+  });
+
+program
+  .command("retry")
+  .description("Queue a failed task again by hand; it continues from its last checkpoint.")
+  .argument("<task-id>")
+  .option("--json", "print one JSON object")
+  .action(async (taskId: string, opts: { json?: boolean }) => {
+    process.exitCode = await retryCommand(loadConfig(), taskId, opts);
+  });
+
+program
+  .command("approvals")
+  .description("List actions waiting for a person, with their full context.")
+  .option("--all", "include decided, expired and withdrawn ones")
+  .option("--json", "print a JSON array")
+  .action(async (opts: { all?: boolean; json?: boolean }) => {
+    process.exitCode = await approvalsCommand(loadConfig(), opts);
+  });
+
+for (const verb of ["approve", "reject"] as const) {
+  const command = program
+    .command(verb)
+    .description(
+      verb === "approve"
+        ? "Approve a held action (optionally with edited arguments)."
+        : "Reject a held action.",
+    )
+    .argument("<approval-id>", "from keel approvals")
+    .option("--reason <text>", "why")
+    .option("--reviewer <name>", "who decides", "cli-user")
+    .option("--json", "print the decided approval");
+  if (verb === "approve") command.option("--edit <json>", "approve with changed arguments, as a JSON object");
+  command.action(
+    async (
+      approvalId: string,
+      opts: { edit?: string; reason?: string; reviewer: string; json?: boolean },
+    ) => {
+      process.exitCode = await decideCommand(loadConfig(), approvalId, {
+        ...opts,
+        approve: verb === "approve",
+        reject: verb === "reject",
+      });
+    },
+  );
+}
 
 program
   .command("samples")

@@ -1,5 +1,4 @@
 import type { ProgressEvent } from "../graphs/progress.js";
-import type { PendingApproval, RunOutcome } from "../runtime/runner.js";
 
 /** Human-readable progress, one line per event, written as it happens. */
 export function renderEvent(event: ProgressEvent, write: (line: string) => void): void {
@@ -39,9 +38,19 @@ function short(text: string, max: number): string {
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
-export function describeApproval(p: PendingApproval): string[] {
-  const lines = [`approval needed: task ${p.request.task_id} (${p.request.agent}) — ${p.request.objective}`];
-  for (const action of p.request.actions) {
+/** What a reviewer sees of one held action. */
+export interface ApprovalView {
+  approval_id?: string;
+  task_id: string;
+  agent: string;
+  objective: string;
+  actions: { tool: string; risk: string; args: unknown }[];
+}
+
+export function describeApproval(p: ApprovalView): string[] {
+  const id = p.approval_id ? ` [approval ${p.approval_id}]` : "";
+  const lines = [`approval needed${id}: task ${p.task_id} (${p.agent}) — ${p.objective}`];
+  for (const action of p.actions) {
     lines.push(`  ${action.tool} [risk: ${action.risk}]`);
     for (const [key, value] of Object.entries(action.args as Record<string, unknown>)) {
       const text = String(value).split("\n");
@@ -51,30 +60,12 @@ export function describeApproval(p: PendingApproval): string[] {
   return lines;
 }
 
-export function resumeHint(threadId: string): string[] {
+export function resumeHint(taskId: string, approvalIds: string[]): string[] {
   return [
-    `The run is waiting for approval. Thread: ${threadId}`,
-    "Continue it (in any process) with one of:",
-    `  keel resume ${threadId} --approve`,
-    `  keel resume ${threadId} --approve --edit '{"subject": "…"}'`,
-    `  keel resume ${threadId} --reject --reason "…"`,
+    `The task is waiting for approval. Task: ${taskId}`,
+    "Decide (from any process; a worker then continues the task from its checkpoint):",
+    `  keel resume ${taskId} --approve            (or: keel approve ${approvalIds[0] ?? "<approval-id>"})`,
+    `  keel resume ${taskId} --approve --edit '{"subject": "…"}'`,
+    `  keel resume ${taskId} --reject --reason "…"   (or: keel reject ${approvalIds[0] ?? "<approval-id>"} --reason "…")`,
   ];
-}
-
-/** The one JSON object `--json` prints. */
-export function outcomeJson(outcome: RunOutcome): object {
-  return {
-    thread_id: outcome.thread_id,
-    status: outcome.status,
-    plan: outcome.plan ?? null,
-    results: outcome.results,
-    final_answer: outcome.final_answer ?? null,
-    pending_approval: outcome.pending[0]
-      ? { ...outcome.pending[0].request, interrupt_id: outcome.pending[0].interrupt_id }
-      : null,
-  };
-}
-
-export function exitCodeForOutcome(outcome: RunOutcome): number {
-  return outcome.status === "waiting_for_approval" ? 3 : outcome.status === "failed" ? 1 : 0;
 }

@@ -1,13 +1,18 @@
-import { randomUUID } from "node:crypto";
+import type { Database } from "../checkpoints/database.js";
 import { isInteractiveTerminal, type KeelConfig } from "../core/config.js";
-import { exitCodeFor, InputError, isKeelError } from "../core/errors.js";
+import { InputError, KeelError, NotFoundError, PlanError } from "../core/errors.js";
 import { SAMPLES } from "../evals/samples.js";
 import type { ApprovalDecision } from "../graphs/approval.js";
 import { describeModel } from "../models/index.js";
 import { checkRequest } from "../policy/input.js";
-import { Runner, type RunOutcome } from "../runtime/runner.js";
+import { decide } from "../runtime/approvals.js";
+import { followTask, isSettledForCaller } from "../runtime/follow.js";
+import { describeTask, type TaskOutcome } from "../runtime/inspect.js";
+import { getTask, submit, type TaskRow } from "../runtime/store.js";
+import { TaskWorker } from "../runtime/worker.js";
 import { askForDecision } from "./ask.js";
-import { describeApproval, exitCodeForOutcome, outcomeJson, renderEvent, resumeHint } from "./render.js";
+import { printJson, reportError, withDatabase } from "./common.js";
+import { describeApproval, renderEvent, resumeHint } from "./render.js";
 
 interface CommonOptions {
   input: boolean;
@@ -16,7 +21,7 @@ interface CommonOptions {
 }
 export interface RunOptions extends CommonOptions {
   sample?: number;
-  threadId?: string;
+  idempotencyKey?: string;
 }
 export interface ResumeOptions extends CommonOptions {
   approve?: boolean;
@@ -42,111 +47,118 @@ function pickRequest(request: string | undefined, sample: number | undefined): s
 }
 
 /** Parses --approve/--reject/--edit/--reason into one decision; a malformed combination is bad input. */
-export function decisionFromFlags(opts: ResumeOptions): ApprovalDecision {
+export function decisionFromFlags(opts: Omit<ResumeOptions, "input" | "json">): ApprovalDecision {
   if (opts.approve && opts.reject) throw new InputError("Give --approve or --reject, not both.");
   if (opts.reject && opts.edit !== undefined)
     throw new InputError("--edit approves with changes; it cannot go with --reject.");
   if (!opts.approve && !opts.reject && opts.edit === undefined) {
     throw new InputError("Say what to do: --approve, --reject [--reason …] or --edit '<json>'.");
   }
-  if (opts.reject)
-    return { action: "reject", reviewer: opts.reviewer, ...(opts.reason ? { reason: opts.reason } : {}) };
-  if (opts.edit !== undefined) {
-    let args: unknown;
-    try {
-      args = JSON.parse(opts.edit);
-    } catch (error) {
-      throw new InputError(
-        `--edit must be a JSON object, e.g. '{"subject": "New subject"}' (${(error as Error).message}).`,
-      );
-    }
-    if (!args || typeof args !== "object" || Array.isArray(args)) {
-      throw new InputError(`--edit must be a JSON object of the arguments to change, got ${opts.edit}.`);
-    }
-    return {
-      action: "edit",
-      reviewer: opts.reviewer,
-      args: args as Record<string, unknown>,
-      ...(opts.reason ? { reason: opts.reason } : {}),
-    };
+  const reason = opts.reason ? { reason: opts.reason } : {};
+  if (opts.reject) return { action: "reject", reviewer: opts.reviewer, ...reason };
+  if (opts.edit === undefined) return { action: "approve", reviewer: opts.reviewer, ...reason };
+  let args: unknown;
+  try {
+    args = JSON.parse(opts.edit);
+  } catch (error) {
+    throw new InputError(
+      `--edit must be a JSON object, e.g. '{"subject": "New subject"}' (${(error as Error).message}).`,
+    );
   }
-  return { action: "approve", reviewer: opts.reviewer, ...(opts.reason ? { reason: opts.reason } : {}) };
+  if (!args || typeof args !== "object" || Array.isArray(args)) {
+    throw new InputError(`--edit must be a JSON object of the arguments to change, got ${opts.edit}.`);
+  }
+  return { action: "edit", reviewer: opts.reviewer, args: args as Record<string, unknown>, ...reason };
 }
 
-/** Drives a run to its end, asking at each approval when a person is at the terminal. */
-async function follow(
-  runner: Runner,
-  first: (
-    onEvent: (e: Parameters<typeof renderEvent>[0]) => void,
-    signal: AbortSignal,
-  ) => Promise<RunOutcome>,
+/** Failure reasons that are the caller's (or the plan's) fault end with exit code 2, like bad arguments do. */
+const INPUT_REASONS: Record<string, () => KeelError> = {
+  invalid_request: () => new InputError(""),
+  invalid_argument: () => new InputError("", "invalid_argument"),
+  invalid_plan: () => new PlanError([]),
+};
+
+function finish(outcome: TaskOutcome, opts: CommonOptions): number {
+  const say = (line: string) => !opts.json && console.log(line);
+  const inputFault = outcome.status === "failed" ? INPUT_REASONS[outcome.error?.reason ?? ""]?.() : undefined;
+  if (inputFault) {
+    // Rejected before anything ran: report it as the named error it is.
+    const error = Object.assign(inputFault, { message: outcome.error?.message ?? "" });
+    if (opts.json)
+      printJson({
+        status: "error",
+        task_id: outcome.task_id,
+        error: { code: error.code, name: error.name, message: error.message },
+      });
+    console.error(`keel: ${error.name}: ${error.message}`);
+    return 2;
+  }
+  if (opts.json) printJson(outcome);
+  if (outcome.status === "waiting_for_approval") {
+    for (const p of outcome.pending_approvals) {
+      describeApproval({ approval_id: p.approval_id, ...p.context }).forEach(say);
+    }
+    resumeHint(
+      outcome.task_id,
+      outcome.pending_approvals.map((p) => p.approval_id),
+    ).forEach(say);
+    return 3;
+  }
+  say("");
+  say(outcome.final_answer ?? outcome.error?.message ?? "(no answer)");
+  say("");
+  say(
+    `status: ${outcome.status}${outcome.error?.reason ? ` (${outcome.error.reason})` : ""} · task: ${outcome.task_id}`,
+  );
+  return outcome.status === "done" ? 0 : 1;
+}
+
+/**
+ * Drives one request with a worker in this process and follows its events until it ends or waits for a person;
+ * at a terminal, asks for each decision and carries on. Other workers may pick the task up instead; following
+ * works the same either way.
+ */
+async function driveAndFollow(
+  db: Database,
+  config: KeelConfig,
+  taskId: string,
   opts: CommonOptions,
 ): Promise<number> {
-  const say = opts.json ? () => undefined : (line: string) => console.log(line);
-  const onEvent = (event: Parameters<typeof renderEvent>[0]) => renderEvent(event, say);
+  const say = (line: string) => !opts.json && console.log(line);
+  const worker = await TaskWorker.start(db, config, {
+    concurrency: 2,
+    onEvent: (id, event) => id === taskId && renderEvent(event, say),
+  });
   const controller = new AbortController();
   const onSigint = () => controller.abort(new Error("interrupted"));
   process.once("SIGINT", onSigint);
   try {
-    let outcome = await first(onEvent, controller.signal);
-    const interactive = opts.input && !opts.json && isInteractiveTerminal();
-    while (outcome.status === "waiting_for_approval" && interactive) {
-      const pending = outcome.pending[0]!;
-      const decision = await askForDecision(pending, opts.reviewer);
-      try {
-        outcome = await runner.resume(outcome.thread_id, decision, { onEvent, signal: controller.signal });
-      } catch (error) {
-        if (!(error instanceof InputError)) throw error;
-        console.log(`${error.message} Try again.`);
+    const settled = (root: TaskRow) => isSettledForCaller(db.pool, root);
+    for (;;) {
+      const root = await followTask(db.pool, taskId, () => undefined, settled, controller.signal);
+      const outcome = await describeTask(db.pool, taskId);
+      const interactive = opts.input && !opts.json && isInteractiveTerminal();
+      if (root.status !== "waiting_for_approval" || !interactive || outcome.pending_approvals.length === 0)
+        return finish(outcome, opts);
+      for (const pending of outcome.pending_approvals) {
+        for (;;) {
+          const decision = await askForDecision(
+            { approval_id: pending.approval_id, ...pending.context },
+            opts.reviewer,
+          );
+          try {
+            await decide(db.pool, pending.approval_id, decision);
+            break;
+          } catch (error) {
+            if (!(error instanceof InputError)) throw error;
+            console.log(`${error.message} Try again.`);
+          }
+        }
       }
     }
-    if (opts.json) {
-      console.log(JSON.stringify(outcomeJson(outcome), null, 2));
-    } else if (outcome.status === "waiting_for_approval") {
-      for (const p of outcome.pending) describeApproval(p).forEach((l) => say(l));
-      resumeHint(outcome.thread_id).forEach((l) => say(l));
-    } else {
-      say("");
-      say(outcome.final_answer ?? "(no answer)");
-      say("");
-      say(`status: ${outcome.status} · thread: ${outcome.thread_id}`);
-    }
-    return exitCodeForOutcome(outcome);
   } finally {
     process.removeListener("SIGINT", onSigint);
-  }
-}
-
-async function withRunner(
-  config: KeelConfig,
-  json: boolean | undefined,
-  work: (runner: Runner) => Promise<number>,
-): Promise<number> {
-  let runner: Runner | undefined;
-  try {
-    runner = await Runner.open(config);
-    return await work(runner);
-  } catch (error) {
-    const message = isKeelError(error)
-      ? `${error.name}: ${error.message}`
-      : ((error as Error).stack ?? String(error));
-    if (json) {
-      const code = isKeelError(error) ? error.code : "internal";
-      console.log(
-        JSON.stringify(
-          {
-            status: "error",
-            error: { code, name: (error as Error).name, message: (error as Error).message },
-          },
-          null,
-          2,
-        ),
-      );
-    }
-    console.error(`keel: ${message}`);
-    return exitCodeFor(error);
-  } finally {
-    await runner?.close();
+    await worker.stop();
   }
 }
 
@@ -159,48 +171,41 @@ export async function runCommand(
   try {
     request = checkRequest(pickRequest(requestArg, opts.sample), config.limits.maxRequestChars);
   } catch (error) {
-    return withRunnerless(error, opts.json);
+    return reportError(error, opts.json);
   }
-  const threadId = opts.threadId ?? randomUUID();
-  return withRunner(config, opts.json, async (runner) => {
-    if (!opts.json)
-      console.log(`keel: thread ${threadId} · ${describeModel(config)} · ${runner.db.kind} Postgres`);
-    return follow(
-      runner,
-      (onEvent, signal) =>
-        runner.start(request, threadId, config.limits.maxRequestChars, { onEvent, signal }),
-      opts,
-    );
+  return withDatabase(config, opts.json, async (db) => {
+    const { task } = await submit(db.pool, config, { request, idempotencyKey: opts.idempotencyKey });
+    if (!opts.json) console.log(`keel: task ${task.id} · ${describeModel(config)} · ${db.kind} Postgres`);
+    return driveAndFollow(db, config, task.id, opts);
   });
 }
 
+/** Decides every pending approval of a task the same way, then drives it on. */
 export async function resumeCommand(
   config: KeelConfig,
-  threadId: string,
+  taskId: string,
   opts: ResumeOptions,
 ): Promise<number> {
   let decision: ApprovalDecision;
   try {
     decision = decisionFromFlags(opts);
   } catch (error) {
-    return withRunnerless(error, opts.json);
+    return reportError(error, opts.json);
   }
-  return withRunner(config, opts.json, (runner) =>
-    follow(runner, (onEvent, signal) => runner.resume(threadId, decision, { onEvent, signal }), opts),
-  );
-}
-
-/** Bad arguments are reported before any database is opened. */
-function withRunnerless(error: unknown, json: boolean | undefined): number {
-  if (json && isKeelError(error)) {
-    console.log(
-      JSON.stringify(
-        { status: "error", error: { code: error.code, name: error.name, message: error.message } },
-        null,
-        2,
-      ),
-    );
-  }
-  console.error(`keel: ${isKeelError(error) ? `${error.name}: ${error.message}` : String(error)}`);
-  return exitCodeFor(error);
+  return withDatabase(config, opts.json, async (db) => {
+    const task = await getTask(db.pool, taskId).catch((error: unknown) => {
+      throw error instanceof NotFoundError
+        ? new NotFoundError(`No run has thread id ${taskId}. Check the id printed by keel run.`)
+        : error;
+    });
+    const outcome = await describeTask(db.pool, task.root_id);
+    if (outcome.pending_approvals.length === 0) {
+      throw new InputError(
+        `Task ${taskId} is not waiting for approval (it is ${outcome.status}).`,
+        "conflict",
+      );
+    }
+    for (const pending of outcome.pending_approvals) await decide(db.pool, pending.approval_id, decision);
+    return driveAndFollow(db, config, task.root_id, opts);
+  });
 }

@@ -14,7 +14,7 @@ export async function followTask(
   pool: pg.Pool,
   rootId: string,
   onEvent: (event: FollowedEvent) => void,
-  until: (root: TaskRow) => boolean,
+  until: (root: TaskRow) => boolean | Promise<boolean>,
   signal?: AbortSignal,
 ): Promise<TaskRow> {
   const client = await pool.connect();
@@ -32,7 +32,7 @@ export async function followTask(
         last = event.id;
       }
       const root = await getTask(pool, rootId);
-      if (until(root)) return root;
+      if (await until(root)) return root;
       if (signal?.aborted) throw signal.reason;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 2000);
@@ -54,3 +54,16 @@ export async function followTask(
 export const isSettled = (root: TaskRow) => root.status !== "queued" && root.status !== "running";
 export const isTerminal = (root: TaskRow) =>
   root.status === "done" || root.status === "cancelled" || root.status === "failed";
+
+/**
+ * Settled for someone waiting on a run: finished, or waiting for a person with something to decide. A task that
+ * waits with every approval decided is about to be resumed by a worker, so it is not settled yet.
+ */
+export async function isSettledForCaller(pool: pg.Pool, root: TaskRow): Promise<boolean> {
+  if (!isSettled(root)) return false;
+  if (root.status !== "waiting_for_approval") return true;
+  const { rowCount } = await pool.query("select 1 from approvals where task_id = $1 and status = 'pending'", [
+    root.id,
+  ]);
+  return (rowCount ?? 0) > 0;
+}

@@ -18,11 +18,17 @@ afterAll(async () => {
 });
 
 interface RunJson {
+  task_id: string;
   thread_id: string;
   status: string;
   final_answer: string | null;
-  pending_approval: { actions: { tool: string; args: Record<string, string> }[] } | null;
+  error: { reason: string | null; message: string | null } | null;
+  pending_approvals: {
+    approval_id: string;
+    context: { actions: { tool: string; args: Record<string, string> }[] };
+  }[];
   results: { task_id: string; status: string }[];
+  children: { agent_task_id: string; status: string }[];
 }
 
 const toolCalls = async (threadId: string) =>
@@ -39,10 +45,16 @@ describe("keel run / keel resume across processes", () => {
     expect(first.code).toBe(3);
     const waiting = json<RunJson>(first);
     expect(waiting.status).toBe("waiting_for_approval");
-    expect(waiting.pending_approval!.actions[0]).toMatchObject({
+    expect(waiting.pending_approvals[0]!.context.actions[0]).toMatchObject({
       tool: "send_message",
       args: { to: "ops@harbor.example" },
     });
+    expect(waiting.children.map((c) => [c.agent_task_id, c.status])).toEqual([
+      ["t1", "done"],
+      ["t2", "done"],
+      ["t3", "done"],
+      ["t4", "waiting_for_approval"],
+    ]);
     expect(first.stderr).toContain("offline model");
     const before = await toolCalls(waiting.thread_id);
     expect(before.map((r) => r.tool)).toContain("run_sql");
@@ -55,6 +67,7 @@ describe("keel run / keel resume across processes", () => {
     const done = json<RunJson>(second);
     expect(done.status).toBe("done");
     expect(done.results.map((r) => r.status)).toEqual(["done", "done", "done", "done"]);
+    expect(done.children.every((c) => c.status === "done")).toBe(true);
     expect(done.final_answer).toContain("[t4]");
 
     const { rows } = await t.db.pool.query("select recipient, approved_by from outbox where thread_id = $1", [
@@ -80,13 +93,15 @@ describe("keel run / keel resume across processes", () => {
     expect(result.code).toBe(3);
     expect(result.stdout).toMatch(/plan: 1 task/);
     expect(result.stdout).toMatch(/t1 draft_message/);
-    expect(result.stdout).toMatch(/approval needed: task t1 \(communication\)/);
-    const threadId = /Thread: (\S+)/.exec(result.stdout)![1]!;
+    expect(result.stdout).toMatch(/approval needed \[approval \S+\]: task t1 \(communication\)/);
+    const threadId = /Task: (\S+)/.exec(result.stdout)![1]!;
     expect(result.stdout).toContain(`keel resume ${threadId} --approve`);
 
+    // A rejected action: the agent is told, the answer says so, and the task ends failed (rejected).
     const rejected = await keel(["resume", threadId, "--reject", "--reason", "not yet"], env);
-    expect(rejected.code).toBe(0);
-    expect(rejected.stdout).toMatch(/rejected/);
+    expect(rejected.code).toBe(1);
+    expect(rejected.stdout).toMatch(/A person rejected this send_message call: not yet/);
+    expect(rejected.stdout).toMatch(/status: failed \(rejected\)/);
     const { rows } = await t.db.pool.query("select 1 from outbox where thread_id = $1", [threadId]);
     expect(rows).toEqual([]);
   });
@@ -167,9 +182,10 @@ describe("embedded Postgres (no DATABASE_URL)", () => {
       ]);
       expect([a.code, b.code]).toEqual([0, 0]);
       expect(json<RunJson>(a).final_answer).toContain("[t1]");
+      expect(json<RunJson>(b).status).toBe("done");
       expect(embeddedStatus(dataDir).running).toBe(false);
       // The next process finds the same data: the first run's checkpoint is still there.
-      const again = await keel(["resume", json<RunJson>(a).thread_id, "--approve"], local);
+      const again = await keel(["resume", json<RunJson>(a).task_id, "--approve"], local);
       expect(again.code).toBe(2);
       expect(again.stderr).toMatch(/is not waiting for approval \(it is done\)/);
       expect(embeddedStatus(dataDir).running).toBe(false);

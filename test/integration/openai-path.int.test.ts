@@ -83,9 +83,15 @@ describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)
   it("reports a model server that fails as a failure (exit 1), not as bad input", async () => {
     const server = await startScriptedServer([]);
     try {
-      const result = await keel(["run", "Anything"], { ...modelEnv(server.url) });
+      const result = await keel(["run", "--json", "Anything"], {
+        ...modelEnv(server.url),
+        KEEL_MAX_RETRIES: "0",
+      });
       expect(result.code).toBe(1);
-      expect(result.stderr).toMatch(/script exhausted/);
+      expect(json(result)).toMatchObject({
+        status: "failed",
+        error: { reason: "error", message: expect.stringMatching(/script exhausted/) },
+      });
     } finally {
       await server.close();
     }

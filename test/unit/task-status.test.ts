@@ -1,6 +1,12 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { canTransition, IllegalTransitionError, TASK_STATUSES, assertTransition, type TaskStatus } from "../../runtime/status.js";
+import {
+  canTransition,
+  IllegalTransitionError,
+  TASK_STATUSES,
+  assertTransition,
+  type TaskStatus,
+} from "../../runtime/status.js";
 
 const LEGAL: [TaskStatus, TaskStatus][] = [
   ["queued", "running"],

@@ -1,0 +1,206 @@
+import type { KeelConfig } from "../core/config.js";
+import { isTerminal, followTask } from "../runtime/follow.js";
+import { decide, listApprovals } from "../runtime/approvals.js";
+import { cancelTree, retryTask } from "../runtime/cancel.js";
+import { describeTask } from "../runtime/inspect.js";
+import type { TaskStatus } from "../runtime/status.js";
+import { getTask, listTasks, submit } from "../runtime/store.js";
+import { TaskWorker } from "../runtime/worker.js";
+import { checkRequest } from "../policy/input.js";
+import { printJson, reportError, withDatabase } from "./common.js";
+import { describeApproval } from "./render.js";
+import { decisionFromFlags } from "./run.js";
+
+const ago = (d: Date | null) =>
+  d ? `${Math.max(0, Math.round((Date.now() - d.getTime()) / 1000))}s ago` : "-";
+
+export function submitCommand(
+  config: KeelConfig,
+  request: string,
+  opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean },
+) {
+  let checked: string;
+  try {
+    checked = checkRequest(request, config.limits.maxRequestChars);
+  } catch (error) {
+    return Promise.resolve(reportError(error, opts.json));
+  }
+  return withDatabase(config, opts.json, async (db) => {
+    const { task, created } = await submit(db.pool, config, {
+      request: checked,
+      idempotencyKey: opts.idempotencyKey,
+      maxRetries: opts.maxRetries,
+    });
+    if (opts.json) printJson({ task_id: task.id, created, status: task.status });
+    else console.log(task.id);
+    if (!created && !opts.json)
+      console.error(
+        `keel: idempotency key matched task ${task.id} (${task.status}); nothing new was queued.`,
+      );
+    return 0;
+  });
+}
+
+/** Runs until SIGTERM or SIGINT: then stops taking work, releases what it holds, and exits 0. */
+export function workerCommand(config: KeelConfig, opts: { concurrency: number }) {
+  return withDatabase(config, false, async (db) => {
+    const worker = await TaskWorker.start(db, config, {
+      concurrency: opts.concurrency,
+      onSettled: (id) => console.log(`keel worker: task ${id} settled`),
+    });
+    console.log(
+      `keel worker ${worker.id}: started, concurrency ${opts.concurrency}, lease ${config.runtime.leaseSeconds}s`,
+    );
+    const stop = () => {
+      console.log(`keel worker ${worker.id}: stopping (finishing or releasing running tasks)`);
+      void worker.stop();
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+    await worker.done;
+    console.log(`keel worker ${worker.id}: stopped`);
+    return 0;
+  });
+}
+
+export function statusCommand(config: KeelConfig, taskId: string, opts: { json?: boolean }) {
+  return withDatabase(config, opts.json, async (db) => {
+    const outcome = await describeTask(db.pool, taskId);
+    if (opts.json) {
+      printJson(outcome);
+      return 0;
+    }
+    const root = await getTask(db.pool, outcome.task_id);
+    console.log(
+      `task ${outcome.task_id}: ${outcome.status} (attempt ${outcome.attempts}/${outcome.max_attempts}, created ${ago(root.created_at)})`,
+    );
+    console.log(`  request: ${root.request ?? ""}`);
+    if (outcome.error) console.log(`  error: ${outcome.error.reason ?? ""} ${outcome.error.message ?? ""}`);
+    for (const child of outcome.children) {
+      console.log(
+        `  ${child.agent_task_id} ${(child.agent ?? "").padEnd(13)} ${child.status}${child.error ? ` (${child.error})` : ""}`,
+      );
+    }
+    for (const p of outcome.pending_approvals)
+      describeApproval({ approval_id: p.approval_id, ...p.context }).forEach((l) => console.log(`  ${l}`));
+    if (outcome.final_answer) console.log(`\n${outcome.final_answer}`);
+    return 0;
+  });
+}
+
+export function listCommand(
+  config: KeelConfig,
+  opts: { status?: TaskStatus; since?: Date; limit: number; json?: boolean },
+) {
+  return withDatabase(config, opts.json, async (db) => {
+    const rows = await listTasks(db.pool, opts);
+    if (opts.json) {
+      printJson(
+        rows.map((r) => ({
+          task_id: r.id,
+          status: r.status,
+          attempts: r.attempts,
+          created_at: r.created_at,
+          request: r.request,
+          error_reason: r.error_reason,
+        })),
+      );
+      return 0;
+    }
+    if (rows.length === 0) console.log("no tasks");
+    for (const r of rows)
+      console.log(
+        `${r.id}  ${r.status.padEnd(20)} ${ago(r.created_at).padStart(9)}  ${(r.request ?? "").slice(0, 70)}`,
+      );
+    return 0;
+  });
+}
+
+/** Prints every event of a request as it happens, until the request is done, failed or cancelled. */
+export function watchCommand(config: KeelConfig, taskId: string, opts: { json?: boolean }) {
+  return withDatabase(config, opts.json, async (db) => {
+    const task = await getTask(db.pool, taskId);
+    const root = await followTask(
+      db.pool,
+      task.root_id,
+      (e) =>
+        opts.json
+          ? console.log(JSON.stringify(e))
+          : console.log(
+              `${e.at.toISOString()}  ${(e.agent_task_id ?? "request").padEnd(8)} ${e.from_status ?? "-"} -> ${e.to_status}${e.reason ? `  (${e.reason})` : ""}`,
+            ),
+      isTerminal,
+    );
+    return root.status === "done" ? 0 : 1;
+  });
+}
+
+export function cancelCommand(config: KeelConfig, taskId: string, opts: { json?: boolean }) {
+  return withDatabase(config, opts.json, async (db) => {
+    const { root, cancelled } = await cancelTree(db.pool, taskId);
+    if (opts.json) printJson({ task_id: root.id, status: root.status, cancelled });
+    else
+      console.log(
+        cancelled > 0
+          ? `cancelled ${root.id} (${cancelled} task(s) stopped)`
+          : `task ${root.id} is already ${root.status}; nothing to cancel`,
+      );
+    return 0;
+  });
+}
+
+export function retryCommand(config: KeelConfig, taskId: string, opts: { json?: boolean }) {
+  return withDatabase(config, opts.json, async (db) => {
+    const task = await retryTask(db.pool, taskId);
+    if (opts.json) printJson({ task_id: task.id, status: task.status });
+    else console.log(`task ${task.id} queued again; a worker continues it from its last checkpoint`);
+    return 0;
+  });
+}
+
+export function approvalsCommand(config: KeelConfig, opts: { all?: boolean; json?: boolean }) {
+  return withDatabase(config, opts.json, async (db) => {
+    const rows = await listApprovals(db.pool, opts.all ? "all" : "pending");
+    if (opts.json) {
+      printJson(rows);
+      return 0;
+    }
+    if (rows.length === 0) console.log(opts.all ? "no approvals" : "no pending approvals");
+    for (const a of rows) {
+      describeApproval({ approval_id: a.id, ...a.context }).forEach((l) => console.log(l));
+      console.log(
+        `  status: ${a.status}${a.reviewer ? ` by ${a.reviewer}` : ""} · expires ${a.expires_at.toISOString()} · task ${a.task_id}\n`,
+      );
+    }
+    return 0;
+  });
+}
+
+export function decideCommand(
+  config: KeelConfig,
+  approvalId: string,
+  opts: {
+    approve?: boolean;
+    reject?: boolean;
+    edit?: string;
+    reason?: string;
+    reviewer: string;
+    json?: boolean;
+  },
+) {
+  let decision;
+  try {
+    decision = decisionFromFlags(opts);
+  } catch (error) {
+    return Promise.resolve(reportError(error, opts.json));
+  }
+  return withDatabase(config, opts.json, async (db) => {
+    const row = await decide(db.pool, approvalId, decision);
+    if (opts.json) printJson(row);
+    else
+      console.log(
+        `approval ${row.id} ${row.status} by ${row.reviewer ?? "?"}; task ${row.task_id} continues when a worker picks it up`,
+      );
+    return 0;
+  });
+}

@@ -1,0 +1,58 @@
+import type pg from "pg";
+import type { AgentResult, Plan } from "../agents/contracts.js";
+import type { ApprovalRow } from "./approvals.js";
+import { getTree, type TaskRow } from "./store.js";
+
+/** Where a request stands, in one object: what `--json` prints and what the human views are drawn from. */
+export interface TaskOutcome {
+  task_id: string;
+  thread_id: string;
+  status: TaskRow["status"];
+  attempts: number;
+  max_attempts: number;
+  error: { reason: string | null; message: string | null } | null;
+  plan: Plan | null;
+  results: AgentResult[];
+  final_answer: string | null;
+  children: {
+    task_id: string;
+    agent_task_id: string | null;
+    agent: string | null;
+    status: TaskRow["status"];
+    error: string | null;
+  }[];
+  pending_approvals: { approval_id: string; expires_at: string; context: ApprovalRow["context"] }[];
+}
+
+export async function describeTask(db: pg.Pool, taskId: string): Promise<TaskOutcome> {
+  const [root, ...children] = await getTree(db, taskId);
+  const { rows: approvals } = await db.query<ApprovalRow>(
+    "select * from approvals where task_id = $1 and status = 'pending' order by created_at",
+    [root!.id],
+  );
+  const result = (root!.result ?? {}) as { plan?: Plan | null; results?: AgentResult[] };
+  const failed = root!.status === "failed" || root!.status === "cancelled";
+  return {
+    task_id: root!.id,
+    thread_id: root!.id,
+    status: root!.status,
+    attempts: root!.attempts,
+    max_attempts: root!.max_attempts,
+    error: failed || root!.last_error ? { reason: root!.error_reason, message: root!.last_error } : null,
+    plan: result.plan ?? null,
+    results: result.results ?? [],
+    final_answer: root!.final_answer,
+    children: children.map((c) => ({
+      task_id: c.id,
+      agent_task_id: c.agent_task_id,
+      agent: c.agent_type,
+      status: c.status,
+      error: c.error_reason,
+    })),
+    pending_approvals: approvals.map((a) => ({
+      approval_id: a.id,
+      expires_at: a.expires_at.toISOString(),
+      context: a.context,
+    })),
+  };
+}
