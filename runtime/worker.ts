@@ -86,6 +86,14 @@ export class TaskWorker {
 
   /** Stops taking work; running tasks are released (their leases cleared, their jobs re-queued) and it returns. */
   async stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    this.stopping = this.shutDown();
+    return this.stopping;
+  }
+
+  private stopping?: Promise<void>;
+
+  private async shutDown(): Promise<void> {
     for (const controller of this.active.values()) controller.abort(new Error("worker stopping"));
     await this.graphile?.stop();
     if (this.listener) {
