@@ -3,6 +3,7 @@ import { loadConfig } from "../core/config.js";
 import { exitCodeFor, isKeelError } from "../core/errors.js";
 import { SAMPLES } from "../evals/samples.js";
 import { TASK_STATUSES, type TaskStatus } from "../runtime/status.js";
+import { batchCommand, type BatchOptions } from "./batch.js";
 import { parseSince } from "./common.js";
 import { resumeCommand, runCommand, type ResumeOptions, type RunOptions } from "./run.js";
 import {
@@ -201,6 +202,22 @@ for (const verb of ["approve", "reject"] as const) {
     },
   );
 }
+
+program
+  .command("batch")
+  .description("Run every request of a JSONL file: submit (idempotently), drive, show progress, summarize.")
+  .argument("<requests.jsonl>", 'one JSON object per line: {"request": "…", "id"?: "…", "idempotency_key"?: "…"}')
+  .addOption(new Option("--concurrency <n>", "tasks run at once by the in-process worker").argParser(positiveInt).default(4))
+  .option("--out <file>", "write one result per line (JSONL)")
+  .option("--no-workers", "only submit and follow; keel worker processes do the work")
+  .option("--json", "print the summary and results as one JSON object")
+  .addHelpText(
+    "after",
+    "\nRe-running the same file redoes nothing that finished: each line's idempotency key comes from its\nidempotency_key, else its id, else its content. Exit codes: 0 all done, 1 some failed, 2 malformed lines, 130 interrupted.",
+  )
+  .action(async (file: string, opts: BatchOptions) => {
+    process.exitCode = await batchCommand(loadConfig(), file, opts);
+  });
 
 program
   .command("samples")

@@ -1,0 +1,114 @@
+import { createHash } from "node:crypto";
+import type pg from "pg";
+import { z } from "zod";
+import type { KeelConfig } from "../core/config.js";
+import { checkRequest } from "../policy/input.js";
+import { submit, type TaskRow } from "./store.js";
+
+/** One line of a batch file. */
+export const BatchLine = z.object({
+  request: z.string().describe("What to do"),
+  id: z.string().min(1).optional().describe("Your id for the line; the idempotency key is derived from it"),
+  idempotency_key: z.string().min(1).optional().describe("Explicit idempotency key"),
+});
+export type BatchLine = z.infer<typeof BatchLine>;
+
+export interface ParsedLine extends BatchLine {
+  line: number;
+}
+
+export interface LineError {
+  line: number;
+  message: string;
+}
+
+/** Parses JSONL: every bad line is reported with its number; the good ones still run. */
+export function parseBatch(text: string, maxChars: number): { lines: ParsedLine[]; errors: LineError[] } {
+  const lines: ParsedLine[] = [];
+  const errors: LineError[] = [];
+  text.split(/\r?\n/).forEach((raw, index) => {
+    const line = index + 1;
+    if (raw.trim() === "") return;
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch (error) {
+      errors.push({ line, message: `not JSON (${(error as Error).message})` });
+      return;
+    }
+    const parsed = BatchLine.safeParse(json);
+    if (!parsed.success) {
+      errors.push({ line, message: parsed.error.issues.map((i) => `${i.path.join(".") || "line"}: ${i.message}`).join("; ") });
+      return;
+    }
+    try {
+      lines.push({ ...parsed.data, request: checkRequest(parsed.data.request, maxChars), line });
+    } catch (error) {
+      errors.push({ line, message: (error as Error).message });
+    }
+  });
+  return { lines, errors };
+}
+
+/** The key that makes a re-run of the same file redo nothing: explicit, or from the line's id, or its content. */
+export function batchKey(line: BatchLine): string {
+  if (line.idempotency_key) return line.idempotency_key;
+  if (line.id) return `batch:id:${line.id}`;
+  return `batch:sha256:${createHash("sha256").update(line.request).digest("hex").slice(0, 32)}`;
+}
+
+export async function submitBatch(pool: pg.Pool, config: KeelConfig, lines: ParsedLine[]) {
+  const submitted: { line: ParsedLine; task: TaskRow; created: boolean }[] = [];
+  for (const line of lines) {
+    const { task, created } = await submit(pool, config, { request: line.request, idempotencyKey: batchKey(line) });
+    submitted.push({ line, task, created });
+  }
+  return submitted;
+}
+
+export interface BatchSummary {
+  total: number;
+  done: number;
+  failed: number;
+  waiting: number;
+  cancelled: number;
+  pending: number;
+  success_rate: number;
+  p50_ms: number | null;
+  p95_ms: number | null;
+  failures_by_reason: Record<string, number>;
+}
+
+function percentile(sorted: number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+export function summarize(tasks: TaskRow[]): BatchSummary {
+  const count = (s: TaskRow["status"]) => tasks.filter((t) => t.status === s).length;
+  const durations = tasks
+    .filter((t) => t.status === "done" && t.finished_at)
+    .map((t) => t.finished_at!.getTime() - t.created_at.getTime())
+    .sort((a, b) => a - b);
+  const failures: Record<string, number> = {};
+  for (const t of tasks.filter((x) => x.status === "failed")) failures[t.error_reason ?? "unknown"] = (failures[t.error_reason ?? "unknown"] ?? 0) + 1;
+  const done = count("done");
+  const finished = done + count("failed") + count("cancelled");
+  return {
+    total: tasks.length,
+    done,
+    failed: count("failed"),
+    waiting: count("waiting_for_approval"),
+    cancelled: count("cancelled"),
+    pending: count("queued") + count("running"),
+    success_rate: finished === 0 ? 0 : done / finished,
+    p50_ms: percentile(durations, 50),
+    p95_ms: percentile(durations, 95),
+    failures_by_reason: failures,
+  };
+}
+
+export async function batchTasks(pool: pg.Pool, ids: string[]): Promise<TaskRow[]> {
+  const { rows } = await pool.query<TaskRow>("select * from tasks where id = any($1)", [ids]);
+  return rows;
+}

@@ -1,0 +1,112 @@
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { batchKey, parseBatch, summarize } from "../../runtime/batch.js";
+import type { TaskRow } from "../../runtime/store.js";
+import { json, keel, KEEL_BIN } from "../helpers/cli.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+
+let t: TestDatabase;
+let dir: string;
+beforeAll(async () => {
+  t = await createTestDatabase();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "keel-batch-"));
+});
+afterAll(async () => {
+  await t?.drop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const write = (name: string, lines: string[]) => {
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, lines.join("\n") + "\n");
+  return file;
+};
+
+describe("batch file parsing", () => {
+  it("reports each bad line with its number and keeps the good ones", () => {
+    const { lines, errors } = parseBatch(['{"request": "Calculate 1 + 1"}', "", "{oops", '{"id": "x"}', '{"request": ""}', '{"request": "Is 7 prime?", "id": "p"}'].join("\n"), 100);
+    expect(lines.map((l) => l.line)).toEqual([1, 6]);
+    expect(errors.map((e) => e.line)).toEqual([3, 4, 5]);
+    expect(errors[0]!.message).toMatch(/not JSON/);
+    expect(errors[1]!.message).toMatch(/request: /);
+    expect(errors[2]!.message).toMatch(/request is empty/);
+  });
+
+  it("derives stable idempotency keys from the key, the id, or the content", () => {
+    expect(batchKey({ request: "a", idempotency_key: "k" })).toBe("k");
+    expect(batchKey({ request: "a", id: "7" })).toBe("batch:id:7");
+    expect(batchKey({ request: "a" })).toBe(batchKey({ request: "a" }));
+    expect(batchKey({ request: "a" })).not.toBe(batchKey({ request: "b" }));
+  });
+
+  it("summarizes counts, success rate, percentiles and failure reasons", () => {
+    const at = (ms: number) => new Date(1_000_000 + ms);
+    const row = (status: TaskRow["status"], ms: number, reason: string | null = null) =>
+      ({ status, created_at: at(0), finished_at: at(ms), error_reason: reason }) as TaskRow;
+    const s = summarize([row("done", 100), row("done", 300), row("done", 200), row("failed", 50, "timeout"), row("waiting_for_approval", 0)]);
+    expect(s).toMatchObject({ total: 5, done: 3, failed: 1, waiting: 1, p50_ms: 200, p95_ms: 300, failures_by_reason: { timeout: 1 } });
+    expect(s.success_rate).toBeCloseTo(0.75);
+  });
+});
+
+describe("keel batch", () => {
+  it("runs the good lines, reports the malformed ones, lists tasks waiting for approval", async () => {
+    const file = write("mixed.jsonl", [
+      '{"request": "Calculate 6 * 7", "id": "a"}',
+      "this is not json",
+      '{"request": "Email oncall@harbor.example that the drill moves to Friday", "id": "mail"}',
+      '{"id": "no-request"}',
+      '{"request": "Is 7919 a prime number?", "id": "b"}',
+    ]);
+    const out = path.join(dir, "mixed.out.jsonl");
+    const result = await keel(["batch", file, "--out", out, "--json"], { DATABASE_URL: t.url });
+    expect(result.code).toBe(2); // malformed lines are bad input; the rest still ran
+    expect(result.stderr).toMatch(/line 2: not JSON/);
+    expect(result.stderr).toMatch(/line 4: request: /);
+    const report = json<{ summary: { done: number; waiting: number }; results: { line: number; status: string; approvals: string[] }[] }>(result);
+    expect(report.summary).toMatchObject({ done: 2, waiting: 1 });
+    expect(report.results.find((r) => r.line === 3)).toMatchObject({ status: "waiting_for_approval", approvals: [expect.any(String)] });
+    const written = fs.readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { line: number });
+    expect(written.map((r) => r.line)).toEqual([1, 3, 5]);
+  });
+
+  it("after Ctrl-C half-way, a re-run finishes the rest and redoes nothing that finished", async () => {
+    const lines = Array.from({ length: 12 }, (_, i) => JSON.stringify({ request: `Calculate ${i + 2} * ${i + 3}`, id: `n${i}` }));
+    const file = write("interrupted.jsonl", lines);
+    const env = { ...process.env, DATABASE_URL: t.url };
+    const child = spawn(process.execPath, [KEEL_BIN, "batch", file, "--concurrency", "1"], { env, stdio: "pipe" });
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    const doneCount = async () =>
+      (await t.db.pool.query<{ n: number }>("select count(*)::int as n from tasks where idempotency_key like 'batch:id:n%' and status = 'done'")).rows[0]!.n;
+    const deadline = Date.now() + 60_000;
+    while ((await doneCount()) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    const before = await t.db.pool.query<{ id: string; finished_at: Date }>(
+      "select id, finished_at from tasks where idempotency_key like 'batch:id:n%' and status = 'done'",
+    );
+    expect(before.rows.length).toBeGreaterThanOrEqual(3);
+    expect(before.rows.length).toBeLessThan(12);
+
+    const rerun = await keel(["batch", file, "--json"], { DATABASE_URL: t.url });
+    expect(rerun.code).toBe(0);
+    expect(json<{ summary: { done: number } }>(rerun).summary.done).toBe(12);
+    const { rows } = await t.db.pool.query<{ id: string; finished_at: Date; n: number }>(
+      "select id, finished_at, (select count(*)::int from tasks x where x.idempotency_key = tasks.idempotency_key) as n from tasks where idempotency_key like 'batch:id:n%'",
+    );
+    expect(rows).toHaveLength(12);
+    expect(rows.every((r) => r.n === 1)).toBe(true);
+    for (const finished of before.rows) {
+      expect(rows.find((r) => r.id === finished.id)!.finished_at).toEqual(finished.finished_at);
+    }
+  });
+
+  it("an unreadable file is bad input", async () => {
+    const result = await keel(["batch", path.join(dir, "missing.jsonl")], { DATABASE_URL: t.url });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/Cannot read .*missing\.jsonl: ENOENT/);
+  });
+});
