@@ -17,7 +17,9 @@ const settled = (status: string) => status !== "queued" && status !== "running";
 
 function summaryLines(s: BatchSummary, seconds: number): string[] {
   const ms = (v: number | null) => (v === null ? "-" : `${(v / 1000).toFixed(2)}s`);
-  const reasons = Object.entries(s.failures_by_reason).map(([r, n]) => `${r} ${n}`).join(", ");
+  const reasons = Object.entries(s.failures_by_reason)
+    .map(([r, n]) => `${r} ${n}`)
+    .join(", ");
   return [
     `batch: ${s.total} requests in ${seconds.toFixed(1)}s — done ${s.done}, failed ${s.failed}, waiting ${s.waiting}, cancelled ${s.cancelled}`,
     `  success rate ${(s.success_rate * 100).toFixed(1)}% · completion p50 ${ms(s.p50_ms)} p95 ${ms(s.p95_ms)}`,
@@ -34,7 +36,12 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
   try {
     text = await fs.readFile(file, "utf8");
   } catch (error) {
-    return reportError(new InputError(`Cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`), opts.json);
+    return reportError(
+      new InputError(
+        `Cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`,
+      ),
+      opts.json,
+    );
   }
   const { lines, errors } = parseBatch(text, config.limits.maxRequestChars);
   for (const e of errors) console.error(`keel batch: line ${e.line}: ${e.message} (skipped)`);
@@ -48,11 +55,17 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
     const log = (line: string) => (opts.json ? console.error(line) : console.log(line));
     log(`keel batch: ${lines.length} requests (${fresh} new, ${lines.length - fresh} already submitted)`);
 
-    const worker = opts.workers ? await TaskWorker.start(db, config, { concurrency: opts.concurrency }) : undefined;
+    const worker = opts.workers
+      ? await TaskWorker.start(db, config, { concurrency: opts.concurrency })
+      : undefined;
     const tty = Boolean(process.stderr.isTTY) && !opts.json;
     const bar = tty
       ? new cliProgress.SingleBar(
-          { format: "{bar} {value}/{total} | done {done} failed {failed} waiting {waiting} | {rate}/s | ETA {eta}s", stream: process.stderr },
+          {
+            format:
+              "{bar} {value}/{total} | done {done} failed {failed} waiting {waiting} | {rate}/s | ETA {eta}s",
+            stream: process.stderr,
+          },
           cliProgress.Presets.shades_classic,
         )
       : undefined;
@@ -73,7 +86,9 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
         if (!bar && Date.now() - lastLine > 5000) {
           lastLine = Date.now();
           const eta = rate > 0 ? `${Math.round((ids.length - count) / rate)}s` : "-";
-          log(`keel batch: ${count}/${ids.length} settled — done ${s.done}, failed ${s.failed}, waiting ${s.waiting} · ${rate.toFixed(1)}/s · ETA ${eta}`);
+          log(
+            `keel batch: ${count}/${ids.length} settled — done ${s.done}, failed ${s.failed}, waiting ${s.waiting} · ${rate.toFixed(1)}/s · ETA ${eta}`,
+          );
         }
         if (count === ids.length) break;
         await new Promise((r) => setTimeout(r, 300));
@@ -85,7 +100,9 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
     }
     const summary = summarize(tasks);
     if (controller.signal.aborted) {
-      log(`keel batch: interrupted with ${summary.pending} request(s) unfinished; run the same command again to finish them (finished ones are not redone)`);
+      log(
+        `keel batch: interrupted with ${summary.pending} request(s) unfinished; run the same command again to finish them (finished ones are not redone)`,
+      );
     }
     const byId = new Map(tasks.map((t) => [t.id, t]));
     const { rows: approvals } = await db.pool.query<{ id: string; task_id: string }>(

@@ -206,8 +206,15 @@ for (const verb of ["approve", "reject"] as const) {
 program
   .command("batch")
   .description("Run every request of a JSONL file: submit (idempotently), drive, show progress, summarize.")
-  .argument("<requests.jsonl>", 'one JSON object per line: {"request": "…", "id"?: "…", "idempotency_key"?: "…"}')
-  .addOption(new Option("--concurrency <n>", "tasks run at once by the in-process worker").argParser(positiveInt).default(4))
+  .argument(
+    "<requests.jsonl>",
+    'one JSON object per line: {"request": "…", "id"?: "…", "idempotency_key"?: "…"}',
+  )
+  .addOption(
+    new Option("--concurrency <n>", "tasks run at once by the in-process worker")
+      .argParser(positiveInt)
+      .default(4),
+  )
   .option("--out <file>", "write one result per line (JSONL)")
   .option("--no-workers", "only submit and follow; keel worker processes do the work")
   .option("--json", "print the summary and results as one JSON object")

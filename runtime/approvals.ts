@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { InputError, NotFoundError } from "../core/errors.js";
 import { ApprovalDecision, checkEditedArgs, type ApprovalRequest } from "../graphs/approval.js";
-import { enqueue, scheduleApprovalExpiry } from "./queue.js";
+import { enqueue, scheduleApprovalExpiry, scheduleWatch } from "./queue.js";
 import type { PendingApproval } from "./runner.js";
 import { inTransaction, transition, type TaskRow } from "./store.js";
 
@@ -124,7 +124,10 @@ export async function decide(
       "select 1 from approvals where task_id = $1 and status = 'pending'",
       [approval.task_id],
     );
-    if (!stillPending.rowCount) await enqueue(client, approval.task_id, "resume");
+    if (!stillPending.rowCount) {
+      await enqueue(client, approval.task_id, "resume");
+      await scheduleWatch(client, approval.task_id, new Date(Date.now() + 30_000));
+    }
     return rows[0]!;
   });
 }

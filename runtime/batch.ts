@@ -38,7 +38,10 @@ export function parseBatch(text: string, maxChars: number): { lines: ParsedLine[
     }
     const parsed = BatchLine.safeParse(json);
     if (!parsed.success) {
-      errors.push({ line, message: parsed.error.issues.map((i) => `${i.path.join(".") || "line"}: ${i.message}`).join("; ") });
+      errors.push({
+        line,
+        message: parsed.error.issues.map((i) => `${i.path.join(".") || "line"}: ${i.message}`).join("; "),
+      });
       return;
     }
     try {
@@ -60,7 +63,10 @@ export function batchKey(line: BatchLine): string {
 export async function submitBatch(pool: pg.Pool, config: KeelConfig, lines: ParsedLine[]) {
   const submitted: { line: ParsedLine; task: TaskRow; created: boolean }[] = [];
   for (const line of lines) {
-    const { task, created } = await submit(pool, config, { request: line.request, idempotencyKey: batchKey(line) });
+    const { task, created } = await submit(pool, config, {
+      request: line.request,
+      idempotencyKey: batchKey(line),
+    });
     submitted.push({ line, task, created });
   }
   return submitted;
@@ -91,7 +97,8 @@ export function summarize(tasks: TaskRow[]): BatchSummary {
     .map((t) => t.finished_at!.getTime() - t.created_at.getTime())
     .sort((a, b) => a - b);
   const failures: Record<string, number> = {};
-  for (const t of tasks.filter((x) => x.status === "failed")) failures[t.error_reason ?? "unknown"] = (failures[t.error_reason ?? "unknown"] ?? 0) + 1;
+  for (const t of tasks.filter((x) => x.status === "failed"))
+    failures[t.error_reason ?? "unknown"] = (failures[t.error_reason ?? "unknown"] ?? 0) + 1;
   const done = count("done");
   const finished = done + count("failed") + count("cancelled");
   return {

@@ -9,7 +9,7 @@ import { withMigrationLock } from "../checkpoints/migrations.js";
  */
 export const JOB = {
   runTask: "keel_run_task",
-  checkLease: "keel_check_lease",
+  watchTask: "keel_watch_task",
   expireApproval: "keel_expire_approval",
 } as const;
 
@@ -53,14 +53,26 @@ export function enqueue(
   );
 }
 
-/** Looks at a task's lease when it would expire: a worker that died is noticed within the lease time. */
-export function scheduleLeaseCheck(
+/**
+ * Looks at a task again at `at`: a running task whose lease was not renewed, or a queued one whose job a dead
+ * worker had taken, is noticed within the lease time. One pending look per task.
+ */
+export function scheduleWatch(client: pg.ClientBase, taskId: string, at: Date): Promise<void> {
+  return addJob(client, JOB.watchTask, { task_id: taskId }, at, `watch:${taskId}`);
+}
+
+/** Whether the task has a run job no worker has taken yet, or one taken less than `staleSeconds` ago. */
+export async function hasLiveRunJob(
   client: pg.ClientBase,
   taskId: string,
-  token: string,
-  at: Date,
-): Promise<void> {
-  return addJob(client, JOB.checkLease, { task_id: taskId, token }, at, `lease:${taskId}`);
+  staleSeconds: number,
+): Promise<boolean> {
+  const { rows } = await client.query<{ fresh: boolean }>(
+    `select (locked_at is null or locked_at > now() - make_interval(secs => $2)) as fresh
+       from graphile_worker.jobs where key = $1`,
+    [`run:${taskId}`, staleSeconds],
+  );
+  return rows[0]?.fresh === true;
 }
 
 export function scheduleApprovalExpiry(client: pg.ClientBase, approvalId: string, at: Date): Promise<void> {

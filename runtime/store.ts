@@ -2,7 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { KeelConfig } from "../core/config.js";
 import { InputError, NotFoundError } from "../core/errors.js";
-import { enqueue } from "./queue.js";
+import { enqueue, scheduleWatch } from "./queue.js";
 import { assertTransition, FencedOutError, TaskStatus } from "./status.js";
 
 /** One row of `tasks`: a request's root task, or one of its AgentTasks (`parent_id` set). */
@@ -191,6 +191,7 @@ export async function submit(
         [id],
       );
       await enqueue(client, id, "start");
+      await scheduleWatch(client, id, new Date(Date.now() + config.runtime.leaseSeconds * 1000));
       return { task: rows[0]!, created: true };
     });
   } catch (error) {

@@ -10,7 +10,15 @@ import { decisionsFor, expireApproval, recordApprovals } from "./approvals.js";
 import { applyEvent, insertChildren, markWaiting, settleChildren } from "./children.js";
 import { CANCEL_CHANNEL } from "./cancel.js";
 import { FencedSaver } from "./fence.js";
-import { enqueue, JOB, prepareQueue, quietLogger, scheduleLeaseCheck, type RunTaskPayload } from "./queue.js";
+import {
+  enqueue,
+  hasLiveRunJob,
+  JOB,
+  prepareQueue,
+  quietLogger,
+  scheduleWatch,
+  type RunTaskPayload,
+} from "./queue.js";
 import { Runner, type RunOutcome } from "./runner.js";
 import { FencedOutError } from "./status.js";
 import { inTransaction, transition, type TaskRow } from "./store.js";
@@ -67,7 +75,7 @@ export class TaskWorker {
     const worker = new TaskWorker(db, config, runner, saver, options);
     const taskList: Record<string, Task> = {
       [JOB.runTask]: (payload) => worker.runTask(payload as RunTaskPayload),
-      [JOB.checkLease]: (payload) => worker.checkLease(payload as { task_id: string; token: string }),
+      [JOB.watchTask]: (payload) => worker.watchTask(payload as { task_id: string }),
       [JOB.expireApproval]: async (payload) => {
         await expireApproval(db.pool, (payload as { approval_id: string }).approval_id);
       },
@@ -145,7 +153,7 @@ export class TaskWorker {
           where id = $1 returning fencing_token, lease_expires_at`,
         [taskId, this.id, lease],
       );
-      await scheduleLeaseCheck(client, taskId, rows[0]!.fencing_token, rows[0]!.lease_expires_at);
+      await scheduleWatch(client, taskId, rows[0]!.lease_expires_at);
       return { task: moved, token: rows[0]!.fencing_token };
     });
   }
@@ -159,25 +167,42 @@ export class TaskWorker {
     return rowCount === 1;
   }
 
-  /** Runs when a lease would expire: a live worker has renewed it (look again later); a dead one has not. */
-  private async checkLease({ task_id, token }: { task_id: string; token: string }): Promise<void> {
+  /**
+   * Looks at a task nobody may be looking after: a running task whose holder stopped renewing its lease is fenced
+   * out and retried from its checkpoint; a queued (or fully decided, waiting) task whose job a dead worker took
+   * gets a new job. Anything else needs no watching.
+   */
+  private async watchTask({ task_id }: { task_id: string }): Promise<void> {
+    const lease = this.config.runtime.leaseSeconds;
     await inTransaction(this.db.pool, async (client) => {
       const task = (await client.query<TaskRow>("select * from tasks where id = $1 for update", [task_id]))
         .rows[0];
-      if (!task || task.status !== "running" || task.fencing_token !== token) return;
-      if (task.lease_expires_at && task.lease_expires_at.getTime() > Date.now()) {
-        await scheduleLeaseCheck(client, task_id, token, task.lease_expires_at);
+      if (!task || task.cancel_requested) return;
+      const later = (at: Date) => scheduleWatch(client, task_id, at);
+      if (task.status === "running") {
+        if (task.lease_expires_at && task.lease_expires_at.getTime() > Date.now())
+          return later(task.lease_expires_at);
+        // The holder stopped renewing: fence it out, then retry from the checkpoint if attempts remain.
+        await client.query("update tasks set fencing_token = fencing_token + 1 where id = $1", [task_id]);
+        await this.failOrRetry(
+          client,
+          task,
+          "lease_expired",
+          `Worker ${task.lease_owner ?? "?"} stopped renewing its lease.`,
+          true,
+        );
         return;
       }
-      // The holder stopped renewing: fence it out, then retry from the checkpoint if attempts remain.
-      await client.query("update tasks set fencing_token = fencing_token + 1 where id = $1", [task_id]);
-      await this.failOrRetry(
-        client,
-        task,
-        "lease_expired",
-        `Worker ${task.lease_owner ?? "?"} stopped renewing its lease.`,
-        true,
-      );
+      const waitingOnPeople =
+        task.status === "waiting_for_approval" &&
+        ((await client.query("select 1 from approvals where task_id = $1 and status = 'pending'", [task_id]))
+          .rowCount ?? 0) > 0;
+      if ((task.status === "queued" || task.status === "waiting_for_approval") && !waitingOnPeople) {
+        if (!(await hasLiveRunJob(client, task_id, lease))) {
+          await enqueue(client, task_id, task.status === "queued" ? "retry" : "resume");
+        }
+        await later(new Date(Date.now() + lease * 1000));
+      }
     });
   }
 
@@ -199,6 +224,11 @@ export class TaskWorker {
       const delay = retryDelayMs(failed.attempts, this.config.runtime.retryBaseMs);
       await transition(client, task.id, "queued", { reason: `retry in ${delay} ms`, worker: this.id });
       await enqueue(client, task.id, "retry", new Date(Date.now() + delay));
+      await scheduleWatch(
+        client,
+        task.id,
+        new Date(Date.now() + delay + this.config.runtime.leaseSeconds * 1000),
+      );
     }
   }
 

@@ -27,7 +27,17 @@ const write = (name: string, lines: string[]) => {
 
 describe("batch file parsing", () => {
   it("reports each bad line with its number and keeps the good ones", () => {
-    const { lines, errors } = parseBatch(['{"request": "Calculate 1 + 1"}', "", "{oops", '{"id": "x"}', '{"request": ""}', '{"request": "Is 7 prime?", "id": "p"}'].join("\n"), 100);
+    const { lines, errors } = parseBatch(
+      [
+        '{"request": "Calculate 1 + 1"}',
+        "",
+        "{oops",
+        '{"id": "x"}',
+        '{"request": ""}',
+        '{"request": "Is 7 prime?", "id": "p"}',
+      ].join("\n"),
+      100,
+    );
     expect(lines.map((l) => l.line)).toEqual([1, 6]);
     expect(errors.map((e) => e.line)).toEqual([3, 4, 5]);
     expect(errors[0]!.message).toMatch(/not JSON/);
@@ -46,8 +56,22 @@ describe("batch file parsing", () => {
     const at = (ms: number) => new Date(1_000_000 + ms);
     const row = (status: TaskRow["status"], ms: number, reason: string | null = null) =>
       ({ status, created_at: at(0), finished_at: at(ms), error_reason: reason }) as TaskRow;
-    const s = summarize([row("done", 100), row("done", 300), row("done", 200), row("failed", 50, "timeout"), row("waiting_for_approval", 0)]);
-    expect(s).toMatchObject({ total: 5, done: 3, failed: 1, waiting: 1, p50_ms: 200, p95_ms: 300, failures_by_reason: { timeout: 1 } });
+    const s = summarize([
+      row("done", 100),
+      row("done", 300),
+      row("done", 200),
+      row("failed", 50, "timeout"),
+      row("waiting_for_approval", 0),
+    ]);
+    expect(s).toMatchObject({
+      total: 5,
+      done: 3,
+      failed: 1,
+      waiting: 1,
+      p50_ms: 200,
+      p95_ms: 300,
+      failures_by_reason: { timeout: 1 },
+    });
     expect(s.success_rate).toBeCloseTo(0.75);
   });
 });
@@ -66,21 +90,40 @@ describe("keel batch", () => {
     expect(result.code).toBe(2); // malformed lines are bad input; the rest still ran
     expect(result.stderr).toMatch(/line 2: not JSON/);
     expect(result.stderr).toMatch(/line 4: request: /);
-    const report = json<{ summary: { done: number; waiting: number }; results: { line: number; status: string; approvals: string[] }[] }>(result);
+    const report = json<{
+      summary: { done: number; waiting: number };
+      results: { line: number; status: string; approvals: string[] }[];
+    }>(result);
     expect(report.summary).toMatchObject({ done: 2, waiting: 1 });
-    expect(report.results.find((r) => r.line === 3)).toMatchObject({ status: "waiting_for_approval", approvals: [expect.any(String)] });
-    const written = fs.readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l) as { line: number });
+    expect(report.results.find((r) => r.line === 3)).toMatchObject({
+      status: "waiting_for_approval",
+      approvals: [expect.any(String)],
+    });
+    const written = fs
+      .readFileSync(out, "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { line: number });
     expect(written.map((r) => r.line)).toEqual([1, 3, 5]);
   });
 
   it("after Ctrl-C half-way, a re-run finishes the rest and redoes nothing that finished", async () => {
-    const lines = Array.from({ length: 12 }, (_, i) => JSON.stringify({ request: `Calculate ${i + 2} * ${i + 3}`, id: `n${i}` }));
+    const lines = Array.from({ length: 12 }, (_, i) =>
+      JSON.stringify({ request: `Calculate ${i + 2} * ${i + 3}`, id: `n${i}` }),
+    );
     const file = write("interrupted.jsonl", lines);
     const env = { ...process.env, DATABASE_URL: t.url };
-    const child = spawn(process.execPath, [KEEL_BIN, "batch", file, "--concurrency", "1"], { env, stdio: "pipe" });
+    const child = spawn(process.execPath, [KEEL_BIN, "batch", file, "--concurrency", "1"], {
+      env,
+      stdio: "pipe",
+    });
     const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
     const doneCount = async () =>
-      (await t.db.pool.query<{ n: number }>("select count(*)::int as n from tasks where idempotency_key like 'batch:id:n%' and status = 'done'")).rows[0]!.n;
+      (
+        await t.db.pool.query<{ n: number }>(
+          "select count(*)::int as n from tasks where idempotency_key like 'batch:id:n%' and status = 'done'",
+        )
+      ).rows[0]!.n;
     const deadline = Date.now() + 60_000;
     while ((await doneCount()) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     child.kill("SIGINT");

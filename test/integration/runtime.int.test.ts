@@ -16,7 +16,11 @@ import { eventsOfTask, waitForTask } from "../helpers/tasks.js";
 let t: TestDatabase;
 const workers: TaskWorker[] = [];
 beforeAll(async () => {
-  t = await createTestDatabase({ KEEL_LEASE_SECONDS: "2", KEEL_RETRY_BASE_MS: "50", KEEL_APPROVAL_TTL_SECONDS: "3600" });
+  t = await createTestDatabase({
+    KEEL_LEASE_SECONDS: "2",
+    KEEL_RETRY_BASE_MS: "50",
+    KEEL_APPROVAL_TTL_SECONDS: "3600",
+  });
   await prepareQueue(t.db.pool);
 });
 afterEach(async () => {
@@ -33,12 +37,15 @@ async function startWorker(deps?: Parameters<typeof TaskWorker.start>[2]["deps"]
 }
 const submitRequest = (request: string, extra: { idempotencyKey?: string; maxRetries?: number } = {}) =>
   submit(t.db.pool, t.config, { request, ...extra });
-const statuses = async (id: string) => (await getTree(t.db.pool, id)).map((r) => [r.agent_task_id ?? "root", r.status]);
+const statuses = async (id: string) =>
+  (await getTree(t.db.pool, id)).map((r) => [r.agent_task_id ?? "root", r.status]);
 
 describe("task store", () => {
   it("persists every transition with its event in one transaction and refuses illegal ones", async () => {
     const { task } = await submitRequest("Is 97 a prime number?");
-    await expect(inTransaction(t.db.pool, (c) => transition(c, task.id, "done"))).rejects.toThrow(IllegalTransitionError);
+    await expect(inTransaction(t.db.pool, (c) => transition(c, task.id, "done"))).rejects.toThrow(
+      IllegalTransitionError,
+    );
     await inTransaction(t.db.pool, (c) => transition(c, task.id, "cancelled", { reason: "test" }));
     expect(await eventsOfTask(t.db.pool, task.id)).toEqual([
       { from: null, to: "queued", reason: "submitted" },
@@ -49,13 +56,17 @@ describe("task store", () => {
   it("refuses a write with a stale fencing token, in the store and in the checkpointer", async () => {
     const { task } = await submitRequest("Calculate 6 * 7");
     await t.db.pool.query("update tasks set status = 'running', fencing_token = 5 where id = $1", [task.id]);
-    await expect(inTransaction(t.db.pool, (c) => transition(c, task.id, "done", { token: "4" }))).rejects.toThrow(FencedOutError);
+    await expect(
+      inTransaction(t.db.pool, (c) => transition(c, task.id, "done", { token: "4" })),
+    ).rejects.toThrow(FencedOutError);
     const saver = await createCheckpointer(t.db, (pool) => new FencedSaver(pool));
     saver.tokens.set(task.id, "4");
     const config = { configurable: { thread_id: task.id, checkpoint_ns: "" } };
     await expect(saver.putWrites(config, [["x", 1]], "task")).rejects.toThrow(FencedOutError);
     saver.tokens.set(task.id, "5");
-    await expect(saver.putWrites({ configurable: { ...config.configurable, checkpoint_id: "c1" } }, [["x", 1]], "task")).resolves.toBeUndefined();
+    await expect(
+      saver.putWrites({ configurable: { ...config.configurable, checkpoint_id: "c1" } }, [["x", 1]], "task"),
+    ).resolves.toBeUndefined();
   });
 });
 
@@ -66,17 +77,26 @@ describe("idempotent submit", () => {
     expect([first.created, again.created]).toEqual([true, false]);
     expect(again.task.id).toBe(first.task.id);
 
-    const racing = await Promise.all(Array.from({ length: 10 }, () => submitRequest("Calculate 3 + 3", { idempotencyKey: "race-1" })));
+    const racing = await Promise.all(
+      Array.from({ length: 10 }, () => submitRequest("Calculate 3 + 3", { idempotencyKey: "race-1" })),
+    );
     expect(new Set(racing.map((r) => r.task.id)).size).toBe(1);
     expect(racing.filter((r) => r.created)).toHaveLength(1);
-    const { rows } = await t.db.pool.query("select count(*)::int as n from tasks where idempotency_key = 'race-1'");
+    const { rows } = await t.db.pool.query(
+      "select count(*)::int as n from tasks where idempotency_key = 'race-1'",
+    );
     expect(rows[0].n).toBe(1);
   });
 
   it("refuses the same key with another payload, and forgets keys past their time", async () => {
     const { task } = await submitRequest("Calculate 5 + 5", { idempotencyKey: "conflict-1" });
-    await expect(submitRequest("Calculate 9 + 9", { idempotencyKey: "conflict-1" })).rejects.toThrow(/already used for a different request/);
-    await t.db.pool.query("update tasks set idempotency_expires_at = now() - interval '1 second' where id = $1", [task.id]);
+    await expect(submitRequest("Calculate 9 + 9", { idempotencyKey: "conflict-1" })).rejects.toThrow(
+      /already used for a different request/,
+    );
+    await t.db.pool.query(
+      "update tasks set idempotency_expires_at = now() - interval '1 second' where id = $1",
+      [task.id],
+    );
     const later = await submitRequest("Calculate 9 + 9", { idempotencyKey: "conflict-1" });
     expect(later.created).toBe(true);
   });
@@ -89,7 +109,11 @@ describe("workers", () => {
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.attempts).toBe(1);
     expect(done.final_answer).toContain("[t2]");
-    expect(await statuses(task.id)).toEqual([["root", "done"], ["t1", "done"], ["t2", "done"]]);
+    expect(await statuses(task.id)).toEqual([
+      ["root", "done"],
+      ["t1", "done"],
+      ["t2", "done"],
+    ]);
   });
 
   it("retries a failed attempt after a backoff and continues from the checkpoint", async () => {
@@ -104,7 +128,9 @@ describe("workers", () => {
   });
 
   it("fails at once, without retrying, on errors a retry cannot fix", async () => {
-    const planner = fakeModel().structuredResponse({ tasks: [{ task_id: "t1", type: "finance", objective: "x" }] });
+    const planner = fakeModel().structuredResponse({
+      tasks: [{ task_id: "t1", type: "finance", objective: "x" }],
+    });
     await startWorker(scriptedDeps(t.db.pool, t.config.limits, { planner }));
     const { task } = await submitRequest("Audit everything");
     const failed = await waitForTask(t.db.pool, task.id, (r) => r.status === "failed");
@@ -120,16 +146,30 @@ describe("workers", () => {
       [task.id],
     );
     await t.db.pool.query("select graphile_worker.remove_job($1)", [`run:${task.id}`]);
-    await t.db.pool.query("select graphile_worker.add_job('keel_check_lease', json_build_object('task_id', $1::text, 'token', '7'), job_key => $2)", [
-      task.id,
-      `lease:${task.id}`,
-    ]);
+    await t.db.pool.query(
+      "select graphile_worker.add_job('keel_watch_task', json_build_object('task_id', $1::text), job_key => $2)",
+      [task.id, `watch:${task.id}`],
+    );
     await startWorker();
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.attempts).toBe(2);
     expect(Number(done.fencing_token)).toBeGreaterThan(8);
     const reasons = (await eventsOfTask(t.db.pool, task.id)).map((e) => e.reason);
     expect(reasons).toContain("lease_expired");
+  });
+
+  it("re-queues a queued task whose job a dead worker had taken, when its watch comes round", async () => {
+    const { task } = await submitRequest("Calculate 11 * 11");
+    await t.db.pool.query(
+      "update graphile_worker._private_jobs set locked_at = now() - interval '10 seconds', locked_by = 'dead-worker' where key = $1",
+      [`run:${task.id}`],
+    );
+    await t.db.pool.query("update graphile_worker._private_jobs set run_at = now() where key = $1", [
+      `watch:${task.id}`,
+    ]);
+    await startWorker();
+    const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
+    expect(done.attempts).toBe(1);
   });
 
   it("releases running tasks on a graceful stop; another worker finishes them without using an attempt", async () => {
@@ -143,7 +183,9 @@ describe("workers", () => {
     await startWorker();
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.attempts).toBe(1);
-    expect((await eventsOfTask(t.db.pool, task.id)).map((e) => e.reason)).toContain("released by a stopping worker");
+    expect((await eventsOfTask(t.db.pool, task.id)).map((e) => e.reason)).toContain(
+      "released by a stopping worker",
+    );
   });
 
   it("fails a request past its deadline, aborting the model call", async () => {
@@ -187,7 +229,10 @@ describe("cancel", () => {
     await waitForTask(t.db.pool, task.id, isSettled);
     const [approval] = (await listApprovals(t.db.pool)).filter((a) => a.task_id === task.id);
     await cancelTree(t.db.pool, task.id);
-    expect(await statuses(task.id)).toEqual([["root", "cancelled"], ["t1", "cancelled"]]);
+    expect(await statuses(task.id)).toEqual([
+      ["root", "cancelled"],
+      ["t1", "cancelled"],
+    ]);
     await expect(decide(t.db.pool, approval!.id, { action: "approve" })).rejects.toThrow(/already withdrawn/);
   });
 });
@@ -205,7 +250,9 @@ describe("approvals", () => {
       why: expect.stringMatching(/send_message is a high-risk action/),
     });
     await decide(t.db.pool, approval!.id, { action: "approve", reviewer: "ana" });
-    await expect(decide(t.db.pool, approval!.id, { action: "reject" })).rejects.toThrow(/already approved \(by ana\)/);
+    await expect(decide(t.db.pool, approval!.id, { action: "reject" })).rejects.toThrow(
+      /already approved \(by ana\)/,
+    );
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.final_answer).toMatch(/Sent "The drill moves to Friday"/);
     const { rows } = await t.db.pool.query("select approved_by from outbox where thread_id = $1", [task.id]);
@@ -215,7 +262,9 @@ describe("approvals", () => {
   it("expire: the task fails with reason approval_expired", async () => {
     const config = { ...t.config, runtime: { ...t.config.runtime, approvalTtlSeconds: 1 } };
     await startWorker(undefined, config);
-    const { task } = await submit(t.db.pool, config, { request: "Email oncall@harbor.example that the drill is on" });
+    const { task } = await submit(t.db.pool, config, {
+      request: "Email oncall@harbor.example that the drill is on",
+    });
     const failed = await waitForTask(t.db.pool, task.id, (r) => r.status === "failed", 30_000);
     expect(failed.error_reason).toBe("approval_expired");
     const { rows } = await t.db.pool.query("select status from approvals where task_id = $1", [task.id]);
