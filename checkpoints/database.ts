@@ -38,7 +38,7 @@ export async function openDatabase(config: KeelConfig): Promise<Database> {
   const onExit = () => server?.release();
   if (server) process.once("exit", onExit);
 
-  const pool = new pg.Pool({ connectionString: url, max: 10 });
+  const pool = new pg.Pool({ connectionString: url, max: config.databasePoolSize });
   // Idle clients dropped by the server are replaced on next use; a broken client surfaces in its own query.
   pool.on("error", () => undefined);
   pool.on("connect", (client) => client.on("error", () => undefined));

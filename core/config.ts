@@ -8,6 +8,7 @@ import { InputError } from "./errors.js";
 export const KeelConfig = z.object({
   databaseUrl: z.string().optional().describe("Postgres to use; unset -> embedded Postgres under dataDir"),
   dataDir: z.string().describe("Where Keel keeps local state (embedded Postgres)"),
+  databasePoolSize: z.number().int().positive().describe("Connections one Keel process may hold"),
   model: z
     .object({
       apiKey: z.string().optional().describe("OPENAI_API_KEY"),
@@ -65,6 +66,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   return KeelConfig.parse({
     databaseUrl: nonEmpty("DATABASE_URL"),
     dataDir: path.resolve(cwd, nonEmpty("KEEL_DATA_DIR") ?? ".keel"),
+    databasePoolSize: intFrom(env, "KEEL_DB_POOL_SIZE", 20),
     model: {
       apiKey: nonEmpty("OPENAI_API_KEY"),
       baseURL: nonEmpty("OPENAI_BASE_URL"),

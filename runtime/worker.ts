@@ -104,6 +104,8 @@ export class TaskWorker {
   private async shutDown(): Promise<void> {
     for (const controller of this.active.values()) controller.abort(new Error("worker stopping"));
     await this.graphile?.stop();
+    // stop() returns once jobs are released; the promise settles when the pool is no longer used at all.
+    await this.graphile?.promise.catch(() => undefined);
     if (this.listener) {
       this.listener.release();
       this.listener = undefined;

@@ -1,0 +1,163 @@
+/**
+ * Throughput of the task runtime against a plain loop, side by side in one run.
+ *
+ *   runtime:  submit N tasks -> graphile-worker job -> TaskWorker (lease, heartbeat, fencing, task events) -> done
+ *   baseline: the same compiled orchestrator graph, invoked in a plain loop with PostgresSaver, c at a time
+ *
+ * Both run the offline model on the same requests against the same Postgres. Usage:
+ *   npm run bench -- [--requests 1000] [--concurrency 1,8,32] [--out bench/RESULTS.md]
+ */
+import { randomUUID } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { openDatabase, type Database } from "../checkpoints/database.js";
+import { loadConfig, type KeelConfig } from "../core/config.js";
+import { prepareQueue } from "../runtime/queue.js";
+import { Runner } from "../runtime/runner.js";
+import { submit } from "../runtime/store.js";
+import { TaskWorker } from "../runtime/worker.js";
+
+// Approval-free samples (research, data, code), so that no run waits for a person.
+const REQUESTS = [
+  "What does the incident response runbook say about SEV1 incidents?",
+  "Which 5 customers generated the most revenue in 2025?",
+  "Calculate the first 15 Fibonacci numbers",
+  "Find the refund policy and count refunded orders by region",
+  "Is 7919 a prime number?",
+];
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: "string", default: "1000" },
+    concurrency: { type: "string", default: "1,8,32" },
+    out: { type: "string" },
+  },
+});
+const N = Number(values.requests);
+const LEVELS = values.concurrency.split(",").map(Number);
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
+}
+
+async function baseline(config: KeelConfig, db: Database, concurrency: number): Promise<number> {
+  const runner = await Runner.open(config, undefined, db);
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < N) {
+        const i = next++;
+        const outcome = await runner.begin(REQUESTS[i % REQUESTS.length]!, randomUUID());
+        if (outcome.status !== "done") throw new Error(`baseline request ${i} ended ${outcome.status}`);
+      }
+    }),
+  );
+  return performance.now() - started;
+}
+
+/** Submit-to-running latency with an idle worker: one task at a time, so no backlog is measured. */
+async function idlePickup(config: KeelConfig, db: Database, samples: number): Promise<number[]> {
+  const worker = await TaskWorker.start(db, config, { concurrency: 1 });
+  const latencies: number[] = [];
+  try {
+    for (let i = 0; i < samples; i++) {
+      const { task } = await submit(db.pool, config, { request: REQUESTS[4]! });
+      for (;;) {
+        const { rows } = await db.pool.query<{ ms: number | null; status: string }>(
+          `select t.status, (select extract(epoch from (min(e.at) - t.created_at)) * 1000 from task_events e
+                              where e.task_id = t.id and e.to_status = 'running') as ms
+             from tasks t where t.id = $1`,
+          [task.id],
+        );
+        if (rows[0]!.status === "done") {
+          latencies.push(Number(rows[0]!.ms));
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  } finally {
+    await worker.stop();
+  }
+  return latencies.sort((a, b) => a - b);
+}
+
+async function runtime(
+  config: KeelConfig,
+  db: Database,
+  concurrency: number,
+): Promise<{ ms: number; pickup: number[] }> {
+  const started = performance.now();
+  const ids: string[] = [];
+  const worker = await TaskWorker.start(db, config, { concurrency });
+  for (let i = 0; i < N; i++)
+    ids.push((await submit(db.pool, config, { request: REQUESTS[i % REQUESTS.length]! })).task.id);
+  for (;;) {
+    const { rows } = await db.pool.query<{ settled: number; done: number }>(
+      "select count(*) filter (where status not in ('queued', 'running'))::int as settled, count(*) filter (where status = 'done')::int as done from tasks where id = any($1)",
+      [ids],
+    );
+    if (rows[0]!.settled === N) {
+      if (rows[0]!.done !== N) throw new Error(`runtime: only ${rows[0]!.done} of ${N} tasks done`);
+      break;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const ms = performance.now() - started;
+  await worker.stop();
+  const { rows } = await db.pool.query<{ ms: number }>(
+    `select extract(epoch from (min(e.at) - t.created_at)) * 1000 as ms
+       from tasks t join task_events e on e.task_id = t.id and e.to_status = 'running'
+      where t.id = any($1) group by t.id, t.created_at`,
+    [ids],
+  );
+  return { ms, pickup: rows.map((r) => Number(r.ms)).sort((a, b) => a - b) };
+}
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), "keel-bench-"));
+fs.chmodSync(dir, 0o755);
+// Quiet the offline model's notice; size the pool for the highest concurrency, the same for both sides.
+const config = loadConfig({
+  ...process.env,
+  KEEL_DATA_DIR: dir,
+  KEEL_DB_POOL_SIZE: String(Math.max(...LEVELS) + 10),
+});
+const db = await openDatabase(config);
+await prepareQueue(db.pool);
+console.error(
+  `bench: ${N} requests per side, concurrency ${LEVELS.join(", ")}, ${os.cpus().length} cores, node ${process.version}`,
+);
+const rows: string[] = [];
+let idle: number[];
+try {
+  for (const c of LEVELS) {
+    const base = await baseline(config, db, c);
+    const run = await runtime(config, db, c);
+    const overhead = (run.ms / base - 1) * 100;
+    const line = `| ${c} | ${((N / base) * 1000).toFixed(1)} | ${((N / run.ms) * 1000).toFixed(1)} | ${(run.ms / base).toFixed(2)} (${overhead >= 0 ? "+" : ""}${overhead.toFixed(0)}%) | ${percentile(run.pickup, 50).toFixed(0)} | ${percentile(run.pickup, 95).toFixed(0)} |`;
+    console.error(line);
+    rows.push(line);
+  }
+  idle = await idlePickup(config, db, 30);
+} finally {
+  await db.close();
+}
+const table = [
+  "| concurrency | baseline req/s | runtime req/s | runtime/baseline time | queue wait p50 ms | queue wait p95 ms |",
+  "|---|---|---|---|---|---|",
+  ...rows,
+  "",
+  `Pickup latency with an idle worker (submit -> running, 30 single submissions): p50 ${percentile(idle, 50).toFixed(0)} ms, p95 ${percentile(idle, 95).toFixed(0)} ms.`,
+].join("\n");
+fs.rmSync(dir, { recursive: true, force: true });
+console.log(table);
+if (values.out) {
+  const stamp = `Measured ${new Date().toISOString().slice(0, 10)} · ${N} requests per side · ${os.cpus().length} cores · node ${process.version}`;
+  fs.writeFileSync(
+    values.out,
+    `${fs.readFileSync(values.out, "utf8").split("<!-- results -->")[0]}<!-- results -->\n\n${stamp}\n\n${table}\n`,
+  );
+}

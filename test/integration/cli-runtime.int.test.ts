@@ -1,0 +1,109 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { spawn } from "node:child_process";
+import { json, keel, KEEL_BIN } from "../helpers/cli.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+
+let t: TestDatabase;
+let env: Record<string, string>;
+beforeAll(async () => {
+  t = await createTestDatabase();
+  env = { DATABASE_URL: t.url };
+});
+afterAll(async () => {
+  await t?.drop();
+});
+
+describe("keel submit / worker / status / list / watch", () => {
+  it("submits idempotently, and refuses a key reused for another request", async () => {
+    const first = json<{ task_id: string; created: boolean }>(
+      await keel(["submit", "--json", "--idempotency-key", "cli-k1", "Calculate 4 * 4"], env),
+    );
+    const again = json<{ task_id: string; created: boolean }>(
+      await keel(["submit", "--json", "--idempotency-key", "cli-k1", "Calculate 4 * 4"], env),
+    );
+    expect(first.created).toBe(true);
+    expect(again).toEqual({ task_id: first.task_id, created: false, status: "queued" });
+    const conflict = await keel(["submit", "--idempotency-key", "cli-k1", "Calculate 5 * 5"], env);
+    expect(conflict.code).toBe(2);
+    expect(conflict.stderr).toMatch(/already used for a different request/);
+
+    // A worker process runs it; watch follows it to the end; status and list show it.
+    const worker = spawn(process.execPath, [KEEL_BIN, "worker", "--concurrency", "2"], {
+      env: { ...process.env, ...env },
+      stdio: "pipe",
+    });
+    let workerOut = "";
+    worker.stdout.on("data", (d: Buffer) => (workerOut += d.toString()));
+    const workerExit = new Promise<number | null>((resolve) => worker.on("close", resolve));
+    const watched = await keel(["watch", first.task_id], env);
+    expect(watched.code).toBe(0);
+    expect(watched.stdout).toMatch(/queued -> running\s+\(claimed\)/);
+    expect(watched.stdout).toMatch(/running -> done\s+\(finished\)/);
+    const status = await keel(["status", first.task_id], env);
+    expect(status.stdout).toMatch(new RegExp(`task ${first.task_id}: done \\(attempt 1/3`));
+    expect(status.stdout).toMatch(/t1 code\s+done/);
+    const listed = json<{ task_id: string; status: string }[]>(
+      await keel(["list", "--status", "done", "--since", "1h", "--json"], env),
+    );
+    expect(listed.map((r) => r.task_id)).toContain(first.task_id);
+
+    // SIGTERM: the worker stops taking work and exits cleanly.
+    worker.kill("SIGTERM");
+    expect(await workerExit).toBe(0);
+    expect(workerOut).toMatch(/started, concurrency 2/);
+    expect(workerOut).toMatch(/stopped/);
+  });
+});
+
+describe("approvals, cancel and retry from the command line", () => {
+  it("lists a held action, approves it once, and refuses a second decision", async () => {
+    const run = json<{ task_id: string; pending_approvals: { approval_id: string }[] }>(
+      await keel(
+        ["run", "--no-input", "--json", "Email oncall@harbor.example that the drill is at noon"],
+        env,
+      ),
+    );
+    const approvalId = run.pending_approvals[0]!.approval_id;
+    const listed = await keel(["approvals"], env);
+    expect(listed.stdout).toContain(`approval needed [approval ${approvalId}]`);
+    expect(listed.stdout).toMatch(/send_message \[risk: high\]/);
+    const badEdit = await keel(["approve", approvalId, "--edit", "{nope"], env);
+    expect(badEdit.code).toBe(2);
+    const approved = await keel(["approve", approvalId, "--reviewer", "lee"], env);
+    expect(approved.code).toBe(0);
+    expect(approved.stdout).toMatch(/approved by lee/);
+    const twice = await keel(["reject", approvalId], env);
+    expect(twice.code).toBe(2);
+    expect(twice.stderr).toMatch(/already approved \(by lee\); nothing was changed/);
+  });
+
+  it("cancels a waiting task and reports an unknown id as bad input", async () => {
+    const run = json<{ task_id: string }>(
+      await keel(["run", "--no-input", "--json", "Email ops@harbor.example that lunch is late"], env),
+    );
+    const cancelled = json<{ status: string; cancelled: number }>(
+      await keel(["cancel", "--json", run.task_id], env),
+    );
+    expect(cancelled).toMatchObject({ status: "cancelled", cancelled: 2 });
+    const again = await keel(["cancel", run.task_id], env);
+    expect(again.stdout).toMatch(/already cancelled; nothing to cancel/);
+    for (const command of [["status"], ["cancel"], ["watch"], ["retry"]]) {
+      const unknown = await keel([...command, "7d3f1c2a-0000-4000-8000-000000000000"], env);
+      expect(unknown.code).toBe(2);
+      expect(unknown.stderr).toMatch(/No task has id/);
+    }
+    const retry = await keel(["retry", run.task_id], env);
+    expect(retry.code).toBe(2);
+    expect(retry.stderr).toMatch(/only a failed task can be retried/);
+  });
+
+  it("refuses bad option values", async () => {
+    const badStatus = await keel(["list", "--status", "sleeping"], env);
+    expect(badStatus.code).toBe(2);
+    expect(badStatus.stderr).toMatch(/one of queued, running/);
+    const badSince = await keel(["list", "--since", "yesterday-ish"], env);
+    expect(badSince.code).toBe(2);
+    const badConcurrency = await keel(["worker", "--concurrency", "0"], env);
+    expect(badConcurrency.code).toBe(2);
+  });
+});
