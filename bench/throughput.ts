@@ -66,8 +66,8 @@ async function idlePickup(config: KeelConfig, db: Database, samples: number): Pr
     for (let i = 0; i < samples; i++) {
       const { task } = await submit(db.pool, config, { request: REQUESTS[4]! });
       for (;;) {
-        const { rows } = await db.pool.query<{ ms: number | null; status: string }>(
-          `select t.status, (select extract(epoch from (min(e.at) - t.created_at)) * 1000 from task_events e
+        const { rows } = await db.pool.query<{ ms: number | null; status: string; last_error: string | null }>(
+          `select t.status, t.last_error, (select extract(epoch from (min(e.at) - t.created_at)) * 1000 from task_events e
                               where e.task_id = t.id and e.to_status = 'running') as ms
              from tasks t where t.id = $1`,
           [task.id],
@@ -75,6 +75,9 @@ async function idlePickup(config: KeelConfig, db: Database, samples: number): Pr
         if (rows[0]!.status === "done") {
           latencies.push(Number(rows[0]!.ms));
           break;
+        }
+        if (rows[0]!.status !== "queued" && rows[0]!.status !== "running") {
+          throw new Error(`idle pickup task ended ${rows[0]!.status}: ${rows[0]!.last_error ?? ""}`);
         }
         await new Promise((r) => setTimeout(r, 20));
       }
@@ -101,7 +104,13 @@ async function runtime(
       [ids],
     );
     if (rows[0]!.settled === N) {
-      if (rows[0]!.done !== N) throw new Error(`runtime: only ${rows[0]!.done} of ${N} tasks done`);
+      if (rows[0]!.done !== N) {
+        const { rows: bad } = await db.pool.query<{ status: string; error_reason: string; last_error: string }>(
+          "select status, error_reason, last_error from tasks where id = any($1) and status <> 'done' limit 3",
+          [ids],
+        );
+        throw new Error(`runtime: only ${rows[0]!.done} of ${N} tasks done: ${JSON.stringify(bad)}`);
+      }
       break;
     }
     await new Promise((r) => setTimeout(r, 50));

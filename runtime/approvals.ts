@@ -40,8 +40,9 @@ export async function recordApprovals(
   ttlSeconds: number,
 ): Promise<void> {
   for (const p of pending) {
+    // One approval per interrupt: a decided one stays decided (its decision resumes the thread).
     const known = await client.query(
-      "select 1 from approvals where task_id = $1 and interrupt_id = $2 and status = 'pending'",
+      "select 1 from approvals where task_id = $1 and interrupt_id = $2 and status in ('pending', 'approved', 'rejected')",
       [task.id, p.interrupt_id],
     );
     if (known.rowCount) continue;

@@ -80,6 +80,8 @@ export function scheduleApprovalExpiry(client: pg.ClientBase, approvalId: string
 }
 
 /** graphile-worker logs each job at info level; Keel reports its own progress, so only problems pass. */
-export const quietLogger = new Logger(() => (level: string, message: string) => {
-  if (level === "error" || level === "warning") console.error(`keel worker: ${message}`);
+export const quietLogger = new Logger(() => (level: string, message: string, meta?: { error?: unknown }) => {
+  if (level !== "error" && level !== "warning") return;
+  const cause = meta?.error instanceof Error ? ` (${meta.error.message})` : "";
+  console.error(`keel worker: ${message}${cause}`);
 });

@@ -260,7 +260,7 @@ export class TaskWorker {
       events = events.then(() => this.recordEvent(claim, event)).catch(() => undefined);
     };
     try {
-      const outcome = await this.drive(claim, kind, { onEvent, signal: controller.signal });
+      const outcome = await this.drive(claim, { onEvent, signal: controller.signal });
       await events;
       await this.settle(claim, outcome);
     } catch (error) {
@@ -275,25 +275,21 @@ export class TaskWorker {
     }
   }
 
-  private async drive(
-    claim: Claim,
-    kind: RunTaskPayload["kind"],
-    options: { onEvent: (e: ProgressEvent) => void; signal: AbortSignal },
-  ): Promise<RunOutcome> {
+  /**
+   * Drives the thread from wherever its checkpoint stands: a fresh start, an interrupt whose approvals are all
+   * decided (the decisions resume it, whether this job is a resume or a retry after a crash), or a step in the
+   * middle (continued; nothing completed runs again).
+   */
+  private async drive(claim: Claim, options: { onEvent: (e: ProgressEvent) => void; signal: AbortSignal }): Promise<RunOutcome> {
     const id = claim.task.id;
-    if (kind === "resume") {
-      const before = await this.runner.status(id);
-      const decisions = await decisionsFor(
-        this.db.pool,
-        id,
-        before.pending.map((p) => p.interrupt_id),
-      );
-      const ids = Object.keys(decisions);
-      const value = before.pending.length === 1 && ids.length === 1 ? decisions[ids[0]!] : decisions;
-      return this.runner.resumeWith(id, value, options);
-    }
-    if (await this.runner.hasCheckpoint(id)) return this.runner.continue(id, options);
-    return this.runner.begin(claim.task.request ?? "", id, options);
+    if (!(await this.runner.hasCheckpoint(id))) return this.runner.begin(claim.task.request ?? "", id, options);
+    const state = await this.runner.status(id);
+    if (state.pending.length === 0) return this.runner.continue(id, options);
+    const decisions = await decisionsFor(this.db.pool, id, state.pending.map((p) => p.interrupt_id));
+    const ids = Object.keys(decisions);
+    if (ids.length < state.pending.length) return state; // still waiting for someone: settle back to waiting
+    const value = state.pending.length === 1 ? decisions[ids[0]!] : decisions;
+    return this.runner.resumeWith(id, value, options);
   }
 
   private async recordEvent(claim: Claim, event: ProgressEvent): Promise<void> {

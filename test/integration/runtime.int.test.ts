@@ -259,6 +259,29 @@ describe("approvals", () => {
     expect(rows).toEqual([{ approved_by: "ana" }]);
   });
 
+  it("keeps a decision when the worker resuming it dies: the next worker resumes with it", async () => {
+    await startWorker();
+    const { task } = await submitRequest("Email oncall@harbor.example that the drill moved to Monday");
+    await waitForTask(t.db.pool, task.id, isSettled);
+    await Promise.all(workers.splice(0).map((w) => w.stop()));
+    const [approval] = (await listApprovals(t.db.pool)).filter((a) => a.task_id === task.id);
+    await decide(t.db.pool, approval!.id, { action: "approve", reviewer: "kim" });
+    // A worker claimed the resume and died before it wrote anything.
+    await t.db.pool.query(
+      "update tasks set status = 'running', lease_owner = 'dead-worker', lease_expires_at = now() - interval '1 second' where id = $1",
+      [task.id],
+    );
+    await t.db.pool.query("select graphile_worker.remove_job($1)", [`run:${task.id}`]);
+    await t.db.pool.query("update graphile_worker._private_jobs set run_at = now() where key = $1", [`watch:${task.id}`]);
+    await startWorker();
+    const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
+    expect(done.final_answer).toMatch(/Sent/);
+    const { rows } = await t.db.pool.query("select status from approvals where task_id = $1", [task.id]);
+    expect(rows).toEqual([{ status: "approved" }]);
+    const outbox = await t.db.pool.query("select approved_by from outbox where thread_id = $1", [task.id]);
+    expect(outbox.rows).toEqual([{ approved_by: "kim" }]);
+  });
+
   it("expire: the task fails with reason approval_expired", async () => {
     const config = { ...t.config, runtime: { ...t.config.runtime, approvalTtlSeconds: 1 } };
     await startWorker(undefined, config);
