@@ -61,6 +61,13 @@ export async function insertChildren(
   }
 }
 
+/** The progress events that move child rows; the others (tool calls, waves, the answer) touch no row. */
+export const CHILD_EVENTS: ReadonlySet<ProgressEvent["type"]> = new Set([
+  "plan",
+  "agent_start",
+  "agent_done",
+]);
+
 /** Applies one progress event to the child rows. */
 export async function applyEvent(
   client: pg.PoolClient,

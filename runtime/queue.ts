@@ -61,6 +61,11 @@ export function scheduleWatch(client: pg.ClientBase, taskId: string, at: Date): 
   return addJob(client, JOB.watchTask, { task_id: taskId }, at, `watch:${taskId}`);
 }
 
+/** Drops a task's pending watch: a finished or waiting task needs no watching (a decision schedules a new one). */
+export async function unwatch(client: pg.ClientBase, taskId: string): Promise<void> {
+  await client.query("select graphile_worker.remove_job($1)", [`watch:${taskId}`]);
+}
+
 /** Whether the task has a run job no worker has taken yet, or one taken less than `staleSeconds` ago. */
 export async function hasLiveRunJob(
   client: pg.ClientBase,

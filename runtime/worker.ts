@@ -3,13 +3,20 @@ import os from "node:os";
 import { run, type Runner as GraphileRunner, type Task } from "graphile-worker";
 import type { Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
-import { isKeelError } from "../core/errors.js";
 import type { GraphDeps } from "../graphs/deps.js";
 import type { ProgressEvent } from "../graphs/progress.js";
-import { decisionsFor, expireApproval, recordApprovals } from "./approvals.js";
-import { applyEvent, insertChildren, markWaiting, settleChildren } from "./children.js";
+import { decisionsFor, expireApproval } from "./approvals.js";
+import { applyEvent, CHILD_EVENTS } from "./children.js";
 import { CANCEL_CHANNEL } from "./cancel.js";
 import { FencedSaver } from "./fence.js";
+import {
+  DeadlineError,
+  failOrRetry,
+  settleError,
+  settleOutcome,
+  type Claim,
+  type SettleContext,
+} from "./settle.js";
 import {
   enqueue,
   hasLiveRunJob,
@@ -31,16 +38,6 @@ export interface WorkerOptions {
   onEvent?: (taskId: string, event: ProgressEvent) => void;
   /** Called after each drive settles a task (done, failed, waiting, retried). */
   onSettled?: (taskId: string) => void;
-}
-
-/** Exponential backoff with full jitter: a random delay up to base * 2^(attempt-1). */
-export function retryDelayMs(attempt: number, baseMs: number, random = Math.random): number {
-  return Math.round(random() * baseMs * 2 ** Math.max(0, attempt - 1));
-}
-
-interface Claim {
-  task: TaskRow;
-  token: string;
 }
 
 /**
@@ -186,7 +183,8 @@ export class TaskWorker {
           return later(task.lease_expires_at);
         // The holder stopped renewing: fence it out, then retry from the checkpoint if attempts remain.
         await client.query("update tasks set fencing_token = fencing_token + 1 where id = $1", [task_id]);
-        await this.failOrRetry(
+        await failOrRetry(
+          this.settleContext,
           client,
           task,
           "lease_expired",
@@ -206,32 +204,6 @@ export class TaskWorker {
         await later(new Date(Date.now() + lease * 1000));
       }
     });
-  }
-
-  private async failOrRetry(
-    client: import("pg").PoolClient,
-    task: TaskRow,
-    reason: string,
-    message: string,
-    retryable: boolean,
-    token?: string,
-  ) {
-    const failed = await transition(client, task.id, "failed", {
-      reason,
-      worker: this.id,
-      token,
-      patch: { error_reason: reason, last_error: message, lease: "clear" },
-    });
-    if (retryable && failed.attempts < failed.max_attempts && !failed.cancel_requested) {
-      const delay = retryDelayMs(failed.attempts, this.config.runtime.retryBaseMs);
-      await transition(client, task.id, "queued", { reason: `retry in ${delay} ms`, worker: this.id });
-      await enqueue(client, task.id, "retry", new Date(Date.now() + delay));
-      await scheduleWatch(
-        client,
-        task.id,
-        new Date(Date.now() + delay + this.config.runtime.leaseSeconds * 1000),
-      );
-    }
   }
 
   private async runTask({ task_id, kind }: RunTaskPayload): Promise<void> {
@@ -257,15 +229,17 @@ export class TaskWorker {
     let events = Promise.resolve();
     const onEvent = (event: ProgressEvent) => {
       this.options.onEvent?.(task_id, event);
+      if (!CHILD_EVENTS.has(event.type)) return;
+      // Live child updates are best effort: settle() reconciles every child from the results at the end.
       events = events.then(() => this.recordEvent(claim, event)).catch(() => undefined);
     };
     try {
       const outcome = await this.drive(claim, { onEvent, signal: controller.signal });
       await events;
-      await this.settle(claim, outcome);
+      await settleOutcome(this.settleContext, claim, outcome);
     } catch (error) {
       await events;
-      await this.settleError(claim, error, controller.signal);
+      await settleError(this.settleContext, claim, error, controller.signal);
     } finally {
       clearInterval(beat);
       clearTimeout(deadline);
@@ -280,118 +254,31 @@ export class TaskWorker {
    * decided (the decisions resume it, whether this job is a resume or a retry after a crash), or a step in the
    * middle (continued; nothing completed runs again).
    */
-  private async drive(claim: Claim, options: { onEvent: (e: ProgressEvent) => void; signal: AbortSignal }): Promise<RunOutcome> {
+  private async drive(
+    claim: Claim,
+    options: { onEvent: (e: ProgressEvent) => void; signal: AbortSignal },
+  ): Promise<RunOutcome> {
     const id = claim.task.id;
-    if (!(await this.runner.hasCheckpoint(id))) return this.runner.begin(claim.task.request ?? "", id, options);
+    if (!(await this.runner.hasCheckpoint(id)))
+      return this.runner.begin(claim.task.request ?? "", id, options);
     const state = await this.runner.status(id);
     if (state.pending.length === 0) return this.runner.continue(id, options);
-    const decisions = await decisionsFor(this.db.pool, id, state.pending.map((p) => p.interrupt_id));
+    const decisions = await decisionsFor(
+      this.db.pool,
+      id,
+      state.pending.map((p) => p.interrupt_id),
+    );
     const ids = Object.keys(decisions);
     if (ids.length < state.pending.length) return state; // still waiting for someone: settle back to waiting
     const value = state.pending.length === 1 ? decisions[ids[0]!] : decisions;
     return this.runner.resumeWith(id, value, options);
   }
 
+  private get settleContext(): SettleContext {
+    return { db: this.db, config: this.config, workerId: this.id };
+  }
+
   private async recordEvent(claim: Claim, event: ProgressEvent): Promise<void> {
     await inTransaction(this.db.pool, (client) => applyEvent(client, claim.task, event, this.id));
-  }
-
-  private async settle(claim: Claim, outcome: RunOutcome): Promise<void> {
-    await inTransaction(this.db.pool, async (client) => {
-      if (outcome.plan) await insertChildren(client, claim.task, outcome.plan.tasks);
-      const summary = { results: outcome.results, plan: outcome.plan ?? null };
-      if (outcome.status === "waiting_for_approval") {
-        const waiting = await transition(client, claim.task.id, "waiting_for_approval", {
-          reason: `waiting for ${outcome.pending.length} approval(s)`,
-          worker: this.id,
-          token: claim.token,
-          patch: { result: summary },
-        });
-        await recordApprovals(client, waiting, outcome.pending, this.config.runtime.approvalTtlSeconds);
-        await markWaiting(
-          client,
-          claim.task,
-          outcome.pending.map((p) => p.request.task_id),
-          this.id,
-        );
-        return;
-      }
-      await settleChildren(client, claim.task, outcome.results, this.id);
-      const rejected = outcome.results.some((r) => r.status === "rejected");
-      const failed = outcome.results.filter((r) => r.status === "failed");
-      if (outcome.status === "done" && !rejected) {
-        await transition(client, claim.task.id, "done", {
-          reason: "finished",
-          worker: this.id,
-          token: claim.token,
-          patch: { final_answer: outcome.final_answer ?? "", result: summary },
-        });
-        return;
-      }
-      // Finished, but not everything it asked for happened: a person said no, or a sub-task failed.
-      const reason = rejected
-        ? "rejected"
-        : failed.some((r) => r.error === "timeout")
-          ? "timeout"
-          : "subtask_failed";
-      await transition(client, claim.task.id, "failed", {
-        reason,
-        worker: this.id,
-        token: claim.token,
-        patch: {
-          error_reason: reason,
-          last_error: [
-            ...outcome.results
-              .filter((r) => r.status !== "done")
-              .map((r) => `${r.task_id}: ${r.error ?? r.status}`),
-          ].join("; "),
-          final_answer: outcome.final_answer ?? "",
-          result: summary,
-        },
-      });
-    });
-  }
-
-  private async settleError(claim: Claim, error: unknown, signal: AbortSignal): Promise<void> {
-    const cause: unknown = signal.aborted ? signal.reason : error;
-    if (cause instanceof FencedOutError || error instanceof FencedOutError) return; // someone else owns it now
-    if (cause instanceof Error && cause.message === "worker stopping") {
-      // Released on shutdown: back to the queue at once, without using up an attempt.
-      await inTransaction(this.db.pool, async (client) => {
-        await transition(client, claim.task.id, "failed", {
-          reason: "released",
-          worker: this.id,
-          token: claim.token,
-          patch: { lease: "clear" },
-        });
-        await transition(client, claim.task.id, "queued", {
-          reason: "released by a stopping worker",
-          worker: this.id,
-          patch: { attempts: claim.task.attempts - 1 },
-        });
-        await enqueue(client, claim.task.id, "retry");
-      }).catch(() => undefined);
-      return;
-    }
-    const timeout = cause instanceof DeadlineError;
-    const permanent =
-      timeout || (isKeelError(error) && (error.fault === "user" || error.code === "invalid_plan"));
-    const reason = timeout ? "timeout" : isKeelError(error) ? error.code : "error";
-    const message = timeout
-      ? "The request's deadline passed."
-      : error instanceof Error
-        ? error.message
-        : String(error);
-    await inTransaction(this.db.pool, (client) =>
-      this.failOrRetry(client, claim.task, reason, message, !permanent, claim.token),
-    ).catch((e: unknown) => {
-      if (!(e instanceof FencedOutError)) throw e;
-    });
-  }
-}
-
-class DeadlineError extends Error {
-  constructor() {
-    super("deadline passed");
   }
 }

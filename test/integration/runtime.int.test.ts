@@ -7,7 +7,8 @@ import { isSettled } from "../../runtime/follow.js";
 import { prepareQueue } from "../../runtime/queue.js";
 import { FencedOutError, IllegalTransitionError } from "../../runtime/status.js";
 import { getTree, inTransaction, submit, transition } from "../../runtime/store.js";
-import { retryDelayMs, TaskWorker } from "../../runtime/worker.js";
+import { retryDelayMs } from "../../runtime/settle.js";
+import { TaskWorker } from "../../runtime/worker.js";
 import { fakeModel, scriptedDeps } from "../fakes/deps.js";
 import { FlakyModel, HangingModel } from "../fakes/hanging-model.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
@@ -272,7 +273,9 @@ describe("approvals", () => {
       [task.id],
     );
     await t.db.pool.query("select graphile_worker.remove_job($1)", [`run:${task.id}`]);
-    await t.db.pool.query("update graphile_worker._private_jobs set run_at = now() where key = $1", [`watch:${task.id}`]);
+    await t.db.pool.query("update graphile_worker._private_jobs set run_at = now() where key = $1", [
+      `watch:${task.id}`,
+    ]);
     await startWorker();
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.final_answer).toMatch(/Sent/);
