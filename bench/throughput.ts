@@ -66,7 +66,11 @@ async function idlePickup(config: KeelConfig, db: Database, samples: number): Pr
     for (let i = 0; i < samples; i++) {
       const { task } = await submit(db.pool, config, { request: REQUESTS[4]! });
       for (;;) {
-        const { rows } = await db.pool.query<{ ms: number | null; status: string; last_error: string | null }>(
+        const { rows } = await db.pool.query<{
+          ms: number | null;
+          status: string;
+          last_error: string | null;
+        }>(
           `select t.status, t.last_error, (select extract(epoch from (min(e.at) - t.created_at)) * 1000 from task_events e
                               where e.task_id = t.id and e.to_status = 'running') as ms
              from tasks t where t.id = $1`,
@@ -105,7 +109,11 @@ async function runtime(
     );
     if (rows[0]!.settled === N) {
       if (rows[0]!.done !== N) {
-        const { rows: bad } = await db.pool.query<{ status: string; error_reason: string; last_error: string }>(
+        const { rows: bad } = await db.pool.query<{
+          status: string;
+          error_reason: string;
+          last_error: string;
+        }>(
           "select status, error_reason, last_error from tasks where id = any($1) and status <> 'done' limit 3",
           [ids],
         );

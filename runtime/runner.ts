@@ -186,6 +186,9 @@ export class Runner {
       subgraphs: true,
       signal: options.signal,
       recursionLimit: 200,
+      // Each step is persisted before the next one runs: a worker that dies or is fenced out loses nothing
+      // checkpointed, and a refused (fenced) write stops the run instead of being dropped.
+      durability: "sync",
     });
     for await (const chunk of stream) {
       const [, payload] = chunk as unknown as [string[], unknown];

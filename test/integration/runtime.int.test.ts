@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createCheckpointer } from "../../checkpoints/saver.js";
 import { decide, listApprovals } from "../../runtime/approvals.js";
 import { cancelTree, retryTask } from "../../runtime/cancel.js";
@@ -104,6 +104,14 @@ describe("idempotent submit", () => {
 });
 
 describe("workers", () => {
+  // Tasks the store tests left queued would be picked up by these workers and consume their scripts.
+  beforeEach(async () => {
+    const { rows } = await t.db.pool.query<{ id: string }>(
+      "select id from tasks where status = 'queued' and parent_id is null",
+    );
+    for (const row of rows) await cancelTree(t.db.pool, row.id, "cleared between tests");
+  });
+
   it("runs a task to done and records the child tree", async () => {
     await startWorker();
     const { task } = await submitRequest("Find the refund policy and count refunded orders by region");
