@@ -38,6 +38,8 @@ const { values } = parseArgs({
 const N = Number(values.requests);
 const LEVELS = values.concurrency.split(",").map(Number);
 
+const cpuMs = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1000;
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
 }
@@ -99,32 +101,32 @@ async function runtime(
 ): Promise<{ ms: number; pickup: number[] }> {
   const started = performance.now();
   const ids: string[] = [];
-  const worker = await TaskWorker.start(db, config, { concurrency });
+  // Completion is counted from the worker's own callback: polling the task table would load the side measured.
+  let settled = 0;
+  let allSettled!: () => void;
+  const finished = new Promise<void>((resolve) => (allSettled = resolve));
+  const worker = await TaskWorker.start(db, config, {
+    concurrency,
+    onSettled: () => {
+      if (++settled === N) allSettled();
+    },
+  });
   for (let i = 0; i < N; i++)
     ids.push((await submit(db.pool, config, { request: REQUESTS[i % REQUESTS.length]! })).task.id);
-  for (;;) {
-    const { rows } = await db.pool.query<{ settled: number; done: number }>(
-      "select count(*) filter (where status not in ('queued', 'running'))::int as settled, count(*) filter (where status = 'done')::int as done from tasks where id = any($1)",
-      [ids],
-    );
-    if (rows[0]!.settled === N) {
-      if (rows[0]!.done !== N) {
-        const { rows: bad } = await db.pool.query<{
-          status: string;
-          error_reason: string;
-          last_error: string;
-        }>(
-          "select status, error_reason, last_error from tasks where id = any($1) and status <> 'done' limit 3",
-          [ids],
-        );
-        throw new Error(`runtime: only ${rows[0]!.done} of ${N} tasks done: ${JSON.stringify(bad)}`);
-      }
-      break;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await finished;
   const ms = performance.now() - started;
   await worker.stop();
+  const { rows: counts } = await db.pool.query<{ done: number }>(
+    "select count(*) filter (where status = 'done')::int as done from tasks where id = any($1)",
+    [ids],
+  );
+  if (counts[0]!.done !== N) {
+    const { rows: bad } = await db.pool.query<{ status: string; error_reason: string; last_error: string }>(
+      "select status, error_reason, last_error from tasks where id = any($1) and status <> 'done' limit 3",
+      [ids],
+    );
+    throw new Error(`runtime: only ${counts[0]!.done} of ${N} tasks done: ${JSON.stringify(bad)}`);
+  }
   const { rows } = await db.pool.query<{ ms: number }>(
     `select extract(epoch from (min(e.at) - t.created_at)) * 1000 as ms
        from tasks t join task_events e on e.task_id = t.id and e.to_status = 'running'
@@ -151,10 +153,14 @@ const rows: string[] = [];
 let idle: number[];
 try {
   for (const c of LEVELS) {
+    const baseCpu = process.cpuUsage();
     const base = await baseline(config, db, c);
+    const baseCpuMs = cpuMs(process.cpuUsage(baseCpu)) / N;
+    const runCpu = process.cpuUsage();
     const run = await runtime(config, db, c);
+    const runCpuMs = cpuMs(process.cpuUsage(runCpu)) / N;
     const overhead = (run.ms / base - 1) * 100;
-    const line = `| ${c} | ${((N / base) * 1000).toFixed(1)} | ${((N / run.ms) * 1000).toFixed(1)} | ${(run.ms / base).toFixed(2)} (${overhead >= 0 ? "+" : ""}${overhead.toFixed(0)}%) | ${percentile(run.pickup, 50).toFixed(0)} | ${percentile(run.pickup, 95).toFixed(0)} |`;
+    const line = `| ${c} | ${((N / base) * 1000).toFixed(1)} | ${((N / run.ms) * 1000).toFixed(1)} | ${(run.ms / base).toFixed(2)} (${overhead >= 0 ? "+" : ""}${overhead.toFixed(0)}%) | ${baseCpuMs.toFixed(0)} / ${runCpuMs.toFixed(0)} | ${percentile(run.pickup, 50).toFixed(0)} | ${percentile(run.pickup, 95).toFixed(0)} |`;
     console.error(line);
     rows.push(line);
   }
@@ -163,8 +169,8 @@ try {
   await db.close();
 }
 const table = [
-  "| concurrency | baseline req/s | runtime req/s | runtime/baseline time | queue wait p50 ms | queue wait p95 ms |",
-  "|---|---|---|---|---|---|",
+  "| concurrency | baseline req/s | runtime req/s | runtime/baseline time | Keel process CPU ms/request (baseline / runtime) | queue wait p50 ms | queue wait p95 ms |",
+  "|---|---|---|---|---|---|---|",
   ...rows,
   "",
   `Pickup latency with an idle worker (submit -> running, 30 single submissions): p50 ${percentile(idle, 50).toFixed(0)} ms, p95 ${percentile(idle, 95).toFixed(0)} ms.`,

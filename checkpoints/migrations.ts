@@ -153,6 +153,22 @@ export const MIGRATIONS: readonly Migration[] = [
         expires_at timestamptz not null);
       create index approvals_pending on approvals (status, created_at);`),
   },
+  {
+    id: 8,
+    name: "task runtime: child and approval lookups, fenced checkpoint writes",
+    up: sql(`
+      create index tasks_parent on tasks (parent_id) where parent_id is not null;
+      create index approvals_task on approvals (task_id, status);
+      -- Called first in each checkpoint-write transaction of a worker: the write goes ahead only while the task
+      -- is running under this fencing token, and the share lock makes a takeover wait until the write commits.
+      create function keel_hold_fence(task uuid, token bigint) returns void language plpgsql as $$
+        begin
+          perform 1 from tasks where id = task and fencing_token = token and status = 'running' for share;
+          if not found then
+            raise exception 'task % is no longer held with fencing token %', task, token using errcode = 'KF001';
+          end if;
+        end $$;`),
+  },
 ];
 
 // One fixed key so that every Keel process (and LangGraph's setup) migrates one at a time.

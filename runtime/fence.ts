@@ -1,39 +1,96 @@
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type pg from "pg";
 import { FencedOutError } from "./status.js";
 
+interface Fence {
+  taskId: string;
+  token: string;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const TOKEN = /^\d{1,19}$/;
+/** Raised by keel_hold_fence (migration 8) when the task is no longer held with the token. */
+const FENCED_SQLSTATE = "KF001";
+
 /**
- * PostgresSaver that refuses checkpoint writes from a worker that no longer holds the task: before each write
- * it checks that the task still carries this worker's fencing token. A worker whose lease expired (or whose task
- * was cancelled) therefore stops at its next step instead of writing over the new owner's progress.
+ * The statement that opens a fenced write transaction. It is sent with BEGIN as one simple query, so fencing
+ * costs no extra round trip; ids and tokens come from the task row and are checked before they are inlined.
+ */
+function fencedBegin({ taskId, token }: Fence): string {
+  if (!UUID.test(taskId) || !TOKEN.test(token)) {
+    throw new Error(`cannot fence thread ${JSON.stringify(taskId)} with token ${JSON.stringify(token)}`);
+  }
+  return `BEGIN; SELECT keel_hold_fence('${taskId}'::uuid, ${token}::bigint)`;
+}
+
+/**
+ * The pool PostgresSaver writes through: a connection taken during a fenced write opens its transaction with
+ * the fence check. Everything else (reads, unfenced threads) passes straight to the real pool.
+ */
+function fencedPool(pool: pg.Pool, current: AsyncLocalStorage<Fence>): pg.Pool {
+  const connect = async (): Promise<pg.PoolClient> => {
+    const client = await pool.connect();
+    const fence = current.getStore();
+    if (!fence) return client;
+    return new Proxy(client, {
+      get(target, property, receiver) {
+        if (property === "query") {
+          return (text: unknown, ...rest: unknown[]) =>
+            text === "BEGIN"
+              ? target.query(fencedBegin(fence))
+              : (target.query as (...a: unknown[]) => unknown)(text, ...rest);
+        }
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  };
+  return new Proxy(pool, {
+    get(target, property, receiver) {
+      if (property === "connect") return connect;
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
+/**
+ * PostgresSaver that refuses checkpoint writes from a worker that no longer holds the task. Every write
+ * transaction for a held thread first calls keel_hold_fence(task, token), which takes a share lock on the task
+ * row and fails unless the task is still running under this worker's fencing token. A takeover (which bumps the
+ * token) waits for a write in flight to commit; every later write of the old holder fails, so a worker whose
+ * lease expired or whose task was cancelled stops at its next step instead of writing over the new owner.
  */
 export class FencedSaver extends PostgresSaver {
   /** thread id -> fencing token this process holds for it. */
   readonly tokens = new Map<string, string>();
+  private readonly current: AsyncLocalStorage<Fence>;
 
-  constructor(private readonly fencePool: pg.Pool) {
-    super(fencePool);
+  constructor(pool: pg.Pool) {
+    const current = new AsyncLocalStorage<Fence>();
+    super(fencedPool(pool, current));
+    this.current = current;
   }
 
-  private async assertHeld(config: RunnableConfig): Promise<void> {
-    const threadId = config.configurable?.thread_id as string | undefined;
-    const token = threadId ? this.tokens.get(threadId) : undefined;
-    if (!threadId || token === undefined) return;
-    const { rowCount } = await this.fencePool.query(
-      "select 1 from tasks where id = $1 and fencing_token = $2 and status = 'running'",
-      [threadId, token],
-    );
-    if (!rowCount) throw new FencedOutError(threadId);
+  private async fenced<T>(config: RunnableConfig, write: () => Promise<T>): Promise<T> {
+    const taskId = config.configurable?.thread_id as string | undefined;
+    const token = taskId ? this.tokens.get(taskId) : undefined;
+    if (!taskId || token === undefined) return write();
+    try {
+      return await this.current.run({ taskId, token }, write);
+    } catch (error) {
+      if ((error as { code?: string }).code === FENCED_SQLSTATE) throw new FencedOutError(taskId);
+      throw error;
+    }
   }
 
-  override async put(...args: Parameters<PostgresSaver["put"]>): Promise<RunnableConfig> {
-    await this.assertHeld(args[0]);
-    return super.put(...args);
+  override put(...args: Parameters<PostgresSaver["put"]>): Promise<RunnableConfig> {
+    return this.fenced(args[0], () => super.put(...args));
   }
 
-  override async putWrites(...args: Parameters<PostgresSaver["putWrites"]>): Promise<void> {
-    await this.assertHeld(args[0]);
-    return super.putWrites(...args);
+  override putWrites(...args: Parameters<PostgresSaver["putWrites"]>): Promise<void> {
+    return this.fenced(args[0], () => super.putWrites(...args));
   }
 }

@@ -1,3 +1,4 @@
+import { emptyCheckpoint } from "@langchain/langgraph";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createCheckpointer } from "../../checkpoints/saver.js";
 import { decide, listApprovals } from "../../runtime/approvals.js";
@@ -63,11 +64,53 @@ describe("task store", () => {
     const saver = await createCheckpointer(t.db, (pool) => new FencedSaver(pool));
     saver.tokens.set(task.id, "4");
     const config = { configurable: { thread_id: task.id, checkpoint_ns: "" } };
-    await expect(saver.putWrites(config, [["x", 1]], "task")).rejects.toThrow(FencedOutError);
+    const writes = async () =>
+      (
+        await t.db.pool.query<{ n: number }>(
+          "select count(*)::int as n from checkpoint_writes where thread_id = $1",
+          [task.id],
+        )
+      ).rows[0]!.n;
+    const withId = { configurable: { ...config.configurable, checkpoint_id: "c1" } };
+    await expect(saver.putWrites(withId, [["x", 1]], "task")).rejects.toThrow(FencedOutError);
+    expect(await writes()).toBe(0); // refused before anything was written
     saver.tokens.set(task.id, "5");
-    await expect(
-      saver.putWrites({ configurable: { ...config.configurable, checkpoint_id: "c1" } }, [["x", 1]], "task"),
-    ).resolves.toBeUndefined();
+    await expect(saver.putWrites(withId, [["x", 1]], "task")).resolves.toBeUndefined();
+    expect(await writes()).toBe(1);
+    // A takeover bumps the token: the old holder's next checkpoint is refused, and the saver stays usable.
+    await t.db.pool.query("update tasks set fencing_token = 6 where id = $1", [task.id]);
+    const checkpoint = { ...emptyCheckpoint(), id: "c2" };
+    await expect(saver.put(config, checkpoint, { source: "loop", step: 1, parents: {} }, {})).rejects.toThrow(
+      FencedOutError,
+    );
+    expect(await saver.getTuple({ configurable: { thread_id: task.id } })).toBeUndefined();
+    saver.tokens.set(task.id, "6");
+    await saver.put(config, checkpoint, { source: "loop", step: 1, parents: {} }, {});
+    expect((await saver.getTuple({ configurable: { thread_id: task.id } }))?.checkpoint.id).toBe("c2");
+  });
+
+  it("makes a takeover wait for a fenced checkpoint write in flight", async () => {
+    const { task } = await submitRequest("Calculate 7 * 7");
+    await t.db.pool.query("update tasks set status = 'running', fencing_token = 3 where id = $1", [task.id]);
+    const holder = await t.db.pool.connect();
+    try {
+      // What a fenced write transaction does first: the share lock is held until it commits.
+      await holder.query("begin");
+      await holder.query("select keel_hold_fence($1, 3)", [task.id]);
+      let tookOver = false;
+      const takeover = t.db.pool
+        .query("update tasks set fencing_token = fencing_token + 1 where id = $1", [task.id])
+        .then(() => (tookOver = true));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(tookOver).toBe(false);
+      await holder.query("commit");
+      await takeover;
+      await expect(holder.query("select keel_hold_fence($1, 3)", [task.id])).rejects.toMatchObject({
+        code: "KF001",
+      });
+    } finally {
+      holder.release();
+    }
   });
 });
 
