@@ -2,6 +2,7 @@ import fs from "node:fs/promises";
 import cliProgress from "cli-progress";
 import type { KeelConfig } from "../core/config.js";
 import { InputError } from "../core/errors.js";
+import { loadPolicy } from "../policy/file.js";
 import { batchTasks, parseBatch, submitBatch, summarize, type BatchSummary } from "../runtime/batch.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { reportError, withDatabase } from "./common.js";
@@ -43,7 +44,11 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
       opts.json,
     );
   }
-  const { lines, errors } = parseBatch(text, config.limits.maxRequestChars);
+  const { lines, errors } = parseBatch(
+    text,
+    config.limits.maxRequestChars,
+    loadPolicy(config.policyFile).scope,
+  );
   for (const e of errors) console.error(`keel batch: line ${e.line}: ${e.message} (skipped)`);
   if (lines.length === 0) return reportError(new InputError(`${file} has no runnable lines.`), opts.json);
 

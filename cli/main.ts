@@ -58,7 +58,11 @@ program
   .option("--no-input", "never prompt: stop at an approval and print how to decide")
   .option("--json", "print one JSON object (task id, status, plan, results, answer, pending approvals)")
   .option("--idempotency-key <key>", "the same key and request return the task made the first time")
-  .option("--reviewer <name>", "name recorded with decisions made at the prompt", "cli-user")
+  .option("--reviewer <name>", "name recorded with decisions made at the prompt (default KEEL_USER or USER)")
+  .option(
+    "--as <name>",
+    "who submits the request (default KEEL_USER or USER); a sync approval needs someone else",
+  )
   .addHelpText(
     "after",
     `${EXIT_CODES}
@@ -69,7 +73,8 @@ Examples:
   keel run --no-input --json "Email ops@harbor.example that the drill moves to Friday"`,
   )
   .action(async (request: string | undefined, opts: RunOptions) => {
-    process.exitCode = await runCommand(loadConfig(), request, opts);
+    const config = loadConfig();
+    process.exitCode = await runCommand(config, request, { ...opts, reviewer: opts.reviewer ?? config.user });
   });
 
 program
@@ -80,12 +85,17 @@ program
   .option("--reject", "reject the pending action(s)")
   .option("--edit <json>", "approve with changed arguments, as a JSON object")
   .option("--reason <text>", "why (shown to the agent on reject)")
-  .option("--reviewer <name>", "who decides", "cli-user")
+  .option("--reviewer <name>", "who decides (default KEEL_USER or USER)")
+  .option("--confirm <tools>", "for a sync approval: type the held tool names, as keel approvals shows them")
   .option("--no-input", "never prompt at a further approval")
   .option("--json", "print one JSON object")
   .addHelpText("after", EXIT_CODES)
   .action(async (taskId: string, opts: ResumeOptions) => {
-    process.exitCode = await resumeCommand(loadConfig(), taskId, opts);
+    const config = loadConfig();
+    process.exitCode = await resumeCommand(config, taskId, {
+      ...opts,
+      reviewer: opts.reviewer ?? config.user,
+    });
   });
 
 program
@@ -102,9 +112,18 @@ program
     (v) => positiveInt(String(Number(v) + 1)) - 1,
   )
   .option("--json", "print { task_id, created, status }")
-  .action(async (request: string, opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean }) => {
-    process.exitCode = await submitCommand(loadConfig(), request, opts);
-  });
+  .option(
+    "--as <name>",
+    "who submits the request (default KEEL_USER or USER); a sync approval needs someone else",
+  )
+  .action(
+    async (
+      request: string,
+      opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean; as?: string },
+    ) => {
+      process.exitCode = await submitCommand(loadConfig(), request, opts);
+    },
+  );
 
 program
   .command("worker")
@@ -186,16 +205,23 @@ for (const verb of ["approve", "reject"] as const) {
     )
     .argument("<approval-id>", "from keel approvals")
     .option("--reason <text>", "why")
-    .option("--reviewer <name>", "who decides", "cli-user")
+    .option("--reviewer <name>", "who decides (default KEEL_USER or USER)")
     .option("--json", "print the decided approval");
+  if (verb === "approve")
+    command.option(
+      "--confirm <tools>",
+      "for a sync approval: type the held tool names, as keel approvals shows them",
+    );
   if (verb === "approve") command.option("--edit <json>", "approve with changed arguments, as a JSON object");
   command.action(
     async (
       approvalId: string,
-      opts: { edit?: string; reason?: string; reviewer: string; json?: boolean },
+      opts: { edit?: string; reason?: string; reviewer?: string; confirm?: string; json?: boolean },
     ) => {
-      process.exitCode = await decideCommand(loadConfig(), approvalId, {
+      const config = loadConfig();
+      process.exitCode = await decideCommand(config, approvalId, {
         ...opts,
+        reviewer: opts.reviewer ?? config.user,
         approve: verb === "approve",
         reject: verb === "reject",
       });

@@ -44,18 +44,28 @@ export interface ApprovalView {
   task_id: string;
   agent: string;
   objective: string;
-  actions: { tool: string; risk: string; args: unknown }[];
+  actions: { tool: string; risk: string; args: unknown; decision?: string; why?: string[] }[];
+  /** Set for a sync approval: what the second person types to confirm. */
+  confirm?: string;
 }
 
 export function describeApproval(p: ApprovalView): string[] {
   const id = p.approval_id ? ` [approval ${p.approval_id}]` : "";
   const lines = [`approval needed${id}: task ${p.task_id} (${p.agent}) — ${p.objective}`];
   for (const action of p.actions) {
-    lines.push(`  ${action.tool} [risk: ${action.risk}]`);
+    const decision = action.decision ? `, ${action.decision.replace("_", " ")}` : "";
+    lines.push(`  ${action.tool} [risk: ${action.risk}${decision}]`);
+    for (const why of action.why ?? []) lines.push(`    why: ${why}`);
     for (const [key, value] of Object.entries(action.args as Record<string, unknown>)) {
       const text = String(value).split("\n");
       lines.push(`    ${key}: ${text[0]}`, ...text.slice(1).map((l) => `      ${l}`));
     }
+  }
+  if (p.confirm) {
+    lines.push(
+      `  sync approval: a second person (not the submitter) approves it, typing the held tools:`,
+      `    keel approve ${p.approval_id ?? "<approval-id>"} --reviewer <name> --confirm "${p.confirm}"`,
+    );
   }
   return lines;
 }

@@ -11,7 +11,7 @@ import { describeTask, type TaskOutcome } from "../runtime/inspect.js";
 import { getTask, submit, type TaskRow } from "../runtime/store.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { askForDecision } from "./ask.js";
-import { printJson, reportError, withDatabase } from "./common.js";
+import { guardForSubmit, printJson, reportError, withDatabase } from "./common.js";
 import { describeApproval, renderEvent, resumeHint } from "./render.js";
 
 interface CommonOptions {
@@ -22,12 +22,14 @@ interface CommonOptions {
 export interface RunOptions extends CommonOptions {
   sample?: number;
   idempotencyKey?: string;
+  as?: string;
 }
 export interface ResumeOptions extends CommonOptions {
   approve?: boolean;
   reject?: boolean;
   edit?: string;
   reason?: string;
+  confirm?: string;
 }
 
 function pickRequest(request: string | undefined, sample: number | undefined): string {
@@ -138,7 +140,14 @@ async function driveAndFollow(
       const root = await followTask(db.pool, taskId, () => undefined, settled, controller.signal);
       const outcome = await describeTask(db.pool, taskId);
       const interactive = opts.input && !opts.json && isInteractiveTerminal();
-      if (root.status !== "waiting_for_approval" || !interactive || outcome.pending_approvals.length === 0)
+      // A sync approval needs a second person: the prompt of the one who submitted cannot decide it.
+      const sync = outcome.pending_approvals.some((p) => p.mode === "sync");
+      if (
+        root.status !== "waiting_for_approval" ||
+        !interactive ||
+        outcome.pending_approvals.length === 0 ||
+        sync
+      )
         return finish(outcome, opts);
       for (const pending of outcome.pending_approvals) {
         for (;;) {
@@ -174,7 +183,11 @@ export async function runCommand(
     return reportError(error, opts.json);
   }
   return withDatabase(config, opts.json, async (db) => {
-    const { task } = await submit(db.pool, config, { request, idempotencyKey: opts.idempotencyKey });
+    const { task } = await submit(db.pool, config, {
+      request: await guardForSubmit(config, db, request),
+      idempotencyKey: opts.idempotencyKey,
+      submittedBy: opts.as,
+    });
     if (!opts.json) console.log(`keel: task ${task.id} · ${describeModel(config)} · ${db.kind} Postgres`);
     return driveAndFollow(db, config, task.id, opts);
   });
@@ -205,7 +218,8 @@ export async function resumeCommand(
         "conflict",
       );
     }
-    for (const pending of outcome.pending_approvals) await decide(db.pool, pending.approval_id, decision);
+    for (const pending of outcome.pending_approvals)
+      await decide(db.pool, pending.approval_id, decision, { confirm: opts.confirm });
     return driveAndFollow(db, config, task.root_id, opts);
   });
 }

@@ -7,7 +7,7 @@ import type { TaskStatus } from "../runtime/status.js";
 import { getTask, listTasks, submit } from "../runtime/store.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { checkRequest } from "../policy/input.js";
-import { printJson, reportError, withDatabase } from "./common.js";
+import { guardForSubmit, printJson, reportError, withDatabase } from "./common.js";
 import { describeApproval } from "./render.js";
 import { decisionFromFlags } from "./run.js";
 
@@ -17,7 +17,7 @@ const ago = (d: Date | null) =>
 export function submitCommand(
   config: KeelConfig,
   request: string,
-  opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean },
+  opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean; as?: string },
 ) {
   let checked: string;
   try {
@@ -27,9 +27,10 @@ export function submitCommand(
   }
   return withDatabase(config, opts.json, async (db) => {
     const { task, created } = await submit(db.pool, config, {
-      request: checked,
+      request: await guardForSubmit(config, db, checked),
       idempotencyKey: opts.idempotencyKey,
       maxRetries: opts.maxRetries,
+      submittedBy: opts.as,
     });
     if (opts.json) printJson({ task_id: task.id, created, status: task.status });
     else console.log(task.id);
@@ -185,6 +186,7 @@ export function decideCommand(
     edit?: string;
     reason?: string;
     reviewer: string;
+    confirm?: string;
     json?: boolean;
   },
 ) {
@@ -195,7 +197,7 @@ export function decideCommand(
     return Promise.resolve(reportError(error, opts.json));
   }
   return withDatabase(config, opts.json, async (db) => {
-    const row = await decide(db.pool, approvalId, decision);
+    const row = await decide(db.pool, approvalId, decision, { confirm: opts.confirm });
     if (opts.json) printJson(row);
     else
       console.log(

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import path from "node:path";
 import { z } from "zod";
 import { InputError } from "./errors.js";
@@ -9,6 +10,17 @@ export const KeelConfig = z.object({
   databaseUrl: z.string().optional().describe("Postgres to use; unset -> embedded Postgres under dataDir"),
   dataDir: z.string().describe("Where Keel keeps local state (embedded Postgres)"),
   databasePoolSize: z.number().int().positive().describe("Connections one Keel process may hold"),
+  policyFile: z
+    .string()
+    .optional()
+    .describe("KEEL_POLICY_FILE, else ./keel.policy.yaml when present; none -> the default policy"),
+  user: z
+    .string()
+    .describe("KEEL_USER: who submits and reviews from this shell, unless a flag says otherwise"),
+  failpoint: z
+    .string()
+    .optional()
+    .describe("KEEL_FAILPOINT: a named point where the process kills itself (crash-safety tests only)"),
   model: z
     .object({
       apiKey: z.string().optional().describe("OPENAI_API_KEY"),
@@ -45,6 +57,25 @@ export const KeelConfig = z.object({
       retryBaseMs: z.number().positive().describe("First retry delay; doubles each attempt, with jitter"),
     })
     .describe("Task runtime settings"),
+  resilience: z
+    .object({
+      retries: z
+        .number()
+        .int()
+        .nonnegative()
+        .describe("Retries of a transient model or external-tool failure"),
+      baseMs: z
+        .number()
+        .positive()
+        .describe("First retry delay; doubles each retry, with jitter, at least Retry-After"),
+      breakerThreshold: z
+        .number()
+        .int()
+        .positive()
+        .describe("Failures in a row that open a dependency's breaker"),
+      halfOpenSeconds: z.number().positive().describe("How long an open breaker fails fast before it probes"),
+    })
+    .describe("Retries and circuit breakers per outside dependency"),
 });
 export type KeelConfig = z.infer<typeof KeelConfig>;
 
@@ -67,6 +98,13 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
     databaseUrl: nonEmpty("DATABASE_URL"),
     dataDir: path.resolve(cwd, nonEmpty("KEEL_DATA_DIR") ?? ".keel"),
     databasePoolSize: intFrom(env, "KEEL_DB_POOL_SIZE", 20),
+    policyFile: nonEmpty("KEEL_POLICY_FILE")
+      ? path.resolve(cwd, env.KEEL_POLICY_FILE!)
+      : fs.existsSync(path.join(cwd, "keel.policy.yaml"))
+        ? path.join(cwd, "keel.policy.yaml")
+        : undefined,
+    user: nonEmpty("KEEL_USER") ?? nonEmpty("USER") ?? "cli-user",
+    failpoint: nonEmpty("KEEL_FAILPOINT"),
     model: {
       apiKey: nonEmpty("OPENAI_API_KEY"),
       baseURL: nonEmpty("OPENAI_BASE_URL"),
@@ -91,6 +129,12 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       requestDeadlineSeconds: intFrom(env, "KEEL_REQUEST_DEADLINE_SECONDS", 900),
       maxRetries: env.KEEL_MAX_RETRIES === "0" ? 0 : intFrom(env, "KEEL_MAX_RETRIES", 2),
       retryBaseMs: intFrom(env, "KEEL_RETRY_BASE_MS", 1000),
+    },
+    resilience: {
+      retries: env.KEEL_DEPENDENCY_RETRIES === "0" ? 0 : intFrom(env, "KEEL_DEPENDENCY_RETRIES", 3),
+      baseMs: intFrom(env, "KEEL_DEPENDENCY_RETRY_BASE_MS", 500),
+      breakerThreshold: intFrom(env, "KEEL_BREAKER_THRESHOLD", 5),
+      halfOpenSeconds: intFrom(env, "KEEL_BREAKER_HALF_OPEN_SECONDS", 30),
     },
   });
 }

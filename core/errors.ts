@@ -12,19 +12,22 @@ export type KeelErrorCode =
   | "tool_error"
   | "timeout"
   | "database_error"
-  | "configuration_error";
+  | "configuration_error"
+  | "blocked"
+  | "budget_exceeded"
+  | "dependency_failed";
+
+export type Fault = "user" | "model" | "system" | "policy";
 
 export class KeelError extends Error {
   readonly code: KeelErrorCode;
-  /** Who caused it: the person or script calling Keel, the model's output, or Keel/its environment. */
-  readonly fault: "user" | "model" | "system";
+  /**
+   * Who caused it: the person or script calling Keel, the model's output, Keel/its environment, or a rule of
+   * the policy (a guardrail or a budget) that the work ran into.
+   */
+  readonly fault: Fault;
 
-  constructor(
-    code: KeelErrorCode,
-    fault: "user" | "model" | "system",
-    message: string,
-    options?: ErrorOptions,
-  ) {
+  constructor(code: KeelErrorCode, fault: Fault, message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
@@ -74,11 +77,40 @@ export class ToolCallError extends KeelError {
   }
 }
 
+/**
+ * A guardrail or budget stopped the work. `reason` names the rule (e.g. `injection:instruction_override`,
+ * `budget_exceeded:tokens`); retrying the same request cannot help.
+ */
+export class PolicyError extends KeelError {
+  constructor(
+    code: "blocked" | "budget_exceeded",
+    readonly reason: string,
+    message: string,
+  ) {
+    super(code, "policy", message);
+  }
+}
+
+/** An outside dependency (the model endpoint, an external tool) kept failing; says which and how often. */
+export class DependencyError extends KeelError {
+  constructor(
+    readonly dependency: string,
+    readonly failures: number,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super("dependency_failed", "system", message, options);
+  }
+}
+
 export function isKeelError(error: unknown): error is KeelError {
   return error instanceof KeelError;
 }
 
 /** The exit code a CLI process ends with for this error. */
 export function exitCodeFor(error: unknown): number {
-  return isKeelError(error) && (error.fault === "user" || error.code === "invalid_plan") ? 2 : 1;
+  return isKeelError(error) &&
+    (error.fault === "user" || error.fault === "policy" || error.code === "invalid_plan")
+    ? 2
+    : 1;
 }

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { AGENTS } from "../agents/index.js";
 import { InputError } from "../core/errors.js";
+import { Decision } from "../policy/risk.js";
 import { validateArgs } from "../tools/contract.js";
 
 /** One risky tool call waiting for a person. */
@@ -9,6 +10,8 @@ export const PendingAction = z.object({
   tool: z.string().describe("Tool name"),
   args: z.unknown().describe("Proposed arguments"),
   risk: z.string().describe("Risk tier of the tool"),
+  decision: Decision.optional().describe("What the policy decided: async_approval or sync_approval"),
+  why: z.array(z.string()).optional().describe("The policy's reasons, for the reviewer"),
 });
 export type PendingAction = z.infer<typeof PendingAction>;
 

@@ -4,6 +4,9 @@ import type { AgentType } from "../agents/contracts.js";
 import { lazyDatabase } from "../checkpoints/database.js";
 import { loadConfig, type KeelConfig } from "../core/config.js";
 import { createModel } from "../models/index.js";
+import { priceCall, type TokenUsage } from "../models/prices.js";
+import { loadPolicy, type Policy } from "../policy/file.js";
+import { Dependencies } from "../policy/resilience.js";
 
 /** Which part of the orchestration a model call is for; tests script each role separately. */
 export type ModelRole = "planner" | "synthesizer" | AgentType;
@@ -13,6 +16,13 @@ export interface GraphDeps {
   model: (role: ModelRole) => BaseChatModel;
   db: () => Promise<pg.Pool>;
   limits: KeelConfig["limits"];
+  /** Risk decisions, scope and budgets (keel.policy.yaml, or the defaults). */
+  policy: Policy;
+  /** Retry and circuit breaker per outside dependency (the model endpoint, external tools). */
+  dependencies: Dependencies;
+  /** USD for one model call's tokens. */
+  price: (usage: TokenUsage) => number;
+  failpoint?: string;
 }
 
 /**
@@ -27,5 +37,14 @@ export function defaultDeps(config: KeelConfig = loadConfig()): GraphDeps {
     model: () => (model ??= createModel(config)),
     db: async () => (await database()).pool,
     limits: config.limits,
+    policy: loadPolicy(config.policyFile),
+    dependencies: new Dependencies({
+      retries: config.resilience.retries,
+      baseMs: config.resilience.baseMs,
+      breakerThreshold: config.resilience.breakerThreshold,
+      halfOpenAfterMs: config.resilience.halfOpenSeconds * 1000,
+    }),
+    price: (usage) => priceCall(config.model.name, usage).cost_usd,
+    failpoint: config.failpoint,
   };
 }

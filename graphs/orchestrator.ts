@@ -21,10 +21,13 @@ import {
   type AgentTask,
   type AgentType,
 } from "../agents/contracts.js";
-import { PlanError } from "../core/errors.js";
-import { checkRequest } from "../policy/input.js";
+import { isKeelError, PlanError } from "../core/errors.js";
+import { BlockedRequestError, guardRequest } from "../policy/guard.js";
+import { toolRegistry } from "../tools/contract.js";
+import { recordGuardrailEvent } from "../tools/log.js";
 import { checkPlan } from "./check-plan.js";
 import { defaultDeps, type GraphDeps } from "./deps.js";
+import { callModel } from "./model-call.js";
 import { emit } from "./progress.js";
 import { buildSubagentGraph } from "./subagent.js";
 
@@ -97,25 +100,39 @@ function resultsText(state: State): string {
  * waves) -> one node per sub-agent -> collect -> … -> synthesize. Compile it with a checkpointer for durable runs.
  */
 export function buildOrchestratorGraph(deps: GraphDeps) {
+  // Two different tools with one name anywhere is a wiring error, found here rather than at a call.
+  const registry = toolRegistry(Object.values(AGENTS).flatMap((agent) => agent.tools));
   const subgraphs = Object.fromEntries(
     AGENT_TYPES.map((type) => [
       type,
-      buildSubagentGraph(AGENTS[type], deps).compile({ name: `${type}_agent` }),
+      buildSubagentGraph(AGENTS[type], deps, registry).compile({ name: `${type}_agent` }),
     ]),
   ) as Record<AgentType, ReturnType<ReturnType<typeof buildSubagentGraph>["compile"]>>;
 
-  const guardInput = (state: State): Update => ({
-    request: checkRequest(state.request, deps.limits.maxRequestChars),
-  });
+  const guardInput = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
+    try {
+      return {
+        request: guardRequest(state.request, {
+          maxChars: deps.limits.maxRequestChars,
+          scope: deps.policy.scope,
+        }),
+      };
+    } catch (error) {
+      if (error instanceof BlockedRequestError) {
+        const threadId = config.configurable?.thread_id as string | undefined;
+        await recordGuardrailEvent({ db: deps.db, threadId }, error.event);
+      }
+      throw error;
+    }
+  };
 
   const plan = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
     const planner = deps
       .model("planner")
       .withStructuredOutput(PlanProposal, { name: "submit_plan", method: "functionCalling" });
     try {
-      const proposal: unknown = await planner.invoke(
-        [new SystemMessage(PLANNER_PROMPT), new HumanMessage(state.request)],
-        { signal: config.signal },
+      const { value: proposal } = await callModel(deps, config, (options) =>
+        planner.invoke([new SystemMessage(PLANNER_PROMPT), new HumanMessage(state.request)], options),
       );
       return { proposal };
     } catch (error) {
@@ -203,15 +220,17 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
   };
 
   const synthesize = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
-    const reply = await deps
-      .model("synthesizer")
-      .invoke(
-        [
-          new SystemMessage(SYNTHESIZER_PROMPT),
-          new HumanMessage(`Request: ${state.request}\n\nTask results:\n${resultsText(state)}`),
-        ],
-        { signal: config.signal },
-      );
+    const { value: reply } = await callModel(deps, config, (options) =>
+      deps
+        .model("synthesizer")
+        .invoke(
+          [
+            new SystemMessage(SYNTHESIZER_PROMPT),
+            new HumanMessage(`Request: ${state.request}\n\nTask results:\n${resultsText(state)}`),
+          ],
+          options,
+        ),
+    );
     const text = typeof reply.content === "string" ? reply.content : JSON.stringify(reply.content);
     emit(config, { type: "answer", text });
     return { final_answer: text };
@@ -271,6 +290,8 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent) {
       return { results: [out.result] };
     } catch (error) {
       if (isGraphBubbleUp(error) || config.signal?.aborted) throw error;
+      // A budget or guardrail stops the whole tree, not just this agent.
+      if (isKeelError(error) && error.fault === "policy") throw error;
       const message = timeout.aborted
         ? `Timed out after ${task.timeout_seconds} s (timeout_seconds).`
         : `The ${type} agent failed: ${(error as Error).message}`;

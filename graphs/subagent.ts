@@ -17,9 +17,17 @@ import {
 import { z } from "zod";
 import { AgentResult, AgentTask } from "../agents/contracts.js";
 import type { AgentSpec } from "../agents/spec.js";
-import { checkToolWiring, executeTool, validateArgs, type KeelTool } from "../tools/contract.js";
+import { decide, needsApproval, type DecisionInput, type PolicyDecision } from "../policy/risk.js";
+import {
+  checkToolWiring,
+  executeTool,
+  splitConfidence,
+  validateArgs,
+  type KeelTool,
+} from "../tools/contract.js";
 import type { ToolContext } from "../tools/context.js";
-import { recordToolCall } from "../tools/log.js";
+import { recordDecision, recordToolCall } from "../tools/log.js";
+import { charge } from "../tools/usage.js";
 import {
   resolveDecisions,
   type ApprovalDecision,
@@ -27,6 +35,7 @@ import {
   type PendingAction,
 } from "./approval.js";
 import type { GraphDeps } from "./deps.js";
+import { callModel } from "./model-call.js";
 import { emit } from "./progress.js";
 
 /** Sub-agent state, declared once; node input and update types are derived from it. */
@@ -36,6 +45,7 @@ export const SubagentState = new StateSchema({
   steps: z.number().int().default(0).describe("Model turns taken"),
   tool_calls: z.number().int().default(0).describe("Tool calls made"),
   tokens: z.number().int().default(0).describe("Tokens reported by the model"),
+  cost_usd: z.number().default(0).describe("Priced cost of this agent's model calls"),
   last_output: z.unknown().optional().describe("Output of the last successful tool call"),
   artifacts: z
     .array(z.string())
@@ -101,7 +111,11 @@ function artifactOf(tool: string, output: unknown): string | undefined {
  * Builds the ReAct loop of one sub-agent over its own tools only. Wiring is checked here, at build time.
  * Risky tool calls are gathered first and put to a person in one interrupt, before any tool of that turn runs.
  */
-export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
+export function buildSubagentGraph(
+  spec: AgentSpec,
+  deps: GraphDeps,
+  registry: ReadonlyMap<string, KeelTool> = new Map(spec.tools.map((t) => [t.name, t])),
+) {
   checkToolWiring(spec.type, spec.tools);
   const tools = new Map<string, KeelTool>(spec.tools.map((t) => [t.name, t]));
   const maxSteps = deps.limits.maxAgentSteps;
@@ -115,11 +129,20 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
     const model = deps.model(spec.type);
     if (!model.bindTools) throw new Error(`The model for ${spec.type} cannot call tools.`);
     const bound = model.bindTools(spec.tools.map((t) => t.definition));
-    const reply = await bound.invoke([new SystemMessage(spec.prompt), ...state.messages], {
-      signal: config.signal,
-    });
-    const usage = (reply as AIMessage).usage_metadata?.total_tokens ?? 0;
-    return { messages: [reply], steps: state.steps + 1, tokens: state.tokens + usage };
+    const {
+      value: reply,
+      usage,
+      cost_usd,
+    } = await callModel(deps, config, (options) =>
+      bound.invoke([new SystemMessage(spec.prompt), ...state.messages], options),
+    );
+    const tokens = usage.input_tokens + usage.output_tokens;
+    return {
+      messages: [reply],
+      steps: state.steps + 1,
+      tokens: state.tokens + tokens,
+      cost_usd: state.cost_usd + cost_usd,
+    };
   };
 
   const runTools = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
@@ -136,16 +159,50 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
           ? config.configurable.keel_deadline
           : undefined,
       threadId,
+      checkpointNs:
+        typeof config.configurable?.checkpoint_ns === "string" ? config.configurable.checkpoint_ns : "",
       toolCallId: `${state.task.task_id}/${toolCallId}`,
       agent: spec.type,
       limits: deps.limits,
       approvedBy,
+      dependencies: deps.dependencies,
+      failpoint: deps.failpoint,
     });
 
-    // 1. Interrupts first, all in one, in the order the model proposed: nothing below runs before a decision.
+    // 1. Every call is decided first: the policy sees the tool, the agent, the arguments and the stated
+    //    confidence. Calls that cannot run (unknown tool, another agent's tool, invalid arguments) need no
+    //    decision; the contract refuses them when the calls run.
+    const decided = new Map<string, PolicyDecision>();
+    for (const call of calls) {
+      const tool = tools.get(call.name);
+      if (!tool || !validateArgs(tool, call.args).ok) continue;
+      const { args, confidence } = splitConfidence(call.args);
+      const input: DecisionInput = {
+        tool: tool.name,
+        agent: spec.type,
+        risk: tool.risk,
+        reversible: tool.reversible,
+        effects: tool.effects,
+        args,
+        confidence,
+      };
+      const decision = decide(input, deps.policy);
+      decided.set(call.id, decision);
+      if (tool.effects !== "none" || decision.decision !== "autonomous")
+        await recordDecision(context(call.id), input, decision);
+    }
+
+    // 2. Interrupts next, all in one, in the order the model proposed: nothing below runs before a decision.
     const pending: PendingAction[] = calls
-      .filter((c) => tools.get(c.name)?.needsApproval && validateArgs(tools.get(c.name)!, c.args).ok)
-      .map((c) => ({ tool_call_id: c.id, tool: c.name, args: c.args, risk: tools.get(c.name)!.risk }));
+      .filter((c) => needsApproval(decided.get(c.id)?.decision ?? "autonomous"))
+      .map((c) => ({
+        tool_call_id: c.id,
+        tool: c.name,
+        args: splitConfidence(c.args).args,
+        risk: tools.get(c.name)!.risk,
+        decision: decided.get(c.id)!.decision,
+        why: decided.get(c.id)!.reasons,
+      }));
     let decisions = new Map<string, ApprovalDecision>();
     if (pending.length > 0) {
       emit(config, {
@@ -177,7 +234,8 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
     const rejections: string[] = [];
     let lastOutput = state.last_output;
     for (const call of calls) {
-      const tool = tools.get(call.name);
+      // Another agent's tool goes to the contract, which refuses and records it; an unknown name is answered here.
+      const tool = tools.get(call.name) ?? registry.get(call.name);
       const reply = (content: string, status: "success" | "error") =>
         messages.push(new ToolMessage({ content, tool_call_id: call.id, name: call.name, status }));
       if (!tool) {
@@ -209,7 +267,8 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
         continue;
       }
       if (decision?.action === "edit") args = { ...(call.args as object), ...decision.args };
-      emit(config, { type: "tool_call", ...about(call), args });
+      await charge(await deps.db(), threadId, "tool", deps.policy.budgets);
+      emit(config, { type: "tool_call", ...about(call), args: splitConfidence(args).args });
       const outcome = await executeTool(tool, args, context(call.id, decision?.reviewer));
       emit(config, {
         type: "tool_result",
@@ -246,7 +305,7 @@ export function buildSubagentGraph(spec: AgentSpec, deps: GraphDeps) {
       confidence: state.rejections.length > 0 ? 0.5 : 0.8,
       tool_calls: state.tool_calls,
       tokens: state.tokens,
-      cost_usd: 0,
+      cost_usd: state.cost_usd,
       ...(state.rejections.length > 0 ? { error: state.rejections.join("; ") } : {}),
     };
     emit(config, {

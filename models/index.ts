@@ -31,7 +31,8 @@ export function createModel(
     apiKey: apiKey ?? "not-needed",
     configuration: baseURL ? { baseURL } : undefined,
     temperature: 0,
-    maxRetries: 2,
+    // Retries and the circuit breaker are Keel's (one place, Retry-After respected), not the client's.
+    maxRetries: 0,
   });
 }
 

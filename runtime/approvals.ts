@@ -14,6 +14,8 @@ export interface ApprovalRow {
   interrupt_id: string;
   context: ApprovalContext;
   status: "pending" | "approved" | "rejected" | "expired" | "withdrawn";
+  /** async: any reviewer; sync: a second person (not the submitter) with a typed confirmation. */
+  mode: "async" | "sync";
   decision: ApprovalDecision | null;
   reviewer: string | null;
   reason: string | null;
@@ -30,7 +32,12 @@ export interface ApprovalContext {
   objective: string;
   actions: ApprovalRequest["actions"];
   why: string;
+  /** For a sync approval: the text the reviewer must type to confirm (the tool names, comma-separated). */
+  confirm?: string;
 }
+
+/** What a reviewer types to confirm a sync approval: the names of the held tools, in order. */
+export const confirmationFor = (actions: ApprovalRequest["actions"]) => actions.map((a) => a.tool).join(",");
 
 /** Records one approval row per pending interrupt (skipping ones already recorded), with an expiry job each. */
 export async function recordApprovals(
@@ -47,6 +54,7 @@ export async function recordApprovals(
     );
     if (known.rowCount) continue;
     const id = randomUUID();
+    const sync = p.request.actions.some((a) => a.decision === "sync_approval");
     const context: ApprovalContext = {
       request: task.request ?? "",
       task_id: p.request.task_id,
@@ -54,13 +62,26 @@ export async function recordApprovals(
       objective: p.request.objective,
       actions: p.request.actions,
       why: p.request.actions
-        .map((a) => `${a.tool} is a ${a.risk}-risk action: a person must approve it before it runs`)
-        .join("; "),
+        .map((a) =>
+          a.why?.length
+            ? a.why.join("; ")
+            : `${a.tool} is a ${a.risk}-risk action: a person must approve it before it runs`,
+        )
+        .join(" | "),
+      ...(sync ? { confirm: confirmationFor(p.request.actions) } : {}),
     };
     const { rows } = await client.query<{ expires_at: Date }>(
-      `insert into approvals (id, task_id, agent_task_id, interrupt_id, context, status, expires_at)
-       values ($1, $2, $3, $4, $5, 'pending', now() + make_interval(secs => $6)) returning expires_at`,
-      [id, task.id, p.request.task_id, p.interrupt_id, JSON.stringify(context), ttlSeconds],
+      `insert into approvals (id, task_id, agent_task_id, interrupt_id, context, status, mode, expires_at)
+       values ($1, $2, $3, $4, $5, 'pending', $6, now() + make_interval(secs => $7)) returning expires_at`,
+      [
+        id,
+        task.id,
+        p.request.task_id,
+        p.interrupt_id,
+        JSON.stringify(context),
+        sync ? "sync" : "async",
+        ttlSeconds,
+      ],
     );
     await scheduleApprovalExpiry(client, id, rows[0]!.expires_at);
   }
@@ -99,10 +120,14 @@ export async function decide(
   db: pg.Pool,
   approvalId: string,
   decision: ApprovalDecision,
+  options: { confirm?: string } = {},
 ): Promise<ApprovalRow> {
   const parsed = ApprovalDecision.parse(decision);
   return inTransaction(db, async (client) => {
     const approval = await getApproval(client, approvalId, true);
+    if (approval.mode === "sync" && approval.status === "pending" && parsed.action !== "reject") {
+      await checkSecondPerson(client, approval, parsed.reviewer, options.confirm);
+    }
     if (approval.status !== "pending") {
       throw new InputError(
         `Approval ${approvalId} is already ${approval.status}${approval.reviewer ? ` (by ${approval.reviewer})` : ""}; nothing was changed.`,
@@ -131,6 +156,36 @@ export async function decide(
     }
     return rows[0]!;
   });
+}
+
+/**
+ * A sync approval needs a second person and a typed confirmation: the reviewer must be named and must not be
+ * the one who submitted the request, and must type the held tools' names. Rejecting needs neither.
+ */
+async function checkSecondPerson(
+  client: pg.PoolClient,
+  approval: ApprovalRow,
+  reviewer: string | undefined,
+  confirm: string | undefined,
+): Promise<void> {
+  const { rows } = await client.query<{ submitted_by: string | null }>(
+    "select r.submitted_by from tasks t join tasks r on r.id = t.root_id where t.id = $1",
+    [approval.task_id],
+  );
+  const submitter = rows[0]?.submitted_by;
+  if (!reviewer || (submitter && reviewer === submitter)) {
+    throw new InputError(
+      `Approval ${approval.id} is a sync approval: it needs a reviewer other than the submitter (${submitter ?? "unknown"}). Ask a second person to approve it with --reviewer <name>; nothing was changed.`,
+      "conflict",
+    );
+  }
+  const expected = approval.context.confirm ?? confirmationFor(approval.context.actions);
+  if (confirm?.trim() !== expected) {
+    throw new InputError(
+      `Approval ${approval.id} is a sync approval: confirm it by typing the held action(s) with --confirm "${expected}"; nothing was changed.`,
+      "invalid_argument",
+    );
+  }
 }
 
 /** The resume value for a task's decided approvals: one decision, or a map keyed by interrupt id. */

@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import type pg from "pg";
 import { z } from "zod";
 import type { KeelConfig } from "../core/config.js";
-import { checkRequest } from "../policy/input.js";
+import { guardRequest } from "../policy/guard.js";
+import type { ScopePolicy } from "../policy/scope.js";
 import { submit, type TaskRow } from "./store.js";
 
 /** One line of a batch file. */
@@ -23,7 +24,12 @@ export interface LineError {
 }
 
 /** Parses JSONL: every bad line is reported with its number; the good ones still run. */
-export function parseBatch(text: string, maxChars: number): { lines: ParsedLine[]; errors: LineError[] } {
+/** Reads a batch file: each line is checked like any request (size, injection, scope); bad lines are reported. */
+export function parseBatch(
+  text: string,
+  maxChars: number,
+  scope: ScopePolicy,
+): { lines: ParsedLine[]; errors: LineError[] } {
   const lines: ParsedLine[] = [];
   const errors: LineError[] = [];
   text.split(/\r?\n/).forEach((raw, index) => {
@@ -45,7 +51,7 @@ export function parseBatch(text: string, maxChars: number): { lines: ParsedLine[
       return;
     }
     try {
-      lines.push({ ...parsed.data, request: checkRequest(parsed.data.request, maxChars), line });
+      lines.push({ ...parsed.data, request: guardRequest(parsed.data.request, { maxChars, scope }), line });
     } catch (error) {
       errors.push({ line, message: (error as Error).message });
     }

@@ -21,7 +21,14 @@ export interface TaskOutcome {
     status: TaskRow["status"];
     error: string | null;
   }[];
-  pending_approvals: { approval_id: string; expires_at: string; context: ApprovalRow["context"] }[];
+  pending_approvals: {
+    approval_id: string;
+    mode: ApprovalRow["mode"];
+    expires_at: string;
+    context: ApprovalRow["context"];
+  }[];
+  /** Side effects of the run, from the effect ledger, with their compensation state. */
+  effects: { tool: string; agent: string; state: string; error: string | null }[];
 }
 
 export async function describeTask(db: pg.Pool, taskId: string): Promise<TaskOutcome> {
@@ -30,6 +37,12 @@ export async function describeTask(db: pg.Pool, taskId: string): Promise<TaskOut
     "select * from approvals where task_id = $1 and status = 'pending' order by created_at",
     [root!.id],
   );
+  const { rows: effects } = await db.query<{
+    tool: string;
+    agent: string;
+    state: string;
+    error: string | null;
+  }>("select tool, agent, state, error from effects where thread_id = $1 order by seq", [root!.id]);
   const result = (root!.result ?? {}) as { plan?: Plan | null; results?: AgentResult[] };
   const failed = root!.status === "failed" || root!.status === "cancelled";
   return {
@@ -51,8 +64,10 @@ export async function describeTask(db: pg.Pool, taskId: string): Promise<TaskOut
     })),
     pending_approvals: approvals.map((a) => ({
       approval_id: a.id,
+      mode: a.mode,
       expires_at: a.expires_at.toISOString(),
       context: a.context,
     })),
+    effects,
   };
 }

@@ -1,7 +1,7 @@
 import type pg from "pg";
 import type { Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
-import { isKeelError } from "../core/errors.js";
+import { isKeelError, PolicyError } from "../core/errors.js";
 import { recordApprovals } from "./approvals.js";
 import { insertChildren, markWaiting, settleChildren } from "./children.js";
 import { enqueue, scheduleWatch, unwatch } from "./queue.js";
@@ -146,9 +146,18 @@ export async function settleError(
     return;
   }
   const timeout = cause instanceof DeadlineError;
+  // Bad input, an invalid plan, a guardrail or a budget: the same request would end the same way again.
   const permanent =
-    timeout || (isKeelError(error) && (error.fault === "user" || error.code === "invalid_plan"));
-  const reason = timeout ? "timeout" : isKeelError(error) ? error.code : "error";
+    timeout ||
+    (isKeelError(error) &&
+      (error.fault === "user" || error.fault === "policy" || error.code === "invalid_plan"));
+  const reason = timeout
+    ? "timeout"
+    : error instanceof PolicyError
+      ? error.reason
+      : isKeelError(error)
+        ? error.code
+        : "error";
   const message = timeout
     ? "The request's deadline passed."
     : error instanceof Error

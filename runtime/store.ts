@@ -19,6 +19,7 @@ export interface TaskRow {
   last_error: string | null;
   error_reason: string | null;
   idempotency_key: string | null;
+  submitted_by: string | null;
   lease_owner: string | null;
   lease_expires_at: Date | null;
   fencing_token: string;
@@ -123,6 +124,8 @@ export async function transition(
 
 export interface SubmitInput {
   request: string;
+  /** Who asked; a sync approval must come from someone else. */
+  submittedBy?: string;
   idempotencyKey?: string;
   maxRetries?: number;
 }
@@ -173,8 +176,8 @@ export async function submit(
   try {
     return await inTransaction(pool, async (client) => {
       const { rows } = await client.query<TaskRow>(
-        `insert into tasks (id, root_id, request, status, max_attempts, idempotency_key, payload_hash, idempotency_expires_at, deadline_at)
-         values ($1, $1, $2, 'queued', $3, $4, $5, now() + make_interval(hours => $6), now() + make_interval(secs => $7))
+        `insert into tasks (id, root_id, request, status, max_attempts, idempotency_key, payload_hash, idempotency_expires_at, deadline_at, submitted_by)
+         values ($1, $1, $2, 'queued', $3, $4, $5, now() + make_interval(hours => $6), now() + make_interval(secs => $7), $8)
          returning *`,
         [
           id,
@@ -184,6 +187,7 @@ export async function submit(
           hash,
           config.runtime.idempotencyTtlHours,
           config.runtime.requestDeadlineSeconds,
+          input.submittedBy ?? config.user,
         ],
       );
       await client.query(

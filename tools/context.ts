@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { AgentType } from "../agents/contracts.js";
+import type { Dependencies } from "../policy/resilience.js";
 
 /** What a tool receives besides its arguments. Tools get the database through here, never by importing it. */
 export interface ToolContext {
@@ -12,11 +13,24 @@ export interface ToolContext {
    */
   deadline?: number;
   threadId: string;
+  /** LangGraph checkpoint namespace of the node making the call: with the thread and call id, the effect key. */
+  checkpointNs?: string;
   toolCallId: string;
   agent: AgentType;
   limits: ToolLimits;
   /** Who approved this call, when it needed approval. */
   approvedBy?: string;
+  /** Retry and circuit breaker per outside dependency, shared across the process. */
+  dependencies?: Dependencies;
+  /**
+   * For effects in Keel's own database: the transaction the ledger row commits in. A tool with internal effects
+   * writes through this client, so its effect and its ledger row commit together or not at all.
+   */
+  tx?: pg.PoolClient;
+  /** For effects on outside systems: pass this as the idempotency key, so a repeated call is recognised. */
+  idempotencyKey?: string;
+  /** Test hook: a named point at which the process kills itself, to prove crash safety. */
+  failpoint?: string;
 }
 
 export interface ToolLimits {

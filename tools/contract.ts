@@ -1,12 +1,20 @@
+import { RateLimiterMemory, RateLimiterQueue } from "rate-limiter-flexible";
 import { z } from "zod";
 import type { AgentType } from "../agents/contracts.js";
 import { isKeelError } from "../core/errors.js";
+import { guardToolOutput, NEUTRALISED_NOTICE } from "../policy/guard.js";
+import type { EffectScope, RiskTier } from "../policy/risk.js";
 import type { ToolContext } from "./context.js";
-import { recordToolCall } from "./log.js";
+import { runEffect } from "./ledger.js";
+import { recordGuardrailEvent, recordToolCall } from "./log.js";
 
-/** How much harm a tool can do; `high` and `critical` wait for a person before they run. */
-export const RiskTier = z.enum(["low", "medium", "high", "critical"]).describe("Risk tier of a tool");
-export type RiskTier = z.infer<typeof RiskTier>;
+export { EffectScope, RiskTier } from "../policy/risk.js";
+
+/** What a compensation receives: the call as it committed. */
+export interface CommittedCall {
+  args: unknown;
+  output: unknown;
+}
 
 export interface ToolSpec<I extends z.ZodType, O extends z.ZodType> {
   name: string;
@@ -14,9 +22,21 @@ export interface ToolSpec<I extends z.ZodType, O extends z.ZodType> {
   input: I;
   output: O;
   risk: RiskTier;
+  /** Where the side effect lands: none (read-only), Keel's database (exactly once), an outside system. */
+  effects: EffectScope;
+  /** Whether a committed call can be undone by `compensate`. Read-only tools count as reversible. */
+  reversible: boolean;
+  /** Undoes a committed call when its task tree finally fails or is cancelled (saga). */
+  compensate?: (call: CommittedCall, ctx: ToolContext) => Promise<void>;
+  /** Whether running the same call twice has the effect of running it once. */
+  idempotent: boolean;
   /** The sub-agents that may be offered this tool; offering it to another throws when the graph is built. */
   agents: readonly AgentType[];
   timeoutMs: number;
+  /** Retries of transient failures (external tools go through their dependency's retry and breaker). */
+  retry: { attempts: number };
+  /** Most calls per window in one process; callers beyond it wait their turn (within the timeout). */
+  rateLimit?: { calls: number; perSeconds: number };
   run: (args: z.infer<I>, ctx: ToolContext) => Promise<z.infer<O>>;
 }
 
@@ -25,24 +45,52 @@ export interface KeelTool<I extends z.ZodType = z.ZodType, O extends z.ZodType =
   I,
   O
 > {
-  readonly needsApproval: boolean;
   /** The OpenAI-style function definition offered to the model. */
   readonly definition: {
     type: "function";
     function: { name: string; description: string; parameters: object };
   };
+  readonly limiter?: RateLimiterQueue;
 }
 
 const NAME = /^[a-z][a-z0-9_]{1,63}$/;
 
+/** Tools with a side effect ask the model how sure it is; the policy escalates unsure calls to a person. */
+export const CONFIDENCE_ARG = "confidence";
+
 export function defineTool<I extends z.ZodType, O extends z.ZodType>(spec: ToolSpec<I, O>): KeelTool<I, O> {
   if (!NAME.test(spec.name)) throw new Error(`Tool name "${spec.name}" must be snake_case (a-z, 0-9, _).`);
   if (spec.agents.length === 0) throw new Error(`Tool "${spec.name}" is offered to no agent.`);
-  const parameters = z.toJSONSchema(spec.input, { io: "input" }) as Record<string, unknown>;
+  if (spec.effects !== "none" && spec.reversible && !spec.compensate)
+    throw new Error(`Tool "${spec.name}" is declared reversible but has no compensate function.`);
+  if (spec.compensate && !spec.reversible)
+    throw new Error(`Tool "${spec.name}" has a compensate function but is declared irreversible.`);
+  const parameters = z.toJSONSchema(spec.input, { io: "input" }) as {
+    properties?: Record<string, unknown>;
+    [key: string]: unknown;
+  };
   delete parameters.$schema;
+  if (spec.effects !== "none") {
+    parameters.properties = {
+      ...parameters.properties,
+      [CONFIDENCE_ARG]: {
+        type: "number",
+        minimum: 0,
+        maximum: 1,
+        description:
+          "How sure you are (0 to 1) that this action is right and wanted. Below 0.7 a person decides.",
+      },
+    };
+  }
+  const limiter = spec.rateLimit
+    ? new RateLimiterQueue(
+        new RateLimiterMemory({ points: spec.rateLimit.calls, duration: spec.rateLimit.perSeconds }),
+        { maxQueueSize: 1000 },
+      )
+    : undefined;
   return {
     ...spec,
-    needsApproval: spec.risk === "high" || spec.risk === "critical",
+    limiter,
     definition: {
       type: "function",
       function: { name: spec.name, description: spec.description, parameters },
@@ -50,10 +98,21 @@ export function defineTool<I extends z.ZodType, O extends z.ZodType>(spec: ToolS
   };
 }
 
+/** Every tool by name; two different tools with one name is a wiring error. */
+export function toolRegistry(tools: readonly KeelTool[]): ReadonlyMap<string, KeelTool> {
+  const registry = new Map<string, KeelTool>();
+  for (const tool of tools) {
+    const known = registry.get(tool.name);
+    if (known && known !== tool) throw new Error(`Two different tools are named "${tool.name}".`);
+    registry.set(tool.name, tool);
+  }
+  return registry;
+}
+
 /** The outcome of one tool call, as the agent sees it and as it is logged. */
 export type ToolOutcome =
-  | { status: "ok"; output: unknown; content: string }
-  | { status: "invalid_arguments" | "error" | "rejected"; content: string; error: string };
+  | { status: "ok"; output: unknown; content: string; replayed?: boolean }
+  | { status: "invalid_arguments" | "error" | "rejected" | "refused"; content: string; error: string };
 
 function describeIssues(error: z.ZodError): string {
   return error.issues
@@ -61,53 +120,125 @@ function describeIssues(error: z.ZodError): string {
     .join("; ");
 }
 
+/** Splits the model's stated confidence from the tool's own arguments. */
+export function splitConfidence(args: unknown): { args: unknown; confidence?: number } {
+  if (!args || typeof args !== "object" || !(CONFIDENCE_ARG in args)) return { args };
+  const { [CONFIDENCE_ARG]: stated, ...rest } = args as Record<string, unknown>;
+  return typeof stated === "number" && stated >= 0 && stated <= 1
+    ? { args: rest, confidence: stated }
+    : { args: rest };
+}
+
 /** Validates arguments against the tool's input schema without running it. */
 export function validateArgs(
   tool: KeelTool,
   args: unknown,
 ): { ok: true; args: unknown } | { ok: false; error: string } {
-  const parsed = tool.input.safeParse(args);
+  const parsed = tool.input.safeParse(splitConfidence(args).args);
   return parsed.success
     ? { ok: true, args: parsed.data }
     : { ok: false, error: describeIssues(parsed.error) };
 }
 
+/** Whether `agent` may call `tool`; a call from outside its set is refused at call time too. */
+export function mayCall(tool: KeelTool, agent: AgentType): boolean {
+  return tool.agents.includes(agent);
+}
+
 /**
- * Runs one tool call under the contract: validate input, run with the tool's timeout (the abort signal reaches
- * the tool), validate output (a tool whose output breaks its schema fails closed). Errors become outcomes the
- * agent can read and react to; they do not crash the graph.
+ * Runs one tool call under the contract: the agent must be allowed, the input must validate, the call runs with
+ * the tool's timeout (the abort signal reaches the tool), its rate limit and retries, through the effect ledger
+ * when it has a side effect, and its output must validate (fail closed). Instructions found in the output are
+ * neutralised before the model sees them. Errors become outcomes the agent reads; they do not crash the graph.
  */
 export async function executeTool(tool: KeelTool, args: unknown, ctx: ToolContext): Promise<ToolOutcome> {
   const started = performance.now();
   const outcome = await runContract(tool, args, ctx);
-  await recordToolCall(ctx, tool.name, args, outcome, performance.now() - started);
+  await recordToolCall(ctx, tool.name, splitConfidence(args).args, outcome, performance.now() - started);
   return outcome;
 }
 
 async function runContract(tool: KeelTool, args: unknown, ctx: ToolContext): Promise<ToolOutcome> {
+  if (!mayCall(tool, ctx.agent)) {
+    const error = `The ${ctx.agent} agent may not call ${tool.name} (it belongs to: ${tool.agents.join(", ")}). The call was refused and recorded.`;
+    return { status: "refused", content: error, error };
+  }
   const checked = validateArgs(tool, args);
   if (!checked.ok) {
     const error = `Invalid arguments for ${tool.name}: ${checked.error}. Fix the arguments and call the tool again.`;
     return { status: "invalid_arguments", content: error, error };
   }
   const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(tool.timeoutMs)]);
-  try {
-    const raw: unknown = await tool.run(checked.args, { ...ctx, signal });
+  const validate = (raw: unknown): unknown => {
     const output = tool.output.safeParse(raw);
     if (!output.success) {
-      const error = `${tool.name} returned output that breaks its contract (${describeIssues(output.error)}); the result was discarded.`;
-      return { status: "error", content: error, error };
+      throw new OutputContractError(
+        `${tool.name} returned output that breaks its contract (${describeIssues(output.error)}); the result was discarded.`,
+      );
     }
-    return { status: "ok", output: output.data, content: JSON.stringify(output.data) };
+    return output.data;
+  };
+  try {
+    if (tool.limiter) await waitForTurn(tool, signal);
+    const call = (c: ToolContext) => runWithRetries(tool, checked.args, c);
+    const { output, replayed } =
+      tool.effects === "none"
+        ? { output: validate(await call({ ...ctx, signal })), replayed: false }
+        : await runEffect(tool, checked.args, { ...ctx, signal }, call, validate);
+    const guarded = guardToolOutput(output);
+    if (guarded.event) await recordGuardrailEvent(ctx, guarded.event);
+    const shown =
+      guarded.event && guarded.output && typeof guarded.output === "object" && !Array.isArray(guarded.output)
+        ? { ...guarded.output, keel_notice: NEUTRALISED_NOTICE }
+        : guarded.output;
+    return {
+      status: "ok",
+      output: guarded.output,
+      content: JSON.stringify(shown),
+      ...(replayed ? { replayed } : {}),
+    };
   } catch (error) {
-    const timedOut = signal.aborted && !ctx.signal.aborted;
-    const message = timedOut
-      ? `${tool.name} timed out after ${tool.timeoutMs} ms.`
-      : isKeelError(error) || error instanceof Error
-        ? `${tool.name} failed: ${error.message}`
-        : `${tool.name} failed: ${String(error)}`;
     if (ctx.signal.aborted) throw error; // the whole task was cancelled or timed out: stop, do not report back
+    if (isKeelError(error) && error.fault === "policy") throw error; // a budget or guardrail stops the tree
+    const timedOut = signal.aborted;
+    const message =
+      error instanceof OutputContractError
+        ? error.message
+        : timedOut
+          ? `${tool.name} timed out after ${tool.timeoutMs} ms.`
+          : `${tool.name} failed: ${error instanceof Error ? error.message : String(error)}`;
     return { status: "error", content: message, error: message };
+  }
+}
+
+class OutputContractError extends Error {}
+
+async function waitForTurn(tool: KeelTool, signal: AbortSignal): Promise<void> {
+  const turn = tool.limiter!.removeTokens(1);
+  const aborted = new Promise<never>((_, reject) => {
+    if (signal.aborted) reject(signal.reason as Error);
+    signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true });
+  });
+  await Promise.race([turn, aborted]);
+}
+
+/** Transient failures are retried: external tools through their dependency (retry + breaker), others simply. */
+async function runWithRetries(tool: KeelTool, args: unknown, ctx: ToolContext): Promise<unknown> {
+  if (tool.effects === "external" && ctx.dependencies) {
+    return ctx.dependencies
+      .get(`tool:${tool.name}`, { retries: tool.retry.attempts })
+      .execute(
+        (signal) => tool.run(args, { ...ctx, signal: AbortSignal.any([ctx.signal, signal]) }),
+        ctx.signal,
+      );
+  }
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await tool.run(args, ctx);
+    } catch (error) {
+      const transient = (error as { transient?: boolean }).transient === true;
+      if (!transient || attempt >= tool.retry.attempts || ctx.signal.aborted) throw error;
+    }
   }
 }
 

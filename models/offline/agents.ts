@@ -203,9 +203,13 @@ export function communicationTurn(t: Transcript): Turn {
       .filter((d) => d.ok)
       .map((d) => d.value as { to: string; subject: string; body: string });
     if (ready.length === 0) return done(`The message could not be drafted: ${drafts[0]!.text}`);
+    // Every address was written in the request itself, so the rules are sure of the recipient.
     return {
       content: "",
-      calls: ready.map(({ to, subject, body }) => ({ name: "send_message", args: { to, subject, body } })),
+      calls: ready.map(({ to, subject, body }) => ({
+        name: "send_message",
+        args: { to, subject, body, confidence: 0.9 },
+      })),
     };
   }
   return done(

@@ -88,8 +88,23 @@ export class OfflineChatModel extends BaseChatModel<OfflineCallOptions> {
         id: `call_${taskId}_${step}_${i + 1}`,
         type: "tool_call" as const,
       })),
-      usage_metadata: { input_tokens: 0, output_tokens: 0, total_tokens: 0 },
+      usage_metadata: countTokens(messages, turn),
     });
     return Promise.resolve({ generations: [{ text: turn.content, message }] });
   }
+}
+
+/**
+ * A deterministic token count for the offline model (about four characters a token), so that token budgets,
+ * costs and traces behave offline as they would with a real model.
+ */
+function countTokens(
+  messages: BaseMessage[],
+  turn: { content: string; calls: { name: string; args: unknown }[] },
+): { input_tokens: number; output_tokens: number; total_tokens: number } {
+  const chars = (m: BaseMessage) =>
+    (typeof m.content === "string" ? m.content : JSON.stringify(m.content)).length;
+  const input_tokens = Math.ceil(messages.reduce((n, m) => n + chars(m), 0) / 4);
+  const output_tokens = Math.ceil((turn.content.length + JSON.stringify(turn.calls).length) / 4);
+  return { input_tokens, output_tokens, total_tokens: input_tokens + output_tokens };
 }

@@ -2,6 +2,8 @@ import { fakeModel, type FakeBuiltModel } from "@langchain/core/testing";
 import type pg from "pg";
 import type { KeelConfig } from "../../core/config.js";
 import type { GraphDeps, ModelRole } from "../../graphs/deps.js";
+import { DEFAULT_POLICY, type Policy } from "../../policy/file.js";
+import { Dependencies } from "../../policy/resilience.js";
 
 /**
  * Graph dependencies with one scripted model per role, so that parallel sub-agents never race for one queue.
@@ -11,6 +13,7 @@ export function scriptedDeps(
   pool: pg.Pool,
   limits: KeelConfig["limits"],
   models: Partial<Record<ModelRole, FakeBuiltModel>>,
+  extra: { policy?: Policy; price?: GraphDeps["price"] } = {},
 ): GraphDeps & {
   models: Partial<Record<ModelRole, FakeBuiltModel>>;
   bound: Partial<Record<ModelRole, string[]>>;
@@ -20,6 +23,9 @@ export function scriptedDeps(
     models,
     bound,
     limits,
+    policy: extra.policy ?? DEFAULT_POLICY,
+    dependencies: new Dependencies({ baseMs: 1, halfOpenAfterMs: 200 }),
+    price: extra.price ?? (() => 0),
     db: () => Promise.resolve(pool),
     model: (role) => {
       const model = models[role];

@@ -2,12 +2,18 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 
 /** One scripted reply: assistant text, or tool calls (name + arguments object). */
-export type ScriptedReply = { content: string } | { tool_calls: { name: string; arguments: unknown }[] };
+export type ScriptedReply =
+  | { content: string }
+  | { tool_calls: { name: string; arguments: unknown }[] }
+  /** A failure: the HTTP status, and the Retry-After header (seconds) when set. */
+  | { status: number; retryAfter?: number };
 
 export interface ScriptedServer {
   url: string;
   /** Every request body received, in order. */
   requests: { model: string; messages: unknown[]; tools?: { function: { name: string } }[] }[];
+  /** When each request arrived (ms since the epoch). */
+  arrivals: number[];
   close(): Promise<void>;
 }
 
@@ -17,6 +23,7 @@ export interface ScriptedServer {
  */
 export async function startScriptedServer(script: ScriptedReply[]): Promise<ScriptedServer> {
   const requests: ScriptedServer["requests"] = [];
+  const arrivals: number[] = [];
   let n = 0;
   const server = http.createServer((req, res) => {
     let body = "";
@@ -28,10 +35,18 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
       }
       const parsed = JSON.parse(body) as ScriptedServer["requests"][number];
       requests.push(parsed);
+      arrivals.push(Date.now());
       const reply = script[n++];
       if (!reply) {
         res.writeHead(500, { "content-type": "application/json" });
         res.end(JSON.stringify({ error: { message: `script exhausted after ${n - 1} replies` } }));
+        return;
+      }
+      if ("status" in reply) {
+        const headers: Record<string, string> = { "content-type": "application/json" };
+        if (reply.retryAfter !== undefined) headers["retry-after"] = String(reply.retryAfter);
+        res.writeHead(reply.status, headers);
+        res.end(JSON.stringify({ error: { message: `scripted failure ${reply.status}` } }));
         return;
       }
       const message =
@@ -64,6 +79,7 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests,
+    arrivals,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

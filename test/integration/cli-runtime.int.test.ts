@@ -66,7 +66,8 @@ describe("approvals, cancel and retry from the command line", () => {
     const approvalId = run.pending_approvals[0]!.approval_id;
     const listed = await keel(["approvals"], env);
     expect(listed.stdout).toContain(`approval needed [approval ${approvalId}]`);
-    expect(listed.stdout).toMatch(/send_message \[risk: high\]/);
+    expect(listed.stdout).toMatch(/send_message \[risk: high, async approval\]/);
+    expect(listed.stdout).toMatch(/why: send_message is high risk, and high risk means async approval/);
     const badEdit = await keel(["approve", approvalId, "--edit", "{nope"], env);
     expect(badEdit.code).toBe(2);
     const approved = await keel(["approve", approvalId, "--reviewer", "lee"], env);

@@ -1,3 +1,6 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { json, keel } from "../helpers/cli.js";
 import { startScriptedServer } from "../fakes/openai-server.js";
@@ -10,6 +13,12 @@ beforeAll(async () => {
 afterAll(async () => {
   await t?.drop();
 });
+
+const batchFile = (requests: string[]) => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "keel-batch-")), "requests.jsonl");
+  fs.writeFileSync(file, requests.map((request) => JSON.stringify({ request })).join("\n"));
+  return file;
+};
 
 const modelEnv = (url: string) => ({
   DATABASE_URL: t.url,
@@ -65,7 +74,7 @@ describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)
       (await t.db.pool.query<{ n: number }>("select count(*)::int as n from tool_calls")).rows[0]!.n;
     const before = await count();
     try {
-      const result = await keel(["run", "--json", "Audit the books"], modelEnv(server.url));
+      const result = await keel(["run", "--json", "Audit the orders"], modelEnv(server.url));
       expect(result.code).toBe(2);
       expect(json(result)).toMatchObject({
         status: "error",
@@ -80,18 +89,85 @@ describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)
     }
   });
 
-  it("reports a model server that fails as a failure (exit 1), not as bad input", async () => {
+  it("gives up on a model server that keeps failing: exit 1, naming the dependency and how often", async () => {
     const server = await startScriptedServer([]);
     try {
-      const result = await keel(["run", "--json", "Anything"], {
+      const result = await keel(["run", "--json", "Count the orders"], {
         ...modelEnv(server.url),
         KEEL_MAX_RETRIES: "0",
+        KEEL_DEPENDENCY_RETRIES: "2",
+        KEEL_DEPENDENCY_RETRY_BASE_MS: "10",
       });
       expect(result.code).toBe(1);
       expect(json(result)).toMatchObject({
         status: "failed",
-        error: { reason: "error", message: expect.stringMatching(/script exhausted/) },
+        error: {
+          reason: "dependency_failed",
+          message: expect.stringMatching(
+            /model endpoint failed 3 times in a row \(last: 500 script exhausted/,
+          ),
+        },
       });
+      expect(server.requests).toHaveLength(3); // the first try and two retries, no more
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("retries transient model errors, waiting at least as long as Retry-After asks", async () => {
+    const server = await startScriptedServer([
+      { status: 429, retryAfter: 1 },
+      { status: 503 },
+      {
+        tool_calls: [
+          {
+            name: "submit_plan",
+            arguments: { tasks: [{ task_id: "t1", type: "research", objective: "Find the stipend" }] },
+          },
+        ],
+      },
+      { content: "Nothing to look up." },
+      { content: "No answer [t1]." },
+    ]);
+    try {
+      const result = await keel(["run", "--json", "What is the on-call stipend?"], {
+        ...modelEnv(server.url),
+        KEEL_DEPENDENCY_RETRY_BASE_MS: "10",
+      });
+      expect(result.code).toBe(0);
+      expect(json(result)).toMatchObject({ status: "done", final_answer: "No answer [t1]." });
+      expect(server.arrivals).toHaveLength(5);
+      expect(server.arrivals[1]! - server.arrivals[0]!).toBeGreaterThanOrEqual(1000);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("opens the breaker after repeated failures: later calls fail fast without reaching the server", async () => {
+    const server = await startScriptedServer([]);
+    try {
+      const result = await keel(
+        ["batch", "--json", "--concurrency", "1", batchFile(["Count the orders", "List the regions"])],
+        {
+          ...modelEnv(server.url),
+          KEEL_MAX_RETRIES: "0",
+          KEEL_DEPENDENCY_RETRIES: "0",
+          KEEL_BREAKER_THRESHOLD: "1",
+          KEEL_BREAKER_HALF_OPEN_SECONDS: "600",
+        },
+      );
+      expect(result.code).toBe(1);
+      // The first request's one failure opened the breaker; the second never reached the server.
+      expect(server.requests).toHaveLength(1);
+      const out = json<{ results: { task_id: string; error_reason: string }[] }>(result);
+      expect(out.results.map((r) => r.error_reason)).toEqual(["dependency_failed", "dependency_failed"]);
+      const { rows } = await t.db.pool.query<{ last_error: string }>(
+        "select last_error from tasks where id = $1",
+        [out.results[1]!.task_id],
+      );
+      expect(rows[0]!.last_error).toMatch(
+        /model endpoint is unavailable: its circuit breaker is open after 1 failures in a row/,
+      );
     } finally {
       await server.close();
     }

@@ -117,10 +117,11 @@ describe("orchestrator with scripted models", () => {
     const secondTurn = deps.models.data!.calls[1]!.messages.filter((m) => m.getType() === "tool").map(text);
     expect(secondTurn[0]).toMatch(/Invalid arguments for run_sql: sql: /);
     expect(secondTurn[1]).toMatch(
-      /There is no tool "search_kb"\. Your tools: list_tables, describe_table, run_sql/,
+      /The data agent may not call search_kb \(it belongs to: research\)\. The call was refused and recorded\./,
     );
     expect(await toolRows(config.configurable.thread_id)).toEqual([
       { tool: "run_sql", status: "invalid_arguments" },
+      { tool: "search_kb", status: "refused" },
       { tool: "run_sql", status: "ok" },
     ]);
   });
@@ -142,9 +143,11 @@ describe("orchestrator with scripted models", () => {
   ])("rejects a plan with %s before anything runs", async (_label, proposal, message) => {
     const { graph } = compile({ planner: fakeModel().structuredResponse(proposal) });
     const config = threadConfig();
-    const run = graph.invoke({ request: "anything" }, config);
+    const run = graph.invoke({ request: "Count the orders by region" }, config);
     await expect(run).rejects.toThrow(PlanError);
-    await expect(graph.invoke({ request: "anything" }, threadConfig())).rejects.toThrow(message);
+    await expect(graph.invoke({ request: "Count the orders by region" }, threadConfig())).rejects.toThrow(
+      message,
+    );
     expect(await toolRows(config.configurable.thread_id)).toEqual([]);
   });
 
@@ -166,7 +169,7 @@ describe("orchestrator with scripted models", () => {
       },
       { ...t.config.limits, maxAgentSteps: 2 },
     );
-    const out = await graph.invoke({ request: "loop" }, threadConfig());
+    const out = await graph.invoke({ request: "Count the orders" }, threadConfig());
     expect(out.results[0]).toMatchObject({
       status: "failed",
       error: "Stopped after the step limit of 2 model turns.",
@@ -187,7 +190,7 @@ describe("orchestrator with scripted models", () => {
       { ...t.config.limits, sandboxTimeoutMs: 30_000 },
     );
     const started = Date.now();
-    const out = await graph.invoke({ request: "spin" }, threadConfig());
+    const out = await graph.invoke({ request: "Calculate a long sum" }, threadConfig());
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(out.results.find((r) => r.task_id === "t1")).toMatchObject({ status: "failed", error: "timeout" });
     expect(out.results.find((r) => r.task_id === "t2")).toMatchObject({

@@ -184,7 +184,7 @@ describe("workers", () => {
       tasks: [{ task_id: "t1", type: "finance", objective: "x" }],
     });
     await startWorker(scriptedDeps(t.db.pool, t.config.limits, { planner }));
-    const { task } = await submitRequest("Audit everything");
+    const { task } = await submitRequest("Audit the orders");
     const failed = await waitForTask(t.db.pool, task.id, (r) => r.status === "failed");
     expect(failed).toMatchObject({ attempts: 1, error_reason: "invalid_plan" });
     expect(failed.last_error).toMatch(/unknown agent type "finance"/);
@@ -299,7 +299,7 @@ describe("approvals", () => {
       request: "Email oncall@harbor.example that the drill moves to Friday",
       agent: "communication",
       actions: [{ tool: "send_message", risk: "high", args: { to: "oncall@harbor.example" } }],
-      why: expect.stringMatching(/send_message is a high-risk action/),
+      why: expect.stringMatching(/send_message is high risk, and high risk means async approval/),
     });
     await decide(t.db.pool, approval!.id, { action: "approve", reviewer: "ana" });
     await expect(decide(t.db.pool, approval!.id, { action: "reject" })).rejects.toThrow(

@@ -16,15 +16,17 @@ afterAll(async () => {
 
 const tool = (name: string): KeelTool =>
   [...RESEARCH_TOOLS, ...DATA_TOOLS, ...COMMUNICATION_TOOLS].find((x) => x.name === name)!;
-const ctx = (toolCallId = "t1/call_1"): ToolContext => ({
+const ctx = (toolCallId = "t1/call_1", agent: ToolContext["agent"] = "data"): ToolContext => ({
   db: () => Promise.resolve(t.db.pool),
   signal: new AbortController().signal,
   threadId: "tools-test",
   toolCallId,
-  agent: "data",
+  agent,
   limits: { ...t.config.limits, sqlRowLimit: 5, sqlTimeoutMs: 300 },
 });
-const call = (name: string, args: unknown, id?: string) => executeTool(tool(name), args, ctx(id));
+// Each tool is called as the agent it belongs to; the contract refuses any other.
+const call = (name: string, args: unknown, id?: string) =>
+  executeTool(tool(name), args, ctx(id, tool(name).agents[0]));
 
 describe("research tools", () => {
   it("finds a document by full-text search, ranked, and reads it", async () => {

@@ -17,6 +17,10 @@ export const runJavaScript = defineTool({
     error: z.string().optional().describe("Why the program failed"),
   }),
   risk: "low",
+  effects: "none",
+  reversible: true,
+  idempotent: true,
+  retry: { attempts: 1 },
   agents: ["code"],
   timeoutMs: 10_000,
   async run({ code }, ctx) {

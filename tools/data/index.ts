@@ -13,6 +13,10 @@ export const listTables = defineTool({
     tables: z.array(z.object({ name: z.string(), description: z.string(), rows: z.number() })),
   }),
   risk: "low",
+  effects: "none",
+  reversible: true,
+  idempotent: true,
+  retry: { attempts: 1 },
   agents: ["data"],
   timeoutMs: 5_000,
   async run(_args, ctx) {
@@ -40,6 +44,10 @@ export const describeTable = defineTool({
     columns: z.array(z.object({ name: z.string(), type: z.string(), nullable: z.boolean() })),
   }),
   risk: "low",
+  effects: "none",
+  reversible: true,
+  idempotent: true,
+  retry: { attempts: 1 },
   agents: ["data"],
   timeoutMs: 5_000,
   async run({ table }, ctx) {
@@ -80,6 +88,10 @@ export const runSql = defineTool({
     truncated: z.boolean().describe("True when more rows existed than the limit"),
   }),
   risk: "low",
+  effects: "none",
+  reversible: true,
+  idempotent: true,
+  retry: { attempts: 1 },
   agents: ["data"],
   timeoutMs: 15_000,
   async run({ sql }, ctx) {

@@ -22,6 +22,10 @@ export const searchKnowledgeBase = defineTool({
     ),
   }),
   risk: "low",
+  effects: "none",
+  reversible: true,
+  idempotent: true,
+  retry: { attempts: 1 },
   agents: ["research"],
   timeoutMs: 5_000,
   async run({ query, limit }, ctx) {
@@ -55,6 +59,10 @@ export const readDocument = defineTool({
     body: z.string(),
   }),
   risk: "low",
+  effects: "none",
+  reversible: true,
+  idempotent: true,
+  retry: { attempts: 1 },
   agents: ["research"],
   timeoutMs: 5_000,
   async run({ id }, ctx) {

@@ -1,0 +1,157 @@
+import { describe, expect, it } from "vitest";
+import { DEFAULT_POLICY, parsePolicy } from "../../policy/file.js";
+import { decide, type DecisionInput, type EffectScope, type RiskTier } from "../../policy/risk.js";
+
+const call = (
+  risk: RiskTier,
+  reversible: boolean,
+  effects: EffectScope,
+  confidence: number | undefined,
+  extra: Partial<DecisionInput> = {},
+): DecisionInput => ({
+  tool: "some_tool",
+  agent: "communication",
+  risk,
+  reversible,
+  effects,
+  args: {},
+  confidence,
+  ...extra,
+});
+
+// The documented table: tier decides; a low (or missing) confidence on a tool that writes or cannot be undone
+// escalates to a person. "-" is no stated confidence.
+//   risk      reversible  writes  confidence -> decision
+const TABLE = `
+low       yes  no   -    autonomous
+low       yes  no   0.3  autonomous
+low       yes  no   0.9  autonomous
+low       no   no   -    async_approval
+low       no   no   0.3  async_approval
+low       no   no   0.9  autonomous
+low       yes  yes  -    async_approval
+low       yes  yes  0.3  async_approval
+low       yes  yes  0.9  autonomous
+low       no   yes  -    async_approval
+low       no   yes  0.3  async_approval
+low       no   yes  0.9  autonomous
+medium    yes  no   -    logged
+medium    yes  no   0.3  logged
+medium    yes  no   0.9  logged
+medium    no   no   -    async_approval
+medium    no   no   0.3  async_approval
+medium    no   no   0.9  logged
+medium    yes  yes  -    async_approval
+medium    yes  yes  0.3  async_approval
+medium    yes  yes  0.9  logged
+medium    no   yes  -    async_approval
+medium    no   yes  0.3  async_approval
+medium    no   yes  0.9  logged
+high      yes  no   -    async_approval
+high      yes  no   0.3  async_approval
+high      yes  no   0.9  async_approval
+high      no   no   -    async_approval
+high      no   no   0.3  async_approval
+high      no   no   0.9  async_approval
+high      yes  yes  -    async_approval
+high      yes  yes  0.3  async_approval
+high      yes  yes  0.9  async_approval
+high      no   yes  -    async_approval
+high      no   yes  0.3  async_approval
+high      no   yes  0.9  async_approval
+critical  yes  no   -    sync_approval
+critical  yes  no   0.3  sync_approval
+critical  yes  no   0.9  sync_approval
+critical  no   no   -    sync_approval
+critical  no   no   0.3  sync_approval
+critical  no   no   0.9  sync_approval
+critical  yes  yes  -    sync_approval
+critical  yes  yes  0.3  sync_approval
+critical  yes  yes  0.9  sync_approval
+critical  no   yes  -    sync_approval
+critical  no   yes  0.3  sync_approval
+critical  no   yes  0.9  sync_approval
+`
+  .trim()
+  .split("\n")
+  .map((line) => line.trim().split(/\s+/));
+
+describe("risk policy", () => {
+  it.each(TABLE)(
+    "%s risk, reversible %s, writes %s, confidence %s -> %s",
+    (risk, rev, writes, conf, expected) => {
+      const input = call(
+        risk as RiskTier,
+        rev === "yes",
+        writes === "yes" ? "internal" : "none",
+        conf === "-" ? undefined : Number(conf),
+      );
+      const decision = decide(input, DEFAULT_POLICY);
+      expect(decision.decision).toBe(expected);
+      expect(decision.reasons.length).toBeGreaterThan(0);
+    },
+  );
+
+  it("covers every tier x reversibility x writes x confidence combination", () => {
+    expect(new Set(TABLE.map((r) => r.slice(0, 4).join(" "))).size).toBe(4 * 2 * 2 * 3);
+  });
+
+  it("says why a call needs a person", () => {
+    const { reasons } = decide(call("low", true, "internal", undefined), DEFAULT_POLICY);
+    expect(reasons.join("; ")).toMatch(/no confidence was stated for a tool that writes: a person decides/);
+    const low = decide(call("medium", false, "external", 0.5), DEFAULT_POLICY);
+    expect(low.reasons.join("; ")).toMatch(/confidence 0.5 is below 0.7/);
+  });
+
+  it("applies the policy file: tiers, a tool's override, a per-agent decision and argument rules", () => {
+    const policy = parsePolicy(
+      `
+tiers: { high: sync_approval }
+low_confidence_below: 0.5
+tools:
+  draft_message: { decision: logged }
+  send_message: { agents: { communication: async_approval } }
+rules:
+  - { tool: send_message, arg: to, not_matches: "@harbor\\\\.example$", decision: sync_approval, reason: "recipient outside the company" }
+`,
+      "test.yaml",
+    );
+    expect(decide(call("high", true, "internal", 0.9, { tool: "x" }), policy).decision).toBe("sync_approval");
+    expect(decide(call("low", true, "none", 0.9, { tool: "draft_message" }), policy).decision).toBe("logged");
+    expect(decide(call("medium", true, "internal", 0.6), policy).decision).toBe("logged"); // 0.6 is not low here
+    const inside = call("high", true, "internal", 0.9, {
+      tool: "send_message",
+      args: { to: "ops@harbor.example" },
+    });
+    expect(decide(inside, policy).decision).toBe("async_approval");
+    const outside = { ...inside, args: { to: "someone@elsewhere.example" } };
+    const decided = decide(outside, policy);
+    expect(decided.decision).toBe("sync_approval");
+    expect(decided.reasons.join("; ")).toMatch(/recipient outside the company/);
+  });
+});
+
+describe("policy file", () => {
+  it("an empty file is the default policy", () => {
+    expect(parsePolicy("", "empty.yaml")).toEqual(DEFAULT_POLICY);
+  });
+
+  it.each([
+    ["not YAML", "tiers: [unclosed", /empty\.yaml is not valid YAML at line 1/],
+    ["an unknown decision", "tiers: { low: maybe }", /tiers\.low: Invalid option/],
+    ["an unknown field", "teirs: {}", /Unrecognized key: "teirs"/],
+    ["a budget that is not positive", "budgets: { tokens: -5 }", /budgets\.tokens: Too small/],
+    [
+      "a rule without a pattern",
+      "rules: [{ tool: a, arg: b, decision: logged, reason: r }]",
+      /a rule needs matches or not_matches/,
+    ],
+    [
+      "a bad regular expression",
+      'rules: [{ tool: a, arg: b, matches: "(", decision: logged, reason: r }]',
+      /invalid regular expression/,
+    ],
+  ])("reports %s clearly, naming the file and the field", (_name, text, message) => {
+    expect(() => parsePolicy(text, "empty.yaml")).toThrow(message);
+  });
+});
