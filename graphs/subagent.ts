@@ -167,6 +167,10 @@ export function buildSubagentGraph(
       approvedBy,
       dependencies: deps.dependencies,
       failpoint: deps.failpoint,
+      fenceToken:
+        typeof config.configurable?.keel_fence_token === "string"
+          ? config.configurable.keel_fence_token
+          : undefined,
     });
 
     // 1. Every call is decided first: the policy sees the tool, the agent, the arguments and the stated

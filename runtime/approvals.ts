@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { InputError, NotFoundError } from "../core/errors.js";
 import { ApprovalDecision, checkEditedArgs, type ApprovalRequest } from "../graphs/approval.js";
-import { enqueue, scheduleApprovalExpiry, scheduleWatch } from "./queue.js";
+import { enqueue, scheduleApprovalExpiry, scheduleCompensation, scheduleWatch } from "./queue.js";
 import type { PendingApproval } from "./runner.js";
 import { inTransaction, transition, type TaskRow } from "./store.js";
 
@@ -226,6 +226,7 @@ export async function expireApproval(db: pg.Pool, approvalId: string): Promise<b
           last_error: `Approval ${approvalId} expired without a decision.`,
         },
       });
+      await scheduleCompensation(client, task.root_id);
     }
     return true;
   });

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { InputError } from "../core/errors.js";
-import { enqueue } from "./queue.js";
+import { enqueue, scheduleCompensation } from "./queue.js";
 import { ACTIVE_STATUSES } from "./status.js";
 import { getTask, inTransaction, transition, type TaskRow } from "./store.js";
 
@@ -37,6 +37,7 @@ export async function cancelTree(
       [task.root_id, reason],
     );
     await client.query("select pg_notify($1, $2)", [CANCEL_CHANNEL, task.root_id]);
+    if (cancelled > 0) await scheduleCompensation(client, task.root_id);
     const root = (await client.query<TaskRow>("select * from tasks where id = $1", [task.root_id])).rows[0]!;
     return { root, cancelled };
   });

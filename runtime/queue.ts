@@ -11,6 +11,7 @@ export const JOB = {
   runTask: "keel_run_task",
   watchTask: "keel_watch_task",
   expireApproval: "keel_expire_approval",
+  compensate: "keel_compensate",
 } as const;
 
 export type RunKind = "start" | "resume" | "retry";
@@ -78,6 +79,14 @@ export async function hasLiveRunJob(
     [`run:${taskId}`, staleSeconds],
   );
   return rows[0]?.fresh === true;
+}
+
+/**
+ * Asks a worker to undo the committed reversible effects of a tree that finally failed or was cancelled.
+ * Added in the transaction that ends the tree, so the undo is as durable as the ending.
+ */
+export function scheduleCompensation(client: pg.ClientBase, rootId: string): Promise<void> {
+  return addJob(client, JOB.compensate, { task_id: rootId }, null, `compensate:${rootId}`);
 }
 
 export function scheduleApprovalExpiry(client: pg.ClientBase, approvalId: string, at: Date): Promise<void> {

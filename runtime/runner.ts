@@ -30,6 +30,8 @@ export interface RunOutcome {
 export interface DriveOptions {
   onEvent?: (event: ProgressEvent) => void;
   signal?: AbortSignal;
+  /** The worker's fencing token: effects in Keel's database commit only while it still holds the task. */
+  fenceToken?: string;
 }
 
 /**
@@ -181,7 +183,10 @@ export class Runner {
 
   private async drive(input: unknown, threadId: string, options: DriveOptions): Promise<RunOutcome> {
     const stream = await this.graph.stream(input as never, {
-      configurable: { thread_id: threadId },
+      configurable: {
+        thread_id: threadId,
+        ...(options.fenceToken ? { keel_fence_token: options.fenceToken } : {}),
+      },
       streamMode: "custom",
       subgraphs: true,
       signal: options.signal,

@@ -4,7 +4,7 @@ import type { KeelConfig } from "../core/config.js";
 import { isKeelError, PolicyError } from "../core/errors.js";
 import { recordApprovals } from "./approvals.js";
 import { insertChildren, markWaiting, settleChildren } from "./children.js";
-import { enqueue, scheduleWatch, unwatch } from "./queue.js";
+import { enqueue, scheduleCompensation, scheduleWatch, unwatch } from "./queue.js";
 import type { RunOutcome } from "./runner.js";
 import { FencedOutError } from "./status.js";
 import { inTransaction, transition, type TaskRow } from "./store.js";
@@ -58,6 +58,7 @@ export async function failOrRetry(
     );
   } else {
     await unwatch(client, task.id);
+    await scheduleCompensation(client, task.root_id);
   }
 }
 
@@ -101,6 +102,7 @@ export async function settleOutcome(ctx: SettleContext, claim: Claim, outcome: R
       : failed.some((r) => r.error === "timeout")
         ? "timeout"
         : "subtask_failed";
+    await scheduleCompensation(client, claim.task.root_id);
     await transition(client, claim.task.id, "failed", {
       reason,
       worker: ctx.workerId,

@@ -5,6 +5,8 @@ import type { Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
 import type { GraphDeps } from "../graphs/deps.js";
 import type { ProgressEvent } from "../graphs/progress.js";
+import { compensateRun } from "../graphs/compensation.js";
+import { Dependencies } from "../policy/resilience.js";
 import { decisionsFor, expireApproval } from "./approvals.js";
 import { applyEvent, CHILD_EVENTS } from "./children.js";
 import { CANCEL_CHANNEL } from "./cancel.js";
@@ -76,6 +78,7 @@ export class TaskWorker {
       [JOB.expireApproval]: async (payload) => {
         await expireApproval(db.pool, (payload as { approval_id: string }).approval_id);
       },
+      [JOB.compensate]: (payload) => worker.compensate((payload as { task_id: string }).task_id),
     };
     await worker.listenForCancels();
     worker.graphile = await run({
@@ -234,7 +237,11 @@ export class TaskWorker {
       events = events.then(() => this.recordEvent(claim, event)).catch(() => undefined);
     };
     try {
-      const outcome = await this.drive(claim, { onEvent, signal: controller.signal });
+      const outcome = await this.drive(claim, {
+        onEvent,
+        signal: controller.signal,
+        fenceToken: claim.token,
+      });
       await events;
       await settleOutcome(this.settleContext, claim, outcome);
     } catch (error) {
@@ -256,7 +263,7 @@ export class TaskWorker {
    */
   private async drive(
     claim: Claim,
-    options: { onEvent: (e: ProgressEvent) => void; signal: AbortSignal },
+    options: { onEvent: (e: ProgressEvent) => void; signal: AbortSignal; fenceToken: string },
   ): Promise<RunOutcome> {
     const id = claim.task.id;
     if (!(await this.runner.hasCheckpoint(id)))
@@ -273,6 +280,18 @@ export class TaskWorker {
     const value = state.pending.length === 1 ? decisions[ids[0]!] : decisions;
     return this.runner.resumeWith(id, value, options);
   }
+
+  /** The saga's undo for a tree that ended failed or cancelled; failures are recorded in the ledger and logged. */
+  private async compensate(taskId: string): Promise<void> {
+    const reports = await compensateRun(this.db.pool, taskId, {
+      limits: this.config.limits,
+      dependencies: this.dependencies,
+    });
+    for (const r of reports.filter((x) => x.state === "compensation_failed"))
+      console.error(`keel worker: compensation of ${r.tool} for task ${taskId} failed: ${r.error ?? "?"}`);
+  }
+
+  private readonly dependencies = new Dependencies();
 
   private get settleContext(): SettleContext {
     return { db: this.db, config: this.config, workerId: this.id };

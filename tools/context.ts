@@ -29,6 +29,8 @@ export interface ToolContext {
   tx?: pg.PoolClient;
   /** For effects on outside systems: pass this as the idempotency key, so a repeated call is recognised. */
   idempotencyKey?: string;
+  /** The running worker's fencing token for the thread: an internal effect commits only while it holds. */
+  fenceToken?: string;
   /** Test hook: a named point at which the process kills itself, to prove crash safety. */
   failpoint?: string;
 }

@@ -107,6 +107,8 @@ export async function runEffect(
     let outcome: { output: unknown; replayed: boolean };
     try {
       outcome = await withTransaction(pool, async (tx) => {
+        // A worker that lost the task (lease taken over, tree cancelled) cannot commit an effect for it.
+        if (ctx.fenceToken) await tx.query("select keel_hold_fence($1, $2)", [ctx.threadId, ctx.fenceToken]);
         // Two runs of one call (a fenced-out worker and its successor) queue here instead of both acting.
         await tx.query("select pg_advisory_xact_lock(hashtextextended($1, 0))", [key]);
         const found = (await tx.query<EffectRow>("select * from effects where key = $1", [key])).rows[0];
@@ -127,6 +129,7 @@ export async function runEffect(
   const found = (await pool.query<EffectRow>("select * from effects where key = $1", [key])).rows[0];
   if (found && (found.state === "committed" || found.state.startsWith("compensat")))
     return replay(found, argsHash);
+  if (found?.state === "started" && found.args_hash !== argsHash) replay(found, argsHash); // throws: other arguments
   await pool.query(INSERT, row("started", undefined, null));
   let output: unknown;
   try {
