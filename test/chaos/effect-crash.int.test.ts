@@ -56,7 +56,8 @@ describe("effect ledger under a crash", () => {
     await decide(t.db.pool, approval!.id, { action: "approve", reviewer: "ana" });
 
     expect(await died).toBe("SIGKILL");
-    const rows = async (sql: string) => (await t.db.pool.query(sql, [task.id])).rows;
+    const rows = async (sql: string): Promise<Record<string, unknown>[]> =>
+      (await t.db.pool.query<Record<string, unknown>>(sql, [task.id])).rows;
     // The effect committed before the crash; the step that made it has no checkpoint yet.
     expect(await rows("select state from effects where thread_id = $1")).toEqual([{ state: "committed" }]);
     expect(await rows("select 1 from outbox where thread_id = $1")).toHaveLength(1);
@@ -72,6 +73,6 @@ describe("effect ledger under a crash", () => {
     ]);
     // The task was taken over after the lease ran out, not started over.
     const events = await rows("select reason from task_events where task_id = $1 order by id");
-    expect(events.map((e: { reason: string }) => e.reason)).toContain("lease_expired");
+    expect(events.map((e) => e.reason)).toContain("lease_expired");
   }, 120_000);
 });

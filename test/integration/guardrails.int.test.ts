@@ -16,6 +16,7 @@ import { effectKey, runEffect } from "../../tools/ledger.js";
 import { z } from "zod";
 import { TaskWorker } from "../../runtime/worker.js";
 import { fakeModel, scriptedDeps } from "../fakes/deps.js";
+import { HangingModel } from "../fakes/hanging-model.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { waitForTask } from "../helpers/tasks.js";
 
@@ -38,8 +39,10 @@ async function startWorker(deps: Partial<GraphDeps>) {
   return worker;
 }
 const settled = (r: TaskRow) => r.status !== "queued" && r.status !== "running";
-const one = async <T>(sql: string, params: unknown[]) =>
-  (await t.db.pool.query<T & object>(sql, params)).rows;
+const one = async <T extends object = Record<string, unknown>>(
+  sql: string,
+  params: unknown[],
+): Promise<T[]> => (await t.db.pool.query<T>(sql, params)).rows;
 const message = { to: "ops@harbor.example", subject: "Drill", body: "The drill is at noon." };
 
 /** A communication task that sends one message (stating its confidence), then reports. */
@@ -252,8 +255,6 @@ describe("compensation", () => {
 
   it("compensates a cancelled tree too", async () => {
     const policy = parsePolicy("tools: { send_message: { decision: autonomous } }", "test");
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
     await startWorker(
       scriptedDeps(
         t.db.pool,
@@ -264,10 +265,7 @@ describe("compensation", () => {
             { task_id: "t2", type: "code", depends_on: ["t1"] },
           ),
           communication: sender(),
-          code: fakeModel().respond(async () => {
-            await held; // hold the tree running until it is cancelled
-            return new AIMessage("never");
-          }),
+          code: new HangingModel() as never, // holds the tree running until the cancel aborts it
           synthesizer: synthesizer(),
         },
         { policy },
@@ -282,7 +280,6 @@ describe("compensation", () => {
       })
       .toBe(1);
     await cancelTree(t.db.pool, task.id);
-    release();
     await expect
       .poll(
         async () =>
@@ -301,12 +298,15 @@ describe("budgets", () => {
     ...DEFAULT_POLICY,
     budgets: { ...DEFAULT_POLICY.budgets, ...budgets },
   });
-  it.each([
-    ["model_calls", withBudget({ model_calls: 2 }), () => 0],
-    ["tool_calls", withBudget({ tool_calls: 1 }), () => 0],
-    ["tokens", withBudget({ tokens: 60 }), () => 0],
-    ["cost_usd", withBudget({ cost_usd: 0.5 }), () => 1],
-  ] as const)("stops the tree when it would exceed %s", async (name, policy, price) => {
+  const free = (): number => 0;
+  const dollar = (): number => 1;
+  const cases: [string, Policy, () => number][] = [
+    ["model_calls", withBudget({ model_calls: 2 }), free],
+    ["tool_calls", withBudget({ tool_calls: 1 }), free],
+    ["tokens", withBudget({ tokens: 60 }), free],
+    ["cost_usd", withBudget({ cost_usd: 0.5 }), dollar],
+  ];
+  it.each(cases)("stops the tree when it would exceed %s", async (name, policy, price) => {
     await startWorker({ policy, price });
     const { task } = await submit(t.db.pool, t.config, {
       request: "Which 5 customers generated the most revenue in 2025?",
