@@ -223,6 +223,19 @@ export const MIGRATIONS: readonly Migration[] = [
         cost_usd numeric(14, 6) not null default 0,
         updated_at timestamptz not null default now());`),
   },
+  {
+    id: 10,
+    name: "read-only role for the data tool",
+    // Roles belong to the whole server, so two databases migrating at once may race to create it.
+    up: sql(`
+      do $$ begin
+        create role keel_reader nologin;
+      exception when duplicate_object or unique_violation then null;
+      end $$;
+      grant keel_reader to current_user;
+      grant usage on schema demo to keel_reader;
+      grant select on all tables in schema demo to keel_reader;`),
+  },
 ];
 
 // One fixed key so that every Keel process (and LangGraph's setup) migrates one at a time.

@@ -142,7 +142,7 @@ export const DEFAULT_SCOPE: ScopePolicy = {
     {
       name: "destructive_data_change",
       patterns: [
-        "\\b(?:drop|truncate|alter)\\s+(?:the\\s+)?(?:table|schema|database)\\b",
+        "\\b(?:drop|truncate|alter)\\b[^.]{0,20}\\b(?:tables?|schemas?|databases?)\\b",
         "\\b(?:delete|erase|wipe|purge|remove)\\b[^.]{0,30}\\b(?:all|every|the)\\b[^.]{0,20}\\b(?:orders|customers|products|records|rows|data|tables|database|accounts)\\b",
         "\\b(?:update|change|modify|set)\\b[^.]{0,30}\\b(?:prices?|balances?|records|rows)\\b[^.]{0,20}\\bin the database\\b",
       ],
@@ -157,13 +157,19 @@ export const DEFAULT_SCOPE: ScopePolicy = {
     {
       name: "credential_access",
       patterns: [
-        "\\b(?:reset|change|give me|show|reveal|share|send)\\b[^.]{0,30}\\b(?:passwords?|api keys?|credentials|secrets?|tokens?)\\b",
+        "\\b(?:reset|change|give me|show me|reveal|share|send|tell me|leak|dump)\\s+(?:(?:the|my|our|his|her|their|all|an?)\\s+)?(?:(?:admin|root|database|db|production|prod|service)\\s+)?(?:passwords?|api keys?|credentials|secrets?|access tokens?|tokens?)\\b",
       ],
     },
     {
       name: "mass_messaging",
       patterns: [
-        "\\b(?:email|message|notify|send)\\b[^.]{0,30}\\b(?:all|every|each)\\s+(?:of\\s+(?:our|the)\\s+)?(?:customers|users|employees|contacts|people)\\b",
+        "\\b(?:email|message|notify|send)\\b[^.]{0,30}\\b(?:all|every|each)\\s+(?:of\\s+(?:our|the)\\s+)?(?:customers?|users?|employees?|contacts?|people|staff|clients?)\\b",
+      ],
+    },
+    {
+      name: "purchase",
+      patterns: [
+        "\\b(?:order|buy|purchase|book|reserve)\\s+(?:me\\s+|us\\s+)?(?:a|an|some|two|three|tickets?|flights?|hotels?|tables?)\\b",
       ],
     },
     {

@@ -91,8 +91,14 @@ export async function runInSandbox(code: string, limits: SandboxLimits): Promise
       evaluated.value.dispose();
     }
   } finally {
-    vm.dispose();
-    runtime.dispose();
+    try {
+      vm.dispose();
+      runtime.dispose();
+    } catch {
+      // A guest that broke QuickJS's bookkeeping (a stack overflow leaves objects behind) makes disposal
+      // assert. The whole WebAssembly instance belongs to this run and is dropped with it, so nothing leaks
+      // into the next run; the result already computed stands.
+    }
   }
 
   function describeError(raw: unknown): string {

@@ -75,6 +75,14 @@ export const describeTable = defineTool({
 const WRITING =
   /^\s*(insert|update|delete|merge|drop|create|alter|truncate|grant|revoke|copy|call|do|vacuum|analyze|cluster|reindex|lock|set|reset|begin|start|commit|rollback|savepoint|release|prepare|execute|deallocate|listen|notify|refresh|comment|security|import|load|discard)\b/i;
 
+/** Created by migration 10 with SELECT on the dataset only. */
+const READER_ROLE = "keel_reader";
+
+// Functions that reach outside the dataset (files, other sessions, the server) or change settings; refused
+// with a clear message. The reader role is the real guard; this names the problem for the agent.
+const OUTSIDE =
+  /\b(set_config|pg_read_file|pg_read_binary_file|pg_ls_\w+|pg_stat_file|lo_import|lo_export|lo_\w+|pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile|dblink\w*|current_setting|pg_advisory\w*|txid_\w+|nextval|setval)\s*\(/i;
+
 export const runSql = defineTool({
   name: "run_sql",
   description:
@@ -111,6 +119,13 @@ export const runSql = defineTool({
         "invalid_argument",
       );
     }
+    const outside = OUTSIDE.exec(statement);
+    if (outside) {
+      throw new ToolCallError(
+        `run_sql refuses ${outside[1]}(): queries may only read the dataset's tables.`,
+        "invalid_argument",
+      );
+    }
     if (statement.includes(";")) {
       throw new ToolCallError(
         "run_sql takes exactly one statement; remove the extra ';'.",
@@ -124,6 +139,9 @@ export const runSql = defineTool({
       await client.query("begin transaction read only");
       await client.query(`set local statement_timeout = ${Math.floor(ctx.limits.sqlTimeoutMs)}`);
       await client.query(`set local search_path = ${SCHEMA}`);
+      // The query runs as a role that may only read the dataset: no server files, no admin functions, no
+      // other schemas, whatever the connection itself may do.
+      await client.query(`set local role ${READER_ROLE}`);
       const isSelect = /^\s*(select|with|values|table)\b/i.test(statement);
       const text = isSelect ? `select * from (${statement}) as keel_query limit ${limit + 1}` : statement;
       // Extended protocol: the server accepts one statement only, so nothing can follow and end the transaction.
@@ -137,6 +155,12 @@ export const runSql = defineTool({
       if (pgError.code === "25006") {
         throw new ToolCallError(
           `run_sql is read-only: ${pgError.message}. Write a SELECT query.`,
+          "invalid_argument",
+        );
+      }
+      if (pgError.code === "42501") {
+        throw new ToolCallError(
+          `run_sql may only read the dataset's tables: ${pgError.message}.`,
           "invalid_argument",
         );
       }
