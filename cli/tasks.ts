@@ -84,6 +84,12 @@ export function statusCommand(config: KeelConfig, taskId: string, opts: { json?:
     }
     for (const p of outcome.pending_approvals)
       describeApproval({ approval_id: p.approval_id, ...p.context }).forEach((l) => console.log(`  ${l}`));
+    for (const effect of outcome.effects) {
+      const failed = effect.state === "compensation_failed" || effect.state === "failed";
+      console.log(
+        `  effect ${effect.tool} (${effect.agent}): ${failed ? effect.state.toUpperCase() : effect.state}${effect.error ? ` — ${effect.error}` : ""}`,
+      );
+    }
     if (outcome.final_answer) console.log(`\n${outcome.final_answer}`);
     return 0;
   });

@@ -14,6 +14,7 @@ export const KeelConfig = z.object({
     .string()
     .optional()
     .describe("KEEL_POLICY_FILE, else ./keel.policy.yaml when present; none -> the default policy"),
+  webhookUrl: z.string().optional().describe("KEEL_WEBHOOK_URL: where notify_webhook posts"),
   user: z
     .string()
     .describe("KEEL_USER: who submits and reviews from this shell, unless a flag says otherwise"),
@@ -91,6 +92,17 @@ function intFrom(env: Env, name: string, fallback: number): number {
   return value;
 }
 
+function urlFrom(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  if (!URL.canParse(raw) || !/^https?:$/.test(new URL(raw).protocol)) {
+    throw new InputError(
+      `${name}=${raw} is not an http(s) URL; give e.g. https://chat.example/hooks/ops, or unset it.`,
+    );
+  }
+  return raw;
+}
+
 /** Reads Keel's configuration from the environment (defaults to `process.env`). */
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): KeelConfig {
   const nonEmpty = (name: string) => (env[name] && env[name] !== "" ? env[name] : undefined);
@@ -103,6 +115,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       : fs.existsSync(path.join(cwd, "keel.policy.yaml"))
         ? path.join(cwd, "keel.policy.yaml")
         : undefined,
+    webhookUrl: urlFrom(env, "KEEL_WEBHOOK_URL"),
     user: nonEmpty("KEEL_USER") ?? nonEmpty("USER") ?? "cli-user",
     failpoint: nonEmpty("KEEL_FAILPOINT"),
     model: {

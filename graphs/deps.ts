@@ -23,6 +23,8 @@ export interface GraphDeps {
   /** USD for one model call's tokens. */
   price: (usage: TokenUsage) => number;
   failpoint?: string;
+  /** Where notify_webhook posts. */
+  webhookUrl?: string;
 }
 
 /**
@@ -32,12 +34,17 @@ export interface GraphDeps {
 export function defaultDeps(config: KeelConfig = loadConfig()): GraphDeps {
   // Created on first use, so that importing a graph module neither builds a model nor prints its notice.
   let model: BaseChatModel | undefined;
+  let policy: Policy | undefined;
   const database = lazyDatabase(config);
   return {
     model: () => (model ??= createModel(config)),
     db: async () => (await database()).pool,
     limits: config.limits,
-    policy: loadPolicy(config.policyFile),
+    // Read on first use, so that importing a served graph never fails on the policy file; a bad file is
+    // reported when a run (or a worker) first needs the policy.
+    get policy() {
+      return (policy ??= loadPolicy(config.policyFile));
+    },
     dependencies: new Dependencies({
       retries: config.resilience.retries,
       baseMs: config.resilience.baseMs,
@@ -46,5 +53,6 @@ export function defaultDeps(config: KeelConfig = loadConfig()): GraphDeps {
     }),
     price: (usage) => priceCall(config.model.name, usage).cost_usd,
     failpoint: config.failpoint,
+    webhookUrl: config.webhookUrl,
   };
 }

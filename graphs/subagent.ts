@@ -166,6 +166,7 @@ export function buildSubagentGraph(
       limits: deps.limits,
       approvedBy,
       dependencies: deps.dependencies,
+      webhookUrl: deps.webhookUrl,
       failpoint: deps.failpoint,
       fenceToken:
         typeof config.configurable?.keel_fence_token === "string"

@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { KeelConfig } from "../core/config.js";
+import { inTransaction } from "../core/transaction.js";
 import { InputError, NotFoundError } from "../core/errors.js";
 import { enqueue, scheduleWatch } from "./queue.js";
 import { assertTransition, FencedOutError, TaskStatus } from "./status.js";
@@ -57,23 +58,7 @@ export interface TransitionOptions {
 
 export type Queryable = pg.Pool | pg.PoolClient;
 
-export async function inTransaction<T>(
-  pool: pg.Pool,
-  work: (client: pg.PoolClient) => Promise<T>,
-): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query("begin");
-    const result = await work(client);
-    await client.query("commit");
-    return result;
-  } catch (error) {
-    await client.query("rollback");
-    throw error;
-  } finally {
-    client.release();
-  }
-}
+export { inTransaction };
 
 /**
  * Moves a task to `to` and appends its `task_events` row, in the caller's transaction. The row is locked first,

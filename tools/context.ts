@@ -20,6 +20,8 @@ export interface ToolContext {
   limits: ToolLimits;
   /** Who approved this call, when it needed approval. */
   approvedBy?: string;
+  /** Where notify_webhook posts (KEEL_WEBHOOK_URL); unset, it refuses. */
+  webhookUrl?: string;
   /** Retry and circuit breaker per outside dependency, shared across the process. */
   dependencies?: Dependencies;
   /**

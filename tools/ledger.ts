@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
+import { inTransaction } from "../core/transaction.js";
 import type { ToolContext } from "./context.js";
 import type { KeelTool } from "./contract.js";
 
@@ -52,21 +53,6 @@ function replay(row: EffectRow, argsHash: string): { output: unknown; replayed: 
   return { output: row.result, replayed: true };
 }
 
-async function withTransaction<T>(pool: pg.Pool, work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query("begin");
-    const value = await work(client);
-    await client.query("commit");
-    return value;
-  } catch (error) {
-    await client.query("rollback").catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
 const INSERT = `insert into effects (key, thread_id, tool_call_id, agent, tool, args_hash, args, state, result, error, finished_at)
   values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, case when $8 = 'started' then null else now() end)
   on conflict (key) do update set state = excluded.state, result = excluded.result, error = excluded.error,
@@ -106,7 +92,7 @@ export async function runEffect(
   if (tool.effects === "internal") {
     let outcome: { output: unknown; replayed: boolean };
     try {
-      outcome = await withTransaction(pool, async (tx) => {
+      outcome = await inTransaction(pool, async (tx) => {
         // A worker that lost the task (lease taken over, tree cancelled) cannot commit an effect for it.
         if (ctx.fenceToken) await tx.query("select keel_hold_fence($1, $2)", [ctx.threadId, ctx.fenceToken]);
         // Two runs of one call (a fenced-out worker and its successor) queue here instead of both acting.
@@ -181,7 +167,7 @@ export async function compensateThread(
       continue;
     }
     try {
-      await withTransaction(pool, async (tx) => {
+      await inTransaction(pool, async (tx) => {
         const locked = (
           await tx.query<EffectRow>("select * from effects where key = $1 for update", [effect.key])
         ).rows[0];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_POLICY, parsePolicy } from "../../policy/file.js";
+import path from "node:path";
+import { DEFAULT_POLICY, loadPolicy, parsePolicy } from "../../policy/file.js";
 import { decide, type DecisionInput, type EffectScope, type RiskTier } from "../../policy/risk.js";
 
 const call = (
@@ -134,6 +135,18 @@ rules:
 describe("policy file", () => {
   it("an empty file is the default policy", () => {
     expect(parsePolicy("", "empty.yaml")).toEqual(DEFAULT_POLICY);
+  });
+
+  it("the documented example file is valid and states the defaults", () => {
+    expect(loadPolicy(path.join(import.meta.dirname, "../../keel.policy.example.yaml"))).toEqual(
+      DEFAULT_POLICY,
+    );
+  });
+
+  it("reports a policy file that cannot be read", () => {
+    expect(() => loadPolicy("/nonexistent/keel.policy.yaml")).toThrow(
+      /Cannot read the policy file \/nonexistent\/keel.policy.yaml \(ENOENT\)/,
+    );
   });
 
   it.each([

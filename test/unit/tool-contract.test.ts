@@ -123,6 +123,23 @@ describe("defineTool and executeTool", () => {
     expect(calls).toBe(3);
   });
 
+  it("makes calls beyond the rate limit wait their turn, within the tool's timeout", async () => {
+    let runs = 0;
+    const limited = defineTool({
+      ...add,
+      name: "limited",
+      timeoutMs: 200,
+      rateLimit: { calls: 1, perSeconds: 60 },
+      run: ({ a, b }) => (runs++, Promise.resolve({ sum: a + b })),
+    });
+    expect(await executeTool(limited, { a: 1, b: 1 }, ctx())).toMatchObject({ status: "ok" });
+    expect(await executeTool(limited, { a: 1, b: 2 }, ctx())).toMatchObject({
+      status: "error",
+      error: "limited timed out after 200 ms.",
+    });
+    expect(runs).toBe(1);
+  });
+
   it("neutralises instructions in a tool's output before the model reads them", async () => {
     const doc = defineTool({
       ...add,

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { ToolCallError } from "../../core/errors.js";
 import { defineTool } from "../contract.js";
 
 const Message = z.object({
@@ -85,4 +86,56 @@ export const sendMessage = defineTool({
   },
 });
 
-export const COMMUNICATION_TOOLS = [draftMessage, sendMessage];
+/**
+ * Posts a short notice to a chat channel through the deployment's webhook (KEEL_WEBHOOK_URL): an effect on an
+ * outside system. It carries the effect ledger's key as its Idempotency-Key, so a receiver that honours the
+ * header sees a repeated post once; transient failures are retried behind the webhook's circuit breaker.
+ */
+export const notifyWebhook = defineTool({
+  name: "notify_webhook",
+  description:
+    "Post a short notice to a team chat channel through the configured webhook. Use only when the task asks to notify a channel.",
+  input: z.object({
+    channel: z.string().min(1).max(80).describe("Channel name, e.g. #ops"),
+    text: z.string().min(1).max(4_000).describe("The notice"),
+  }),
+  output: z.object({
+    delivered: z.literal(true),
+    status: z.number().describe("HTTP status the webhook answered"),
+  }),
+  risk: "medium",
+  effects: "external",
+  reversible: false,
+  idempotent: true,
+  agents: ["communication"],
+  timeoutMs: 10_000,
+  retry: { attempts: 3 },
+  rateLimit: { calls: 30, perSeconds: 60 },
+  async run({ channel, text }, ctx) {
+    if (!ctx.webhookUrl) {
+      throw new ToolCallError(
+        "No webhook is configured (KEEL_WEBHOOK_URL), so nothing was posted. Report that the channel was not notified.",
+        "tool_error",
+      );
+    }
+    const response = await fetch(ctx.webhookUrl, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...(ctx.idempotencyKey ? { "idempotency-key": ctx.idempotencyKey } : {}),
+      },
+      body: JSON.stringify({ channel, text }),
+      signal: ctx.signal,
+    });
+    if (!response.ok) {
+      // Status and headers let the dependency's retry tell transient from permanent and honour Retry-After.
+      throw Object.assign(new Error(`the webhook answered ${response.status}`), {
+        status: response.status,
+        headers: response.headers,
+      });
+    }
+    return { delivered: true as const, status: response.status };
+  },
+});
+
+export const COMMUNICATION_TOOLS = [draftMessage, sendMessage, notifyWebhook];
