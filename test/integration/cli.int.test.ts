@@ -193,4 +193,18 @@ describe("embedded Postgres (no DATABASE_URL)", () => {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
   });
+
+  it("keeps a command's exit code on the run that first creates the server", async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "keel-embedded-"));
+    fs.chmodSync(dataDir, 0o755);
+    try {
+      const result = await keel(["status", "00000000-0000-4000-8000-000000000000"], {
+        KEEL_DATA_DIR: dataDir,
+      });
+      expect(result.stderr).toMatch(/No task has id 00000000-0000-4000-8000-000000000000/);
+      expect(result.code).toBe(2);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });

@@ -290,7 +290,10 @@ describe("compensation", () => {
       request: "Email ops@harbor.example, then calculate 2+2",
     });
     const failed = await waitForTask(t.db.pool, task.id, settled);
-    expect(failed).toMatchObject({ status: "failed", error_reason: "subtask_failed" });
+    expect(failed, failed.last_error ?? "").toMatchObject({
+      status: "failed",
+      error_reason: "subtask_failed",
+    });
     await expect
       .poll(async () => (await describeTask(t.db.pool, task.id)).effects, { timeout: 10_000 })
       .toEqual([{ tool: "send_message", agent: "communication", state: "compensated", error: null }]);
