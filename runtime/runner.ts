@@ -4,7 +4,7 @@ import type { AgentResult, Plan } from "../agents/contracts.js";
 import { openDatabase, type Database } from "../checkpoints/database.js";
 import { createCheckpointer } from "../checkpoints/saver.js";
 import type { KeelConfig } from "../core/config.js";
-import { InputError, NotFoundError } from "../core/errors.js";
+import { InputError, NotFoundError, SystemError } from "../core/errors.js";
 import { ApprovalRequest, ApprovalResume, checkEditedArgs } from "../graphs/approval.js";
 import { defaultDeps, type GraphDeps } from "../graphs/deps.js";
 import { buildOrchestratorGraph } from "../graphs/orchestrator.js";
@@ -199,6 +199,14 @@ export class Runner {
       const [, payload] = chunk as unknown as [string[], unknown];
       const event = asProgressEvent(payload);
       if (event) options.onEvent?.(event);
+    }
+    // A finished run always has a checkpoint; if it cannot be read, that is Keel's problem (retryable), not a
+    // missing id the caller gave.
+    if (!(await this.exists(threadId))) {
+      throw new SystemError(
+        "database_error",
+        `The run of thread ${threadId} finished, but its checkpoint could not be read back.`,
+      );
     }
     return this.status(threadId);
   }
