@@ -4,6 +4,7 @@ import type { AgentType } from "./contracts.js";
 import { dataAgent } from "./data.js";
 import { researchAgent } from "./research.js";
 import type { AgentSpec } from "./spec.js";
+import { toolRegistry } from "../tools/contract.js";
 
 export * from "./contracts.js";
 export type { AgentSpec } from "./spec.js";
@@ -15,3 +16,9 @@ export const AGENTS: Readonly<Record<AgentType, AgentSpec>> = {
   data: dataAgent,
   communication: communicationAgent,
 };
+
+/**
+ * Every tool of every agent, by name. Built when the module loads: two different tools with one name are a
+ * wiring error found at start-up, not at a call.
+ */
+export const TOOLS = toolRegistry(Object.values(AGENTS).flatMap((agent) => agent.tools));

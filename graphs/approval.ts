@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { AGENTS } from "../agents/index.js";
+import { TOOLS } from "../agents/index.js";
 import { InputError } from "../core/errors.js";
 import { Decision } from "../policy/risk.js";
 import { validateArgs } from "../tools/contract.js";
@@ -78,9 +78,8 @@ export function resolveDecisions(
 
 /** Edited arguments must still satisfy each tool's contract; callers check before touching the run. */
 export function checkEditedArgs(actions: readonly PendingAction[], edit: Record<string, unknown>): void {
-  const tools = Object.values(AGENTS).flatMap((agent) => agent.tools);
   for (const action of actions) {
-    const tool = tools.find((t) => t.name === action.tool);
+    const tool = TOOLS.get(action.tool);
     if (!tool) continue;
     const checked = validateArgs(tool, { ...(action.args as object), ...edit });
     if (!checked.ok) {

@@ -1,7 +1,6 @@
 import type pg from "pg";
-import { AGENTS } from "../agents/index.js";
+import { TOOLS } from "../agents/index.js";
 import { compensateThread, type CompensationReport } from "../tools/ledger.js";
-import { toolRegistry } from "../tools/contract.js";
 import type { GraphDeps } from "./deps.js";
 
 /**
@@ -13,8 +12,7 @@ export function compensateRun(
   threadId: string,
   deps: Pick<GraphDeps, "limits" | "dependencies">,
 ): Promise<CompensationReport[]> {
-  const registry = toolRegistry(Object.values(AGENTS).flatMap((agent) => agent.tools));
-  return compensateThread(pool, threadId, registry, {
+  return compensateThread(pool, threadId, TOOLS, {
     db: () => Promise.resolve(pool),
     signal: AbortSignal.timeout(60_000),
     limits: deps.limits,

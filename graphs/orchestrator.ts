@@ -12,7 +12,7 @@ import {
   type LangGraphRunnableConfig,
 } from "@langchain/langgraph";
 import { z } from "zod";
-import { AGENTS } from "../agents/index.js";
+import { AGENTS, TOOLS } from "../agents/index.js";
 import {
   AGENT_TYPES,
   AgentResult,
@@ -23,7 +23,6 @@ import {
 } from "../agents/contracts.js";
 import { isKeelError, PlanError } from "../core/errors.js";
 import { BlockedRequestError, guardRequest } from "../policy/guard.js";
-import { toolRegistry } from "../tools/contract.js";
 import { recordGuardrailEvent } from "../tools/log.js";
 import { checkPlan } from "./check-plan.js";
 import { defaultDeps, type GraphDeps } from "./deps.js";
@@ -100,12 +99,10 @@ function resultsText(state: State): string {
  * waves) -> one node per sub-agent -> collect -> … -> synthesize. Compile it with a checkpointer for durable runs.
  */
 export function buildOrchestratorGraph(deps: GraphDeps) {
-  // Two different tools with one name anywhere is a wiring error, found here rather than at a call.
-  const registry = toolRegistry(Object.values(AGENTS).flatMap((agent) => agent.tools));
   const subgraphs = Object.fromEntries(
     AGENT_TYPES.map((type) => [
       type,
-      buildSubagentGraph(AGENTS[type], deps, registry).compile({ name: `${type}_agent` }),
+      buildSubagentGraph(AGENTS[type], deps, TOOLS).compile({ name: `${type}_agent` }),
     ]),
   ) as Record<AgentType, ReturnType<ReturnType<typeof buildSubagentGraph>["compile"]>>;
 

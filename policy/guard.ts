@@ -34,33 +34,28 @@ export function guardRequest(request: unknown, options: { maxChars: number; scop
   const text = checkRequest(request, options.maxChars);
   const injection = detectInjection(text)[0];
   if (injection) {
-    const event: GuardrailEvent = {
-      stage: "request",
-      action: "blocked",
-      reason: `injection:${injection.reason}`,
-      detail: excerpt(injection.match),
-    };
-    throw new BlockedRequestError(
-      event,
-      `The request was blocked: it looks like a prompt injection (${injection.reason.replace(/_/g, " ")}: "${event.detail}"). Keel does not follow text that tries to change its rules; ask for the task itself.`,
+    throw blocked(
+      `injection:${injection.reason}`,
+      injection.match,
+      (detail) =>
+        `it looks like a prompt injection (${injection.reason.replace(/_/g, " ")}: "${detail}"). Keel does not follow text that tries to change its rules; ask for the task itself.`,
     );
   }
   const scope = checkScope(text, options.scope);
   if (!scope.ok) {
-    const event: GuardrailEvent = {
-      stage: "request",
-      action: "blocked",
-      reason: scope.reason,
-      detail: excerpt(scope.detail),
-    };
-    throw new BlockedRequestError(
-      event,
+    throw blocked(scope.reason, scope.detail, (detail) =>
       scope.reason === "out_of_scope"
-        ? `The request was blocked: it is outside what this deployment does (it ${scope.detail}). The scope is set in keel.policy.yaml.`
-        : `The request was blocked: it asks for a prohibited action (${scope.reason.slice("prohibited_action:".length).replace(/_/g, " ")}: "${event.detail}"). The policy never allows it.`,
+        ? `it is outside what this deployment does (it ${scope.detail}). The scope is set in keel.policy.yaml.`
+        : `it asks for a prohibited action (${scope.reason.slice("prohibited_action:".length).replace(/_/g, " ")}: "${detail}"). The policy never allows it.`,
     );
   }
   return text;
+}
+
+/** The error for a blocked request; `why` receives the redacted excerpt that triggered it. */
+function blocked(reason: string, trigger: string, why: (detail: string) => string): BlockedRequestError {
+  const event: GuardrailEvent = { stage: "request", action: "blocked", reason, detail: excerpt(trigger) };
+  return new BlockedRequestError(event, `The request was blocked: ${why(event.detail)}`);
 }
 
 /** Added to a tool output whose instructions were removed, so the model knows why text is missing. */

@@ -23,7 +23,6 @@ export interface LineError {
   message: string;
 }
 
-/** Parses JSONL: every bad line is reported with its number; the good ones still run. */
 /** Reads a batch file: each line is checked like any request (size, injection, scope); bad lines are reported. */
 export function parseBatch(
   text: string,

@@ -42,6 +42,8 @@ export class Runner {
   private constructor(
     readonly db: Database,
     readonly checkpointer: PostgresSaver,
+    /** What the graph was built with; the worker's compensations share its limits and breakers. */
+    readonly deps: GraphDeps,
     private readonly graph: ReturnType<ReturnType<typeof buildOrchestratorGraph>["compile"]>,
     private readonly ownsDb: boolean,
   ) {}
@@ -67,12 +69,10 @@ export class Runner {
   ): Promise<Runner> {
     try {
       const checkpointer = await createCheckpointer(db, make);
-      const graph = buildOrchestratorGraph({
-        ...defaultDeps(config),
-        db: () => Promise.resolve(db.pool),
-        ...deps,
-      }).compile({ checkpointer, name: "orchestrator" });
-      return new Runner(db, checkpointer, graph, ownsDb);
+      // Spreading the defaults reads the policy file now, so a bad file stops a worker at start.
+      const built: GraphDeps = { ...defaultDeps(config), db: () => Promise.resolve(db.pool), ...deps };
+      const graph = buildOrchestratorGraph(built).compile({ checkpointer, name: "orchestrator" });
+      return new Runner(db, checkpointer, built, graph, ownsDb);
     } catch (error) {
       if (ownsDb) await db.close();
       throw error;
@@ -156,6 +156,11 @@ export class Runner {
     if (!(await this.exists(threadId))) {
       throw new NotFoundError(`No run has thread id ${threadId}. Check the id printed by keel run.`);
     }
+    return this.outcome(threadId);
+  }
+
+  /** The outcome recorded in a thread's latest checkpoint, which the caller knows exists. */
+  private async outcome(threadId: string): Promise<RunOutcome> {
     const snapshot = await this.graph.getState({ configurable: { thread_id: threadId } });
     const values = snapshot.values as { plan?: Plan; results?: AgentResult[]; final_answer?: string };
     const pending: PendingApproval[] = snapshot.tasks.flatMap((task) =>
@@ -208,6 +213,6 @@ export class Runner {
         `The run of thread ${threadId} finished, but its checkpoint could not be read back.`,
       );
     }
-    return this.status(threadId);
+    return this.outcome(threadId);
   }
 }

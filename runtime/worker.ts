@@ -6,7 +6,6 @@ import type { KeelConfig } from "../core/config.js";
 import type { GraphDeps } from "../graphs/deps.js";
 import type { ProgressEvent } from "../graphs/progress.js";
 import { compensateRun } from "../graphs/compensation.js";
-import { Dependencies } from "../policy/resilience.js";
 import { decisionsFor, expireApproval } from "./approvals.js";
 import { applyEvent, CHILD_EVENTS } from "./children.js";
 import { CANCEL_CHANNEL } from "./cancel.js";
@@ -283,15 +282,10 @@ export class TaskWorker {
 
   /** The saga's undo for a tree that ended failed or cancelled; failures are recorded in the ledger and logged. */
   private async compensate(taskId: string): Promise<void> {
-    const reports = await compensateRun(this.db.pool, taskId, {
-      limits: this.config.limits,
-      dependencies: this.dependencies,
-    });
+    const reports = await compensateRun(this.db.pool, taskId, this.runner.deps);
     for (const r of reports.filter((x) => x.state === "compensation_failed"))
       console.error(`keel worker: compensation of ${r.tool} for task ${taskId} failed: ${r.error ?? "?"}`);
   }
-
-  private readonly dependencies = new Dependencies();
 
   private get settleContext(): SettleContext {
     return { db: this.db, config: this.config, workerId: this.id };

@@ -30,10 +30,11 @@ export async function charge(
   budgets: Budgets,
 ): Promise<void> {
   const column = kind === "model" ? "model_calls" : "tool_calls";
-  await pool.query("insert into task_usage (thread_id) values ($1) on conflict do nothing", [threadId]);
+  // One statement: the tree's first call creates its row; later ones count only while every budget has room.
   const { rowCount } = await pool.query(
-    `update task_usage set ${column} = ${column} + 1, updated_at = now()
-      where thread_id = $1 and ${column} < $2 and tokens < $3 and cost_usd < $4`,
+    `insert into task_usage as u (thread_id, ${column}) values ($1, 1)
+     on conflict (thread_id) do update set ${column} = u.${column} + 1, updated_at = now()
+      where u.${column} < $2 and u.tokens < $3 and u.cost_usd < $4`,
     [threadId, budgets[column], budgets.tokens, budgets.cost_usd],
   );
   if (rowCount) return;

@@ -1,14 +1,14 @@
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AGENTS } from "../../agents/index.js";
+import { TOOLS } from "../../agents/index.js";
 import type { AgentType } from "../../agents/contracts.js";
 import { checkEditedArgs } from "../../graphs/approval.js";
 import { BlockedRequestError, guardRequest, guardToolOutput } from "../../policy/guard.js";
 import { DEFAULT_POLICY } from "../../policy/file.js";
-import { executeTool, toolRegistry } from "../../tools/contract.js";
-import type { ToolContext } from "../../tools/context.js";
+import { executeTool } from "../../tools/contract.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { toolContext } from "../helpers/tools.js";
 
 /**
  * The adversarial corpus (test/fixtures/adversarial.jsonl) and the benign set (test/fixtures/benign.jsonl).
@@ -30,7 +30,6 @@ const read = <T>(file: string): T[] =>
     .map((l) => JSON.parse(l) as T);
 const CASES = read<Case>("adversarial.jsonl");
 const BENIGN = read<{ id: string; request: string }>("benign.jsonl");
-const registry = toolRegistry(Object.values(AGENTS).flatMap((a) => a.tools));
 
 let t: TestDatabase;
 beforeAll(async () => {
@@ -43,14 +42,7 @@ afterAll(async () => {
   await t?.drop();
 });
 
-const ctx = (agent: AgentType): ToolContext => ({
-  db: () => Promise.resolve(t.db.pool),
-  signal: new AbortController().signal,
-  threadId: "adversarial",
-  toolCallId: "adv/call",
-  agent,
-  limits: t.config.limits,
-});
+const ctx = (agent: AgentType) => toolContext(t.db.pool, t.config.limits, { threadId: "adversarial", agent });
 
 /** Runs one case; returns the named reason it was handled with (a failed expectation throws). */
 async function handle(c: Case): Promise<string> {
@@ -76,7 +68,7 @@ async function handle(c: Case): Promise<string> {
       return event!.reason;
     }
     case "sandbox": {
-      const outcome = await executeTool(registry.get("run_javascript")!, { code: c.input }, ctx("code"));
+      const outcome = await executeTool(TOOLS.get("run_javascript")!, { code: c.input }, ctx("code"));
       if (outcome.status === "error" && "error" in c.expect) {
         // The sandbox itself gave out (e.g. the host's stack): the call failed closed, nothing ran on.
         expect(outcome.content).toMatch(new RegExp(c.expect.error as string, "i"));
@@ -93,14 +85,14 @@ async function handle(c: Case): Promise<string> {
       return out.error!.slice(0, 40);
     }
     case "sql": {
-      const outcome = await executeTool(registry.get("run_sql")!, { sql: c.input }, ctx("data"));
+      const outcome = await executeTool(TOOLS.get("run_sql")!, { sql: c.input }, ctx("data"));
       expect(outcome.status, `${c.id} ran: ${outcome.content}`).toBe("error");
       expect(outcome.content).toMatch(new RegExp(c.expect.error as string, "i"));
       return "refused";
     }
     case "foreign_tool": {
       const { agent, tool, args } = c.input as { agent: AgentType; tool: string; args: unknown };
-      const outcome = await executeTool(registry.get(tool)!, args, ctx(agent));
+      const outcome = await executeTool(TOOLS.get(tool)!, args, ctx(agent));
       expect(outcome.status, c.id).toBe("refused");
       return "agent_not_allowed";
     }

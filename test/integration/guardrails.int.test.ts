@@ -17,7 +17,6 @@ import { prepareQueue } from "../../runtime/queue.js";
 import { submit, type TaskRow } from "../../runtime/store.js";
 import { notifyWebhook } from "../../tools/communication/index.js";
 import { defineTool, executeTool } from "../../tools/contract.js";
-import type { ToolContext } from "../../tools/context.js";
 import { effectKey, runEffect } from "../../tools/ledger.js";
 import { z } from "zod";
 import { TaskWorker } from "../../runtime/worker.js";
@@ -26,6 +25,7 @@ import { fakeModel, scriptedDeps } from "../fakes/deps.js";
 import { HangingModel } from "../fakes/hanging-model.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { waitForTask } from "../helpers/tasks.js";
+import { toolContext } from "../helpers/tools.js";
 import { keel, json } from "../helpers/cli.js";
 
 let t: TestDatabase;
@@ -129,15 +129,13 @@ describe("effect ledger", () => {
         return fail ? Promise.reject(new Error("write failed")) : Promise.resolve({ n: calls.length });
       },
     });
-  const ctx = (toolCallId: string): ToolContext => ({
-    db: () => Promise.resolve(t.db.pool),
-    signal: new AbortController().signal,
-    threadId: "ledger-thread",
-    checkpointNs: "communication:abc",
-    toolCallId,
-    agent: "communication",
-    limits: t.config.limits,
-  });
+  const ctx = (toolCallId: string) =>
+    toolContext(t.db.pool, t.config.limits, {
+      threadId: "ledger-thread",
+      checkpointNs: "communication:abc",
+      toolCallId,
+      agent: "communication",
+    });
   const run = (tool: ReturnType<typeof make>, id: string, args: unknown = { text: "hi" }) =>
     runEffect(
       tool,
@@ -205,17 +203,14 @@ describe("an external tool (notify_webhook)", () => {
     executeTool(
       notifyWebhook,
       { channel: "#ops", text: "Drill at noon", confidence: 0.9 },
-      {
-        db: () => Promise.resolve(t.db.pool),
-        signal: new AbortController().signal,
+      toolContext(t.db.pool, t.config.limits, {
         threadId: "webhook-thread",
         checkpointNs: "communication:1",
         toolCallId,
         agent: "communication",
-        limits: t.config.limits,
         webhookUrl: url,
         dependencies,
-      },
+      }),
     );
 
   it("retries transient failures with the ledger key as Idempotency-Key, and never posts a committed call again", async () => {

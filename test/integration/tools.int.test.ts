@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { executeTool, type KeelTool } from "../../tools/contract.js";
-import type { ToolContext } from "../../tools/context.js";
-import { COMMUNICATION_TOOLS } from "../../tools/communication/index.js";
-import { DATA_TOOLS } from "../../tools/data/index.js";
-import { RESEARCH_TOOLS } from "../../tools/research/index.js";
+import { TOOLS } from "../../agents/index.js";
+import { toolContext } from "../helpers/tools.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 let t: TestDatabase;
@@ -14,19 +12,21 @@ afterAll(async () => {
   await t?.drop();
 });
 
-const tool = (name: string): KeelTool =>
-  [...RESEARCH_TOOLS, ...DATA_TOOLS, ...COMMUNICATION_TOOLS].find((x) => x.name === name)!;
-const ctx = (toolCallId = "t1/call_1", agent: ToolContext["agent"] = "data"): ToolContext => ({
-  db: () => Promise.resolve(t.db.pool),
-  signal: new AbortController().signal,
-  threadId: "tools-test",
-  toolCallId,
-  agent,
-  limits: { ...t.config.limits, sqlRowLimit: 5, sqlTimeoutMs: 300 },
-});
+const tool = (name: string): KeelTool => TOOLS.get(name)!;
 // Each tool is called as the agent it belongs to; the contract refuses any other.
-const call = (name: string, args: unknown, id?: string) =>
-  executeTool(tool(name), args, ctx(id, tool(name).agents[0]));
+const call = (name: string, args: unknown, id = "t1/call_1") =>
+  executeTool(
+    tool(name),
+    args,
+    toolContext(
+      t.db.pool,
+      { ...t.config.limits, sqlRowLimit: 5, sqlTimeoutMs: 300 },
+      {
+        toolCallId: id,
+        agent: tool(name).agents[0]!,
+      },
+    ),
+  );
 
 describe("research tools", () => {
   it("finds a document by full-text search, ranked, and reads it", async () => {
