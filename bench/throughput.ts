@@ -18,15 +18,7 @@ import { prepareQueue } from "../runtime/queue.js";
 import { Runner } from "../runtime/runner.js";
 import { submit } from "../runtime/store.js";
 import { TaskWorker } from "../runtime/worker.js";
-
-// Approval-free samples (research, data, code), so that no run waits for a person.
-const REQUESTS = [
-  "What does the incident response runbook say about SEV1 incidents?",
-  "Which 5 customers generated the most revenue in 2025?",
-  "Calculate the first 15 Fibonacci numbers",
-  "Find the refund policy and count refunded orders by region",
-  "Is 7919 a prime number?",
-];
+import { recordSection, REQUESTS } from "./common.js";
 
 const { values } = parseArgs({
   options: {
@@ -179,8 +171,5 @@ fs.rmSync(dir, { recursive: true, force: true });
 console.log(table);
 if (values.out) {
   const stamp = `Measured ${new Date().toISOString().slice(0, 10)} · ${N} requests per side · ${os.cpus().length} cores · node ${process.version}`;
-  fs.writeFileSync(
-    values.out,
-    `${fs.readFileSync(values.out, "utf8").split("<!-- results -->")[0]}<!-- results -->\n\n${stamp}\n\n${table}\n`,
-  );
+  recordSection(values.out, "results", `${stamp}\n\n${table}`);
 }

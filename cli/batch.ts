@@ -1,6 +1,7 @@
 import fs from "node:fs/promises";
 import cliProgress from "cli-progress";
 import type { KeelConfig } from "../core/config.js";
+import { createLogger } from "../observability/log.js";
 import { InputError } from "../core/errors.js";
 import { loadPolicy } from "../policy/file.js";
 import { batchTasks, parseBatch, submitBatch, summarize, type BatchSummary } from "../runtime/batch.js";
@@ -61,7 +62,10 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
     log(`keel batch: ${lines.length} requests (${fresh} new, ${lines.length - fresh} already submitted)`);
 
     const worker = opts.workers
-      ? await TaskWorker.start(db, config, { concurrency: opts.concurrency })
+      ? await TaskWorker.start(db, config, {
+          concurrency: opts.concurrency,
+          logger: createLogger(config.observability, { level: "warn" }),
+        })
       : undefined;
     const tty = Boolean(process.stderr.isTTY) && !opts.json;
     const bar = tty

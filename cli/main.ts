@@ -1,10 +1,13 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../core/config.js";
+import { observability, startObservability } from "../observability/index.js";
 import { exitCodeFor, isKeelError } from "../core/errors.js";
 import { SAMPLES } from "../evals/samples.js";
 import { TASK_STATUSES, type TaskStatus } from "../runtime/status.js";
 import { batchCommand, type BatchOptions } from "./batch.js";
 import { parseSince } from "./common.js";
+import { sloCommand } from "./slo.js";
+import { pruneCommand, traceCommand } from "./trace.js";
 import { resumeCommand, runCommand, type ResumeOptions, type RunOptions } from "./run.js";
 import {
   approvalsCommand,
@@ -22,6 +25,12 @@ function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a whole number from 1 up");
   return n;
+}
+
+function workflowName(value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(value))
+    throw new InvalidArgumentError("letters, digits, _ . - (up to 63), starting with a letter or digit");
+  return value;
 }
 
 const program = new Command("keel")
@@ -58,6 +67,11 @@ program
   .option("--no-input", "never prompt: stop at an approval and print how to decide")
   .option("--json", "print one JSON object (task id, status, plan, results, answer, pending approvals)")
   .option("--idempotency-key <key>", "the same key and request return the task made the first time")
+  .option(
+    "--workflow <name>",
+    "the workflow the task belongs to, for its SLO targets (default: default)",
+    workflowName,
+  )
   .option("--reviewer <name>", "name recorded with decisions made at the prompt (default KEEL_USER or USER)")
   .option(
     "--as <name>",
@@ -113,13 +127,18 @@ program
   )
   .option("--json", "print { task_id, created, status }")
   .option(
+    "--workflow <name>",
+    "the workflow the task belongs to, for its SLO targets (default: default)",
+    workflowName,
+  )
+  .option(
     "--as <name>",
     "who submits the request (default KEEL_USER or USER); a sync approval needs someone else",
   )
   .action(
     async (
       request: string,
-      opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean; as?: string },
+      opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean; as?: string; workflow?: string },
     ) => {
       process.exitCode = await submitCommand(loadConfig(), request, opts);
     },
@@ -253,6 +272,52 @@ program
   });
 
 program
+  .command("trace")
+  .description(
+    "Show a task tree as a timeline: each agent, model call and tool call with duration, tokens, cost and outcome; handoffs, policy decisions, approvals and who decided, retries, errors.",
+  )
+  .argument("<task-id>", "the task id (a sub-task id shows its whole tree)")
+  .option("--json", "print the trace as one JSON object (task, totals, agents, timeline)")
+  .action(async (taskId: string, opts: { json?: boolean }) => {
+    process.exitCode = await traceCommand(loadConfig(), taskId, opts);
+  });
+
+program
+  .command("prune-traces")
+  .description(
+    "Delete trajectory steps (and guardrail events) older than the retention period now; workers also do it hourly.",
+  )
+  .addOption(
+    new Option("--older-than <days>", "age in days (default KEEL_TRAJECTORY_RETENTION_DAYS, 30)").argParser(
+      positiveInt,
+    ),
+  )
+  .option("--json", "print { removed, older_than_days }")
+  .action(async (opts: { olderThan?: number; json?: boolean }) => {
+    process.exitCode = await pruneCommand(loadConfig(), opts);
+  });
+
+program
+  .command("slo")
+  .description(
+    "Service-level scorecard over a window: success rate, p95 time to first token and to completion, tool-call error rate, human escalation rate, cost per successful task, each against its target.",
+  )
+  .option("--since <when>", "start of the window: an age (30m, 24h, 7d) or a date", since, undefined)
+  .option("--until <when>", "end of the window (default now)", since)
+  .option("--workflow <name>", "only tasks of this workflow, against its targets", workflowName)
+  .option("--json", "print the scorecard as JSON (for dashboards)")
+  .addHelpText(
+    "after",
+    `
+Targets come from the policy file (slo.targets, and slo.workflows.<name>); defaults: success > 95%,
+p95 first token < 2 s, p95 completion < 30 s, tool errors < 2%, escalations < 10%, cost < $0.50 per success.
+Exit codes: 0 every target met (or no data), 1 a target breached, 2 bad input.`,
+  )
+  .action(async (opts: { since?: Date; until?: Date; workflow?: string; json?: boolean }) => {
+    process.exitCode = await sloCommand(loadConfig(), { ...opts, since: opts.since ?? parseSince("24h") });
+  });
+
+program
   .command("samples")
   .description("List the bundled sample requests.")
   .option("--json", "print them as JSON")
@@ -264,6 +329,11 @@ program
     for (const s of SAMPLES)
       console.log(`${String(s.id).padStart(2)}. [${s.agents.join(", ")}] ${s.request}`);
   });
+
+// Tracing starts before a command runs (so its first span has a provider) and is flushed, within a bound, after.
+program.hook("preAction", () => {
+  startObservability(loadConfig());
+});
 
 try {
   await program.parseAsync(process.argv);
@@ -283,4 +353,12 @@ try {
     );
     process.exitCode = exitCodeFor(error);
   }
+}
+const { langsmith } = observability();
+await observability().shutdown();
+if (langsmith.enabled) {
+  // What could reach LangSmith within the flush bound has been sent. Its client may still hold requests to an
+  // endpoint that does not answer (each up to its timeout, one after another): end now, once stdout is out.
+  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+  process.exit();
 }

@@ -1,5 +1,6 @@
 import type { Database } from "../checkpoints/database.js";
 import { isInteractiveTerminal, type KeelConfig } from "../core/config.js";
+import { createLogger } from "../observability/log.js";
 import { InputError, KeelError, NotFoundError, PlanError } from "../core/errors.js";
 import { SAMPLES } from "../evals/samples.js";
 import type { ApprovalDecision } from "../graphs/approval.js";
@@ -23,6 +24,7 @@ export interface RunOptions extends CommonOptions {
   sample?: number;
   idempotencyKey?: string;
   as?: string;
+  workflow?: string;
 }
 export interface ResumeOptions extends CommonOptions {
   approve?: boolean;
@@ -128,6 +130,7 @@ async function driveAndFollow(
 ): Promise<number> {
   const say = (line: string) => !opts.json && console.log(line);
   const worker = await TaskWorker.start(db, config, {
+    logger: createLogger(config.observability, { level: "warn" }),
     concurrency: 2,
     onEvent: (id, event) => id === taskId && renderEvent(event, say),
   });
@@ -187,6 +190,7 @@ export async function runCommand(
       request: await guardForSubmit(config, db, request),
       idempotencyKey: opts.idempotencyKey,
       submittedBy: opts.as,
+      workflow: opts.workflow,
     });
     if (!opts.json) console.log(`keel: task ${task.id} · ${describeModel(config)} · ${db.kind} Postgres`);
     return driveAndFollow(db, config, task.id, opts);

@@ -1,4 +1,5 @@
 import type { KeelConfig } from "../core/config.js";
+import { createLogger } from "../observability/log.js";
 import { isTerminal, followTask } from "../runtime/follow.js";
 import { decide, listApprovals } from "../runtime/approvals.js";
 import { cancelTree, retryTask } from "../runtime/cancel.js";
@@ -17,7 +18,7 @@ const ago = (d: Date | null) =>
 export function submitCommand(
   config: KeelConfig,
   request: string,
-  opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean; as?: string },
+  opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean; as?: string; workflow?: string },
 ) {
   let checked: string;
   try {
@@ -31,6 +32,7 @@ export function submitCommand(
       idempotencyKey: opts.idempotencyKey,
       maxRetries: opts.maxRetries,
       submittedBy: opts.as,
+      workflow: opts.workflow,
     });
     if (opts.json) printJson({ task_id: task.id, created, status: task.status });
     else console.log(task.id);
@@ -48,6 +50,7 @@ export function workerCommand(config: KeelConfig, opts: { concurrency: number })
     const worker = await TaskWorker.start(db, config, {
       concurrency: opts.concurrency,
       onSettled: (id) => console.log(`keel worker: task ${id} settled`),
+      logger: createLogger(config.observability, { level: "info" }),
     });
     console.log(
       `keel worker ${worker.id}: started, concurrency ${opts.concurrency}, lease ${config.runtime.leaseSeconds}s`,

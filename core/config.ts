@@ -27,6 +27,7 @@ export const KeelConfig = z.object({
       apiKey: z.string().optional().describe("OPENAI_API_KEY"),
       baseURL: z.string().optional().describe("OPENAI_BASE_URL of any OpenAI-compatible server"),
       name: z.string().describe("KEEL_MODEL: model name, or 'offline'"),
+      maxTokens: z.number().int().positive().describe("KEEL_MAX_TOKENS: most tokens one model reply may use"),
     })
     .describe("Model selection"),
   limits: z
@@ -77,6 +78,45 @@ export const KeelConfig = z.object({
       halfOpenSeconds: z.number().positive().describe("How long an open breaker fails fast before it probes"),
     })
     .describe("Retries and circuit breakers per outside dependency"),
+  observability: z
+    .object({
+      exporter: z
+        .enum(["none", "otlp", "file", "console"])
+        .describe("KEEL_TRACE_EXPORTER; otlp when OTEL_EXPORTER_OTLP_ENDPOINT is set, else none"),
+      otlpEndpoint: z
+        .string()
+        .optional()
+        .describe(
+          "OTLP/HTTP traces URL: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces",
+        ),
+      traceFile: z.string().optional().describe("KEEL_TRACE_FILE: where the file exporter appends OTLP/JSON"),
+      serviceName: z.string().describe("OTEL_SERVICE_NAME"),
+      exportTimeoutMs: z
+        .number()
+        .int()
+        .positive()
+        .describe("KEEL_TRACE_EXPORT_TIMEOUT_MS: longest wait for an export, and for the flush at exit"),
+      trajectory: z.boolean().describe("KEEL_TRAJECTORY=off stores only tool calls, not the other steps"),
+      retentionDays: z
+        .number()
+        .int()
+        .positive()
+        .describe("KEEL_TRAJECTORY_RETENTION_DAYS: steps older than this are pruned"),
+      logLevel: z
+        .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
+        .optional()
+        .describe("KEEL_LOG_LEVEL of the structured (pino) log; unset, each command picks (worker: info)"),
+      langsmith: z
+        .object({
+          enabled: z.boolean().describe("LANGSMITH_TRACING=true (with LANGSMITH_API_KEY)"),
+          apiKey: z.string().optional().describe("LANGSMITH_API_KEY"),
+          endpoint: z.string().optional().describe("LANGSMITH_ENDPOINT"),
+          project: z.string().describe("LANGSMITH_PROJECT, default keel"),
+          flushMs: z.number().int().positive().describe("KEEL_LANGSMITH_FLUSH_MS: longest flush at exit"),
+        })
+        .describe("LangSmith tracing through LangChain's own integration (opt-in)"),
+    })
+    .describe("Traces, the trajectory store and logs"),
 });
 export type KeelConfig = z.infer<typeof KeelConfig>;
 
@@ -92,15 +132,78 @@ function intFrom(env: Env, name: string, fallback: number): number {
   return value;
 }
 
-function urlFrom(env: Env, name: string): string | undefined {
+function urlFrom(env: Env, name: string, example = "https://chat.example/hooks/ops"): string | undefined {
   const raw = env[name];
   if (raw === undefined || raw === "") return undefined;
   if (!URL.canParse(raw) || !/^https?:$/.test(new URL(raw).protocol)) {
-    throw new InputError(
-      `${name}=${raw} is not an http(s) URL; give e.g. https://chat.example/hooks/ops, or unset it.`,
-    );
+    throw new InputError(`${name}=${raw} is not an http(s) URL; give e.g. ${example}, or unset it.`);
   }
   return raw;
+}
+
+const EXPORTERS = ["none", "otlp", "file", "console"] as const;
+/** The variables with which LangChain turns its LangSmith tracer on by itself. */
+const LANGSMITH_SWITCHES = [
+  "LANGSMITH_TRACING",
+  "LANGSMITH_TRACING_V2",
+  "LANGCHAIN_TRACING_V2",
+  "LANGCHAIN_TRACING",
+];
+
+/**
+ * Makes LangChain's own switch agree with Keel's decision: LangChain reads these variables on every run and would
+ * otherwise add a tracer of its own (with unbounded waits) when Keel turned LangSmith off, e.g. for a missing key.
+ */
+export function alignLangSmithSwitch(enabled: boolean, env: Env = process.env): void {
+  if (enabled) return;
+  for (const name of LANGSMITH_SWITCHES) if (env[name] !== undefined) env[name] = "false";
+}
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new InputError(`${name}=${raw} is not one of ${allowed.join(", ")}; unset it or pick one.`);
+  }
+  return raw as T;
+}
+
+function observabilityFrom(env: Env, cwd: string): KeelConfig["observability"] {
+  const nonEmpty = (name: string) => (env[name] && env[name] !== "" ? env[name] : undefined);
+  const tracesUrl = urlFrom(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://localhost:4318/v1/traces");
+  const baseUrl = urlFrom(env, "OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318");
+  const otlpEndpoint = tracesUrl ?? (baseUrl ? `${baseUrl.replace(/\/+$/, "")}/v1/traces` : undefined);
+  const exporter = oneOf(env, "KEEL_TRACE_EXPORTER", EXPORTERS, otlpEndpoint ? "otlp" : "none");
+  if (exporter === "otlp" && !otlpEndpoint) {
+    throw new InputError(
+      "KEEL_TRACE_EXPORTER=otlp needs OTEL_EXPORTER_OTLP_ENDPOINT (e.g. http://localhost:4318); set it, or pick file or none.",
+    );
+  }
+  const traceFile = nonEmpty("KEEL_TRACE_FILE");
+  if (exporter === "file" && !traceFile) {
+    throw new InputError("KEEL_TRACE_EXPORTER=file needs KEEL_TRACE_FILE, the file to append spans to.");
+  }
+  const tracing = LANGSMITH_SWITCHES.some((name) => env[name]?.toLowerCase() === "true") ? "true" : "";
+  return {
+    exporter,
+    otlpEndpoint,
+    traceFile: traceFile ? path.resolve(cwd, traceFile) : undefined,
+    serviceName: nonEmpty("OTEL_SERVICE_NAME") ?? "keel",
+    exportTimeoutMs: intFrom(env, "KEEL_TRACE_EXPORT_TIMEOUT_MS", 2000),
+    trajectory: !["off", "false", "0"].includes((nonEmpty("KEEL_TRAJECTORY") ?? "on").toLowerCase()),
+    retentionDays: intFrom(env, "KEEL_TRAJECTORY_RETENTION_DAYS", 30),
+    logLevel: env.KEEL_LOG_LEVEL ? oneOf(env, "KEEL_LOG_LEVEL", LOG_LEVELS, "info") : undefined,
+    langsmith: {
+      enabled: tracing === "true",
+      apiKey: nonEmpty("LANGSMITH_API_KEY") ?? nonEmpty("LANGCHAIN_API_KEY"),
+      endpoint:
+        urlFrom(env, "LANGSMITH_ENDPOINT", "https://api.smith.langchain.com") ??
+        urlFrom(env, "LANGCHAIN_ENDPOINT", "https://api.smith.langchain.com"),
+      project: nonEmpty("LANGSMITH_PROJECT") ?? nonEmpty("LANGCHAIN_PROJECT") ?? "keel",
+      flushMs: intFrom(env, "KEEL_LANGSMITH_FLUSH_MS", 2000),
+    },
+  };
 }
 
 /** Reads Keel's configuration from the environment (defaults to `process.env`). */
@@ -124,6 +227,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       name:
         nonEmpty("KEEL_MODEL") ??
         (nonEmpty("OPENAI_API_KEY") || nonEmpty("OPENAI_BASE_URL") ? "gpt-4o-mini" : "offline"),
+      maxTokens: intFrom(env, "KEEL_MAX_TOKENS", 4096),
     },
     limits: {
       maxRequestChars: intFrom(env, "KEEL_MAX_REQUEST_CHARS", 4000),
@@ -149,6 +253,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       breakerThreshold: intFrom(env, "KEEL_BREAKER_THRESHOLD", 5),
       halfOpenSeconds: intFrom(env, "KEEL_BREAKER_HALF_OPEN_SECONDS", 30),
     },
+    observability: observabilityFrom(env, cwd),
   });
 }
 

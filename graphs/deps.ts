@@ -3,13 +3,19 @@ import type pg from "pg";
 import type { AgentType } from "../agents/contracts.js";
 import { lazyDatabase } from "../checkpoints/database.js";
 import { loadConfig, type KeelConfig } from "../core/config.js";
-import { createModel } from "../models/index.js";
-import { priceCall, type TokenUsage } from "../models/prices.js";
+import { createModel, modelInfo } from "../models/index.js";
+import { priceCall, PRICES, type TokenUsage } from "../models/prices.js";
 import { loadPolicy, type Policy } from "../policy/file.js";
 import { Dependencies } from "../policy/resilience.js";
 
 /** Which part of the orchestration a model call is for; tests script each role separately. */
 export type ModelRole = "planner" | "synthesizer" | AgentType;
+
+export interface ModelInfo {
+  provider: string;
+  name: string;
+  maxTokens?: number;
+}
 
 /** What graph builders need from the outside. Entry points build it; tests pass scripted models. */
 export interface GraphDeps {
@@ -22,6 +28,8 @@ export interface GraphDeps {
   dependencies: Dependencies;
   /** USD for one model call's tokens. */
   price: (usage: TokenUsage) => number;
+  /** What traces say about the model: gen_ai.provider.name, gen_ai.request.model, gen_ai.request.max_tokens. */
+  modelInfo?: ModelInfo;
   failpoint?: string;
   /** Where notify_webhook posts. */
   webhookUrl?: string;
@@ -35,6 +43,7 @@ export function defaultDeps(config: KeelConfig = loadConfig()): GraphDeps {
   // Created on first use, so that importing a graph module neither builds a model nor prints its notice.
   let model: BaseChatModel | undefined;
   let policy: Policy | undefined;
+  const currentPolicy = () => (policy ??= loadPolicy(config.policyFile));
   const database = lazyDatabase(config);
   return {
     model: () => (model ??= createModel(config)),
@@ -43,7 +52,7 @@ export function defaultDeps(config: KeelConfig = loadConfig()): GraphDeps {
     // Read on first use, so that importing a served graph never fails on the policy file; a bad file is
     // reported when a run (or a worker) first needs the policy.
     get policy() {
-      return (policy ??= loadPolicy(config.policyFile));
+      return currentPolicy();
     },
     dependencies: new Dependencies({
       retries: config.resilience.retries,
@@ -51,7 +60,9 @@ export function defaultDeps(config: KeelConfig = loadConfig()): GraphDeps {
       breakerThreshold: config.resilience.breakerThreshold,
       halfOpenAfterMs: config.resilience.halfOpenSeconds * 1000,
     }),
-    price: (usage) => priceCall(config.model.name, usage).cost_usd,
+    // The policy file's price table extends the built-in one (policy.prices).
+    price: (usage) => priceCall(config.model.name, usage, { ...PRICES, ...currentPolicy().prices }).cost_usd,
+    modelInfo: modelInfo(config),
     failpoint: config.failpoint,
     webhookUrl: config.webhookUrl,
   };

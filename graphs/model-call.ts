@@ -1,5 +1,8 @@
+import type { BaseMessage } from "@langchain/core/messages";
 import type { LLMResult } from "@langchain/core/outputs";
 import type { LangGraphRunnableConfig } from "@langchain/langgraph";
+import { errorClass, inSpan, KEEL, recordSpan, SpanKind } from "../observability/spans.js";
+import { recordStepQuietly } from "../observability/trajectory.js";
 import { addUsage, charge } from "../tools/usage.js";
 import type { GraphDeps } from "./deps.js";
 
@@ -9,44 +12,206 @@ export interface CallUsage {
   output_tokens: number;
 }
 
-function usageOf(output: LLMResult): CallUsage {
-  const message = (output.generations[0]?.[0] as { message?: { usage_metadata?: CallUsage } } | undefined)
-    ?.message;
+/** Who makes a model call, for its span and its trajectory step. */
+export interface CallMeta {
+  /** planner, synthesizer, or a sub-agent type. */
+  agent: string;
+  /** The AgentTask the call works on (none for the planner and the synthesizer). */
+  taskId?: string;
+  /** The sub-agent's model turn, from 1. */
+  turn?: number;
+  /** What the model is sent; only a summary is stored. */
+  messages: readonly BaseMessage[];
+}
+
+const TEXT_CHARS = 600;
+
+function textOf(message: BaseMessage | undefined): string {
+  if (!message) return "";
+  return typeof message.content === "string" ? message.content : JSON.stringify(message.content);
+}
+
+/** The model input as the store keeps it: how many messages, and the end of the conversation. */
+function inputSummary(messages: readonly BaseMessage[]) {
+  const last = messages.at(-1);
   return {
-    input_tokens: message?.usage_metadata?.input_tokens ?? 0,
-    output_tokens: message?.usage_metadata?.output_tokens ?? 0,
+    messages: messages.length,
+    last: { role: last?.getType() ?? "none", text: textOf(last).slice(0, TEXT_CHARS) },
+  };
+}
+
+interface Reply {
+  usage: CallUsage;
+  finishReasons: string[];
+  text: string;
+  toolCalls: { name: string; args: unknown }[];
+}
+
+function replyOf(output: LLMResult): Reply {
+  const generation = output.generations[0]?.[0] as
+    | {
+        generationInfo?: { finish_reason?: string };
+        message?: BaseMessage & {
+          usage_metadata?: CallUsage;
+          tool_calls?: { name: string; args: unknown }[];
+          response_metadata?: { finish_reason?: string };
+        };
+      }
+    | undefined;
+  const message = generation?.message;
+  const finish = generation?.generationInfo?.finish_reason ?? message?.response_metadata?.finish_reason;
+  return {
+    usage: {
+      input_tokens: message?.usage_metadata?.input_tokens ?? 0,
+      output_tokens: message?.usage_metadata?.output_tokens ?? 0,
+    },
+    finishReasons: finish ? [finish] : [],
+    text: textOf(message).slice(0, TEXT_CHARS),
+    toolCalls: (message?.tool_calls ?? []).map((c) => ({ name: c.name, args: c.args })),
   };
 }
 
 /**
  * Every model call of a run goes through here: charged to the task tree's budget before it runs, through the
- * model endpoint's retry and circuit breaker, and its tokens and cost added to the tree afterwards.
+ * model endpoint's retry and circuit breaker, traced as an OpenTelemetry GenAI `chat` span, recorded as a
+ * trajectory step, and its tokens and cost added to the tree afterwards.
  */
 export async function callModel<T>(
   deps: GraphDeps,
   config: LangGraphRunnableConfig,
+  meta: CallMeta,
   invoke: (options: { signal: AbortSignal; callbacks: object[] }) => Promise<T>,
 ): Promise<{ value: T; usage: CallUsage; cost_usd: number }> {
   const threadId = config.configurable?.thread_id as string | undefined;
-  const pool = threadId ? await deps.db() : undefined;
-  if (pool && threadId) await charge(pool, threadId, "model", deps.policy.budgets);
-  const usage: CallUsage = { input_tokens: 0, output_tokens: 0 };
-  const value = await deps.dependencies.get("model endpoint").execute((signal) => {
-    const combined = config.signal ? AbortSignal.any([config.signal, signal]) : signal;
-    return invoke({
-      signal: combined,
-      callbacks: [
-        {
-          handleLLMEnd(output: LLMResult) {
-            const u = usageOf(output);
-            usage.input_tokens += u.input_tokens;
-            usage.output_tokens += u.output_tokens;
+  const attempt = config.configurable?.keel_attempt as number | undefined;
+  const info = deps.modelInfo ?? { provider: "unknown", name: "unknown" };
+  const started = new Date();
+  const startedMs = performance.now();
+  let firstTokenMs: number | undefined;
+  let reply: Reply = {
+    usage: { input_tokens: 0, output_tokens: 0 },
+    finishReasons: [],
+    text: "",
+    toolCalls: [],
+  };
+  const step = (status: string, extra: object) =>
+    threadId
+      ? recordStepQuietly(deps.db, {
+          thread_id: threadId,
+          task_id: meta.taskId,
+          agent: meta.agent,
+          kind: "model_call",
+          name: info.name,
+          status,
+          input: inputSummary(meta.messages),
+          attempt,
+          turn: meta.turn,
+          started_at: started,
+          duration_ms: performance.now() - startedMs,
+          first_token_ms: firstTokenMs,
+          ...extra,
+        })
+      : Promise.resolve();
+
+  return inSpan(
+    `chat ${info.name}`,
+    {
+      "gen_ai.operation.name": "chat",
+      "gen_ai.system": info.provider,
+      "gen_ai.provider.name": info.provider,
+      "gen_ai.request.model": info.name,
+      ...(info.maxTokens ? { "gen_ai.request.max_tokens": info.maxTokens } : {}),
+      [KEEL.agent]: meta.agent,
+      ...(meta.taskId ? { [KEEL.taskId]: meta.taskId } : {}),
+      ...(threadId ? { [KEEL.rootTaskId]: threadId } : {}),
+      ...(meta.turn ? { [KEEL.turn]: meta.turn } : {}),
+      ...(attempt ? { [KEEL.attempt]: attempt } : {}),
+    },
+    async (span) => {
+      const pool = threadId ? await deps.db() : undefined;
+      try {
+        if (pool && threadId) await charge(pool, threadId, "model", deps.policy.budgets);
+        const value = await deps.dependencies.get("model endpoint").execute(
+          (signal) => {
+            const combined = config.signal ? AbortSignal.any([config.signal, signal]) : signal;
+            return invoke({
+              signal: combined,
+              callbacks: [
+                {
+                  handleLLMNewToken() {
+                    firstTokenMs ??= performance.now() - startedMs;
+                  },
+                  handleLLMEnd(output: LLMResult) {
+                    firstTokenMs ??= performance.now() - startedMs;
+                    const r = replyOf(output);
+                    reply = {
+                      ...r,
+                      usage: {
+                        input_tokens: reply.usage.input_tokens + r.usage.input_tokens,
+                        output_tokens: reply.usage.output_tokens + r.usage.output_tokens,
+                      },
+                    };
+                  },
+                },
+              ],
+            });
           },
-        },
-      ],
-    });
-  }, config.signal);
-  const cost_usd = deps.price(usage);
-  if (pool && threadId) await addUsage(pool, threadId, usage.input_tokens + usage.output_tokens, cost_usd);
-  return { value, usage, cost_usd };
+          config.signal,
+          {
+            onRetry: ({ attempt: retry, error, failedAt }) => {
+              recordSpan(
+                "retry model endpoint",
+                {
+                  [KEEL.dependency]: "model endpoint",
+                  [KEEL.attempt]: retry,
+                  "error.type": errorClass(error),
+                },
+                failedAt,
+                Date.now(),
+              );
+              void (threadId
+                ? recordStepQuietly(deps.db, {
+                    thread_id: threadId,
+                    task_id: meta.taskId,
+                    agent: meta.agent,
+                    kind: "retry",
+                    name: "model endpoint",
+                    status: "retrying",
+                    error: (error as Error).message ?? String(error),
+                    error_class: errorClass(error),
+                    attempt: retry,
+                    started_at: new Date(failedAt),
+                    duration_ms: Date.now() - failedAt,
+                  })
+                : undefined);
+            },
+          },
+        );
+        const { usage } = reply;
+        const cost_usd = deps.price(usage);
+        span.setAttributes({
+          "gen_ai.usage.input_tokens": usage.input_tokens,
+          "gen_ai.usage.output_tokens": usage.output_tokens,
+          "gen_ai.response.finish_reasons": reply.finishReasons,
+          [KEEL.costUsd]: cost_usd,
+        });
+        if (pool && threadId)
+          await addUsage(pool, threadId, usage.input_tokens + usage.output_tokens, cost_usd);
+        await step("ok", {
+          output: { text: reply.text, tool_calls: reply.toolCalls },
+          input_tokens: usage.input_tokens,
+          output_tokens: usage.output_tokens,
+          cost_usd,
+        });
+        return { value, usage, cost_usd };
+      } catch (error) {
+        await step("error", {
+          error: (error as Error).message ?? String(error),
+          error_class: errorClass(error),
+        });
+        throw error;
+      }
+    },
+    { kind: SpanKind.CLIENT },
+  );
 }

@@ -23,7 +23,10 @@ import {
 } from "../agents/contracts.js";
 import { isKeelError, PlanError } from "../core/errors.js";
 import { BlockedRequestError, guardRequest } from "../policy/guard.js";
+import { errorClass, inSpan, KEEL } from "../observability/spans.js";
+import { recordStepQuietly } from "../observability/trajectory.js";
 import { recordGuardrailEvent } from "../tools/log.js";
+import { agentSpanAttributes, recordHandoffs } from "./handoffs.js";
 import { checkPlan } from "./check-plan.js";
 import { defaultDeps, type GraphDeps } from "./deps.js";
 import { callModel } from "./model-call.js";
@@ -106,30 +109,36 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
     ]),
   ) as Record<AgentType, ReturnType<ReturnType<typeof buildSubagentGraph>["compile"]>>;
 
-  const guardInput = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
-    try {
-      return {
-        request: guardRequest(state.request, {
+  const guardInput = (state: State, config: LangGraphRunnableConfig): Promise<Update> =>
+    inSpan("guardrail input", { [KEEL.agent]: "orchestrator" }, async (span) => {
+      try {
+        const request = guardRequest(state.request, {
           maxChars: deps.limits.maxRequestChars,
           scope: deps.policy.scope,
-        }),
-      };
-    } catch (error) {
-      if (error instanceof BlockedRequestError) {
-        const threadId = config.configurable?.thread_id as string | undefined;
-        await recordGuardrailEvent({ db: deps.db, threadId }, error.event);
+        });
+        span.setAttribute(KEEL.guardrailAction, "pass");
+        return { request };
+      } catch (error) {
+        if (error instanceof BlockedRequestError) {
+          span.setAttributes({
+            [KEEL.guardrailAction]: error.event.action,
+            [KEEL.guardrailReason]: error.event.reason,
+          });
+          const threadId = config.configurable?.thread_id as string | undefined;
+          await recordGuardrailEvent({ db: deps.db, threadId }, error.event);
+        }
+        throw error;
       }
-      throw error;
-    }
-  };
+    });
 
   const plan = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
     const planner = deps
       .model("planner")
       .withStructuredOutput(PlanProposal, { name: "submit_plan", method: "functionCalling" });
     try {
-      const { value: proposal } = await callModel(deps, config, (options) =>
-        planner.invoke([new SystemMessage(PLANNER_PROMPT), new HumanMessage(state.request)], options),
+      const messages = [new SystemMessage(PLANNER_PROMPT), new HumanMessage(state.request)];
+      const { value: proposal } = await callModel(deps, config, { agent: "planner", messages }, (options) =>
+        planner.invoke(messages, options),
       );
       return { proposal };
     } catch (error) {
@@ -174,10 +183,11 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
         t.depends_on.every((d) => state.results.some((r) => r.task_id === d && r.status === "done")),
     );
 
-  const dispatch = (state: State, config: LangGraphRunnableConfig): Update => {
+  const dispatch = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
     const ready = readyTasks(state);
     if (ready.length === 0) return {};
     emit(config, { type: "wave", wave: state.wave + 1, task_ids: ready.map((t) => t.task_id) });
+    await recordHandoffs(deps, config, ready, state.wave + 1);
     return { wave: state.wave + 1 };
   };
 
@@ -217,16 +227,12 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
   };
 
   const synthesize = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
-    const { value: reply } = await callModel(deps, config, (options) =>
-      deps
-        .model("synthesizer")
-        .invoke(
-          [
-            new SystemMessage(SYNTHESIZER_PROMPT),
-            new HumanMessage(`Request: ${state.request}\n\nTask results:\n${resultsText(state)}`),
-          ],
-          options,
-        ),
+    const messages = [
+      new SystemMessage(SYNTHESIZER_PROMPT),
+      new HumanMessage(`Request: ${state.request}\n\nTask results:\n${resultsText(state)}`),
+    ];
+    const { value: reply } = await callModel(deps, config, { agent: "synthesizer", messages }, (options) =>
+      deps.model("synthesizer").invoke(messages, options),
     );
     const text = typeof reply.content === "string" ? reply.content : JSON.stringify(reply.content);
     emit(config, { type: "answer", text });
@@ -243,12 +249,12 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
       .addNode("planner", plan)
       .addNode("check_plan", checkPlanNode)
       .addNode("dispatch", dispatch)
-      .addNode("research", runSubagentNode("research", subgraphs.research), asSubgraph("research"))
-      .addNode("code", runSubagentNode("code", subgraphs.code), asSubgraph("code"))
-      .addNode("data", runSubagentNode("data", subgraphs.data), asSubgraph("data"))
+      .addNode("research", runSubagentNode("research", subgraphs.research, deps), asSubgraph("research"))
+      .addNode("code", runSubagentNode("code", subgraphs.code, deps), asSubgraph("code"))
+      .addNode("data", runSubagentNode("data", subgraphs.data, deps), asSubgraph("data"))
       .addNode(
         "communication",
-        runSubagentNode("communication", subgraphs.communication),
+        runSubagentNode("communication", subgraphs.communication, deps),
         asSubgraph("communication"),
       )
       .addNode("collect", collect)
@@ -271,7 +277,7 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
 type CompiledSubagent = ReturnType<ReturnType<typeof buildSubagentGraph>["compile"]>;
 
 /** The node that runs one AgentTask in its sub-agent graph, under the task's timeout_seconds. */
-function runSubagentNode(type: AgentType, subgraph: CompiledSubagent) {
+function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: GraphDeps) {
   return async (input: { task: AgentTask }, config: LangGraphRunnableConfig): Promise<Update> => {
     const { task } = input;
     emit(config, { type: "agent_start", task_id: task.task_id, agent: type, objective: task.objective });
@@ -279,9 +285,11 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent) {
     const signal = config.signal ? AbortSignal.any([config.signal, timeout]) : timeout;
     try {
       const deadline = Date.now() + task.timeout_seconds * 1000;
-      const out = await subgraph.invoke(
-        { task },
-        { ...config, signal, configurable: { ...config.configurable, keel_deadline: deadline } },
+      const out = await inSpan(`invoke_agent ${type}`, agentSpanAttributes(type, task, config), () =>
+        subgraph.invoke(
+          { task },
+          { ...config, signal, configurable: { ...config.configurable, keel_deadline: deadline } },
+        ),
       );
       if (!out.result) throw new Error(`The ${type} agent ended without a result.`);
       return { results: [out.result] };
@@ -299,6 +307,20 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent) {
         status: "failed",
         summary: message,
       });
+      const threadId = config.configurable?.thread_id as string | undefined;
+      if (threadId) {
+        await recordStepQuietly(deps.db, {
+          thread_id: threadId,
+          task_id: task.task_id,
+          agent: type,
+          kind: "error",
+          name: `${type}_agent`,
+          status: "failed",
+          error: message,
+          error_class: timeout.aborted ? "timeout" : errorClass(error),
+          attempt: config.configurable?.keel_attempt as number | undefined,
+        });
+      }
       const failed: AgentResult = {
         task_id: task.task_id,
         status: "failed",

@@ -17,6 +17,8 @@ import {
 import { z } from "zod";
 import { AgentResult, AgentTask } from "../agents/contracts.js";
 import type { AgentSpec } from "../agents/spec.js";
+import { KEEL, recordSpan } from "../observability/spans.js";
+import { redact } from "../policy/pii.js";
 import { decide, needsApproval, type DecisionInput, type PolicyDecision } from "../policy/risk.js";
 import {
   checkToolWiring,
@@ -129,12 +131,16 @@ export function buildSubagentGraph(
     const model = deps.model(spec.type);
     if (!model.bindTools) throw new Error(`The model for ${spec.type} cannot call tools.`);
     const bound = model.bindTools(spec.tools.map((t) => t.definition));
+    const messages = [new SystemMessage(spec.prompt), ...state.messages];
     const {
       value: reply,
       usage,
       cost_usd,
-    } = await callModel(deps, config, (options) =>
-      bound.invoke([new SystemMessage(spec.prompt), ...state.messages], options),
+    } = await callModel(
+      deps,
+      config,
+      { agent: spec.type, taskId: state.task.task_id, turn: state.steps + 1, messages },
+      (options) => bound.invoke(messages, options),
     );
     const tokens = usage.input_tokens + usage.output_tokens;
     return {
@@ -159,6 +165,7 @@ export function buildSubagentGraph(
           ? config.configurable.keel_deadline
           : undefined,
       threadId,
+      taskId: state.task.task_id,
       checkpointNs:
         typeof config.configurable?.checkpoint_ns === "string" ? config.configurable.checkpoint_ns : "",
       toolCallId: `${state.task.task_id}/${toolCallId}`,
@@ -193,8 +200,21 @@ export function buildSubagentGraph(
       };
       const decision = decide(input, deps.policy);
       decided.set(call.id, decision);
-      if (tool.effects !== "none" || decision.decision !== "autonomous")
-        await recordDecision(context(call.id), input, decision);
+      if (tool.effects === "none" && decision.decision === "autonomous") continue;
+      if (await recordDecision(context(call.id), input, decision)) {
+        recordSpan(
+          `policy_decision ${tool.name}`,
+          {
+            [KEEL.decision]: decision.decision,
+            [KEEL.reasons]: decision.reasons.map(redact),
+            "gen_ai.tool.name": tool.name,
+            [KEEL.agent]: spec.type,
+            [KEEL.taskId]: state.task.task_id,
+          },
+          Date.now(),
+          Date.now(),
+        );
+      }
     }
 
     // 2. Interrupts next, all in one, in the order the model proposed: nothing below runs before a decision.

@@ -23,7 +23,10 @@ export function createModel(
         "keel: using the offline model (deterministic rules, not an LLM). Set OPENAI_API_KEY / OPENAI_BASE_URL / KEEL_MODEL to use a real model.",
       );
     }
-    return new OfflineChatModel({ sqlRowLimit: config.limits.sqlRowLimit });
+    return new OfflineChatModel({
+      sqlRowLimit: config.limits.sqlRowLimit,
+      maxTokens: config.model.maxTokens,
+    });
   }
   return new ChatOpenAI({
     model: name,
@@ -31,6 +34,7 @@ export function createModel(
     apiKey: apiKey ?? "not-needed",
     configuration: baseURL ? { baseURL } : undefined,
     temperature: 0,
+    maxTokens: config.model.maxTokens,
     // Retries and the circuit breaker are Keel's (one place, Retry-After respected), not the client's.
     maxRetries: 0,
   });
@@ -41,4 +45,11 @@ export function describeModel(config: KeelConfig): string {
   const { apiKey, baseURL, name } = config.model;
   if (name === "offline" || (!apiKey && !baseURL)) return "offline model (rules)";
   return `${name}${baseURL ? ` at ${baseURL}` : ""}`;
+}
+
+/** The model as traces describe it (OpenTelemetry GenAI: provider, requested model, max tokens). */
+export function modelInfo(config: KeelConfig): { provider: string; name: string; maxTokens: number } {
+  const { apiKey, baseURL, name, maxTokens } = config.model;
+  const offline = name === "offline" || (!apiKey && !baseURL);
+  return { provider: offline ? "keel.offline" : "openai", name: offline ? "offline" : name, maxTokens };
 }

@@ -5,9 +5,11 @@ import { InputError } from "../core/errors.js";
 import { Budgets, DEFAULT_BUDGETS } from "./budget.js";
 import { RiskPolicy } from "./risk.js";
 import { DEFAULT_SCOPE, ScopePolicy } from "./scope.js";
+import { DEFAULT_SLO_TARGETS, PriceTable, SloPolicy } from "./slo-targets.js";
 
 /**
- * `keel.policy.yaml`: who may do what without a person, the task boundary, and the budgets of a task tree.
+ * `keel.policy.yaml`: who may do what without a person, the task boundary, the budgets of a task tree, service-
+ * level targets and model prices.
  * Every field has a default, so an empty file (or none) is the documented default policy.
  */
 export const Policy = z
@@ -19,6 +21,10 @@ export const Policy = z
       .default({})
       .transform((b) => ({ ...DEFAULT_BUDGETS, ...b }))
       .describe("Limits per task tree"),
+    slo: SloPolicy.default({ targets: DEFAULT_SLO_TARGETS, workflows: {} }).describe(
+      "Service-level targets keel slo checks, per workflow",
+    ),
+    prices: PriceTable.default({}).describe("Model prices over the built-in table"),
   })
   .strict();
 export type Policy = z.infer<typeof Policy>;

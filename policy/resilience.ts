@@ -99,6 +99,11 @@ class RetryAfterBackoff implements IBackoffFactory<IRetryBackoffContext<unknown>
   }
 }
 
+/** Told about each retry of one call, as it starts: which attempt, what failed before, and when. */
+export interface ExecuteHooks {
+  onRetry?: (retry: { attempt: number; error: unknown; failedAt: number }) => void;
+}
+
 /** One dependency's retry and circuit breaker, shared by every call to it in this process. */
 export class Dependency {
   private failures = 0;
@@ -131,15 +136,24 @@ export class Dependency {
    * Runs `work` with retries and the breaker. A transient failure that outlasts the retries, or an open
    * breaker, becomes a DependencyError that names the dependency and how often it failed in a row.
    */
-  async execute<T>(work: (signal: AbortSignal) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async execute<T>(
+    work: (signal: AbortSignal) => Promise<T>,
+    signal?: AbortSignal,
+    hooks: ExecuteHooks = {},
+  ): Promise<T> {
+    let attempt = 0;
+    let last: { error: unknown; at: number } | undefined;
     try {
       const value = await this.policy.execute(async ({ signal: s }) => {
+        attempt++;
+        if (attempt > 1 && last) hooks.onRetry?.({ attempt, error: last.error, failedAt: last.at });
         try {
           const result = await work(s);
           this.failures = 0;
           return result;
         } catch (error) {
           if (isTransient(error)) this.failures++;
+          last = { error, at: Date.now() };
           throw error;
         }
       }, signal);

@@ -2,6 +2,9 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { InputError, NotFoundError } from "../core/errors.js";
 import { ApprovalDecision, checkEditedArgs, type ApprovalRequest } from "../graphs/approval.js";
+import { KEEL, recordSpan } from "../observability/spans.js";
+import { recordStep } from "../observability/trajectory.js";
+import { redact } from "../policy/pii.js";
 import { enqueue, scheduleApprovalExpiry, scheduleCompensation, scheduleWatch } from "./queue.js";
 import type { PendingApproval } from "./runner.js";
 import { inTransaction, transition, type TaskRow } from "./store.js";
@@ -84,6 +87,17 @@ export async function recordApprovals(
       ],
     );
     await scheduleApprovalExpiry(client, id, rows[0]!.expires_at);
+    await recordStep(client, {
+      thread_id: task.root_id,
+      task_id: p.request.task_id,
+      agent: p.request.agent,
+      kind: "approval_requested",
+      name: p.request.actions.map((a) => a.tool).join(","),
+      status: sync ? "sync" : "async",
+      input: { approval_id: id, actions: p.request.actions.map((a) => ({ tool: a.tool, args: a.args })) },
+      output: { why: context.why },
+      attempt: task.attempts,
+    });
   }
 }
 
@@ -146,6 +160,7 @@ export async function decide(
       `update approvals set status = $2, decision = $3, reviewer = $4, reason = $5, decided_at = now() where id = $1 returning *`,
       [approvalId, status, JSON.stringify(parsed), parsed.reviewer ?? null, parsed.reason ?? null],
     );
+    await recordDecided(client, rows[0]!);
     const stillPending = await client.query(
       "select 1 from approvals where task_id = $1 and status = 'pending'",
       [approval.task_id],
@@ -155,6 +170,31 @@ export async function decide(
       await scheduleWatch(client, approval.task_id, new Date(Date.now() + 30_000));
     }
     return rows[0]!;
+  });
+}
+
+/** The decision as a trajectory step: who decided what, and how long the action waited for them. */
+async function recordDecided(client: pg.PoolClient, approval: ApprovalRow): Promise<void> {
+  const { rows } = await client.query<{ root_id: string }>("select root_id from tasks where id = $1", [
+    approval.task_id,
+  ]);
+  const decidedAt = approval.decided_at ?? new Date();
+  await recordStep(client, {
+    thread_id: rows[0]?.root_id ?? approval.task_id,
+    task_id: approval.agent_task_id ?? undefined,
+    agent: approval.context.agent,
+    kind: "approval_decided",
+    name: approval.context.actions.map((a) => a.tool).join(","),
+    status: approval.status,
+    input: { approval_id: approval.id, mode: approval.mode },
+    output: {
+      reviewer: approval.reviewer,
+      reason: approval.reason,
+      action: approval.decision?.action ?? approval.status,
+      waited_ms: decidedAt.getTime() - approval.created_at.getTime(),
+    },
+    started_at: decidedAt,
+    duration_ms: 0,
   });
 }
 
@@ -212,6 +252,7 @@ export async function expireApproval(db: pg.Pool, approvalId: string): Promise<b
     );
     const expired = rows[0];
     if (!expired) return false;
+    await recordDecided(client, expired);
     await client.query(
       "update approvals set status = 'withdrawn', decided_at = now() where task_id = $1 and status = 'pending'",
       [expired.task_id],
@@ -230,4 +271,26 @@ export async function expireApproval(db: pg.Pool, approvalId: string): Promise<b
     }
     return true;
   });
+}
+
+/** Approval waits as spans of the run that resumes them: from the request to the decision, with the reviewer. */
+export async function traceApprovalWaits(db: pg.Pool, taskId: string, interruptIds: string[]): Promise<void> {
+  const { rows } = await db.query<ApprovalRow>(
+    "select * from approvals where task_id = $1 and interrupt_id = any($2) and decided_at is not null",
+    [taskId, interruptIds],
+  );
+  for (const row of rows) {
+    recordSpan(
+      `approval_wait ${row.context.actions.map((a) => a.tool).join(",")}`,
+      {
+        [KEEL.taskId]: row.agent_task_id ?? "",
+        [KEEL.agent]: row.context.agent,
+        [KEEL.approvalMode]: row.mode,
+        [KEEL.reviewer]: redact(row.reviewer ?? ""),
+        "keel.approval.status": row.status,
+      },
+      row.created_at,
+      row.decided_at!,
+    );
+  }
 }

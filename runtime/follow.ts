@@ -34,14 +34,17 @@ export async function followTask(
       const root = await getTask(pool, rootId);
       if (await until(root)) return root;
       if (signal?.aborted) throw signal.reason;
+      // One abort listener per wait, removed after it: a long follow must not pile them up on the signal.
+      const onAbort = () => wake?.();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 2000);
         wake = () => {
           clearTimeout(timer);
           resolve();
         };
-        signal?.addEventListener("abort", () => wake?.(), { once: true });
+        signal?.addEventListener("abort", onAbort, { once: true });
       });
+      signal?.removeEventListener("abort", onAbort);
       wake = undefined;
     }
   } finally {

@@ -12,6 +12,7 @@ export const JOB = {
   watchTask: "keel_watch_task",
   expireApproval: "keel_expire_approval",
   compensate: "keel_compensate",
+  pruneTrajectories: "keel_prune_trajectories",
 } as const;
 
 export type RunKind = "start" | "resume" | "retry";
@@ -31,10 +32,11 @@ async function addJob(
   payload: object,
   runAt: Date | null,
   jobKey: string | null,
+  keyMode: "replace" | "preserve_run_at" = "replace",
 ): Promise<void> {
   await client.query(
-    "select graphile_worker.add_job($1, $2::json, run_at => $3, max_attempts => 5, job_key => $4, job_key_mode => 'replace')",
-    [identifier, JSON.stringify(payload), runAt, jobKey],
+    "select graphile_worker.add_job($1, $2::json, run_at => $3, max_attempts => 5, job_key => $4, job_key_mode => $5)",
+    [identifier, JSON.stringify(payload), runAt, jobKey, keyMode],
   );
 }
 
@@ -99,3 +101,11 @@ export const quietLogger = new Logger(() => (level: string, message: string, met
   const cause = meta?.error instanceof Error ? ` (${meta.error.message})` : "";
   console.error(`keel worker: ${message}${cause}`);
 });
+
+/**
+ * Schedules the trajectory store's retention prune at `at`. There is one prune job for all workers: a worker
+ * that starts while one is pending leaves its time alone.
+ */
+export function schedulePrune(client: pg.ClientBase, at: Date): Promise<void> {
+  return addJob(client, JOB.pruneTrajectories, {}, at, "prune-trajectories", "preserve_run_at");
+}

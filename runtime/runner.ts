@@ -9,6 +9,8 @@ import { ApprovalRequest, ApprovalResume, checkEditedArgs } from "../graphs/appr
 import { defaultDeps, type GraphDeps } from "../graphs/deps.js";
 import { buildOrchestratorGraph } from "../graphs/orchestrator.js";
 import { asProgressEvent, type ProgressEvent } from "../graphs/progress.js";
+import { observability } from "../observability/index.js";
+import { langsmithRunConfig } from "../observability/langsmith.js";
 import { checkRequest } from "../policy/input.js";
 
 /** One approval a run is waiting for. */
@@ -32,6 +34,8 @@ export interface DriveOptions {
   signal?: AbortSignal;
   /** The worker's fencing token: effects in Keel's database commit only while it still holds the task. */
   fenceToken?: string;
+  /** Which attempt of the task this drive is, for traces and the trajectory store. */
+  attempt?: number;
 }
 
 /**
@@ -187,11 +191,17 @@ export class Runner {
   }
 
   private async drive(input: unknown, threadId: string, options: DriveOptions): Promise<RunOutcome> {
+    const { langsmith } = observability();
     const stream = await this.graph.stream(input as never, {
       configurable: {
         thread_id: threadId,
         ...(options.fenceToken ? { keel_fence_token: options.fenceToken } : {}),
+        ...(options.attempt ? { keel_attempt: options.attempt } : {}),
       },
+      // LangSmith (opt-in) through LangChain's own tracer, one run per drive, grouped by the task.
+      ...(langsmith.enabled
+        ? { callbacks: langsmith.callbacks, ...langsmithRunConfig(threadId, options.attempt) }
+        : {}),
       streamMode: "custom",
       subgraphs: true,
       signal: options.signal,

@@ -2,6 +2,8 @@ import type pg from "pg";
 import type { Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
 import { isKeelError, PolicyError } from "../core/errors.js";
+import { KEEL, recordSpan, tracedContext } from "../observability/spans.js";
+import { recordStep } from "../observability/trajectory.js";
 import { recordApprovals } from "./approvals.js";
 import { insertChildren, markWaiting, settleChildren } from "./children.js";
 import { enqueue, scheduleCompensation, scheduleWatch, unwatch } from "./queue.js";
@@ -47,8 +49,28 @@ export async function failOrRetry(
     token,
     patch: { error_reason: reason, last_error: message, lease: "clear" },
   });
-  if (retryable && failed.attempts < failed.max_attempts && !failed.cancel_requested) {
-    const delay = retryDelayMs(failed.attempts, ctx.config.runtime.retryBaseMs);
+  const retrying = retryable && failed.attempts < failed.max_attempts && !failed.cancel_requested;
+  const delay = retrying ? retryDelayMs(failed.attempts, ctx.config.runtime.retryBaseMs) : 0;
+  await recordStep(client, {
+    thread_id: task.root_id,
+    agent: "orchestrator",
+    kind: retrying ? "retry" : "error",
+    name: "task",
+    status: retrying ? "scheduled" : "failed",
+    error: message,
+    error_class: reason,
+    attempt: failed.attempts,
+    output: retrying ? { next_attempt: failed.attempts + 1, delay_ms: delay } : { retryable },
+  });
+  const now = Date.now();
+  recordSpan(
+    retrying ? "retry task" : "task failed",
+    { [KEEL.taskId]: task.id, [KEEL.attempt]: failed.attempts, "error.type": reason },
+    now,
+    now,
+    { parent: tracedContext(task.trace_context), error: reason },
+  );
+  if (retrying) {
     await transition(client, task.id, "queued", { reason: `retry in ${delay} ms`, worker: ctx.workerId });
     await enqueue(client, task.id, "retry", new Date(Date.now() + delay));
     await scheduleWatch(
@@ -103,6 +125,19 @@ export async function settleOutcome(ctx: SettleContext, claim: Claim, outcome: R
         ? "timeout"
         : "subtask_failed";
     await scheduleCompensation(client, claim.task.root_id);
+    await recordStep(client, {
+      thread_id: claim.task.root_id,
+      agent: "orchestrator",
+      kind: "error",
+      name: "task",
+      status: "failed",
+      error: outcome.results
+        .filter((r) => r.status !== "done")
+        .map((r) => `${r.task_id}: ${r.error ?? r.status}`)
+        .join("; "),
+      error_class: reason,
+      attempt: claim.task.attempts,
+    });
     await transition(client, claim.task.id, "failed", {
       reason,
       worker: ctx.workerId,

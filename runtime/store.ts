@@ -3,6 +3,7 @@ import type pg from "pg";
 import type { KeelConfig } from "../core/config.js";
 import { inTransaction } from "../core/transaction.js";
 import { InputError, NotFoundError } from "../core/errors.js";
+import { currentTraceparent, inSpan, KEEL, SpanKind } from "../observability/spans.js";
 import { enqueue, scheduleWatch } from "./queue.js";
 import { assertTransition, FencedOutError, TaskStatus } from "./status.js";
 
@@ -21,6 +22,10 @@ export interface TaskRow {
   error_reason: string | null;
   idempotency_key: string | null;
   submitted_by: string | null;
+  /** W3C traceparent: every process that works on the task continues this trace. */
+  trace_context: string | null;
+  /** Which workflow the task belongs to, for per-workflow SLO targets. */
+  workflow: string;
   lease_owner: string | null;
   lease_expires_at: Date | null;
   fencing_token: string;
@@ -113,6 +118,8 @@ export interface SubmitInput {
   submittedBy?: string;
   idempotencyKey?: string;
   maxRetries?: number;
+  /** The workflow the task belongs to (per-workflow SLO targets); default "default". */
+  workflow?: string;
 }
 
 export function payloadHash(request: string): string {
@@ -159,30 +166,41 @@ export async function submit(
   const id = randomUUID();
   const maxAttempts = 1 + (input.maxRetries ?? config.runtime.maxRetries);
   try {
-    return await inTransaction(pool, async (client) => {
-      const { rows } = await client.query<TaskRow>(
-        `insert into tasks (id, root_id, request, status, max_attempts, idempotency_key, payload_hash, idempotency_expires_at, deadline_at, submitted_by)
-         values ($1, $1, $2, 'queued', $3, $4, $5, now() + make_interval(hours => $6), now() + make_interval(secs => $7), $8)
-         returning *`,
-        [
-          id,
-          input.request,
-          maxAttempts,
-          key ?? null,
-          hash,
-          config.runtime.idempotencyTtlHours,
-          config.runtime.requestDeadlineSeconds,
-          input.submittedBy ?? config.user,
-        ],
-      );
-      await client.query(
-        "insert into task_events (task_id, from_status, to_status, reason, attempt) values ($1, null, 'queued', 'submitted', 0)",
-        [id],
-      );
-      await enqueue(client, id, "start");
-      await scheduleWatch(client, id, new Date(Date.now() + config.runtime.leaseSeconds * 1000));
-      return { task: rows[0]!, created: true };
-    });
+    // The submit span starts the task's trace; its traceparent is stored so that every worker continues it.
+    return await inSpan(
+      "submit task",
+      { [KEEL.taskId]: id, [KEEL.rootTaskId]: id },
+      () =>
+        inTransaction(pool, async (client) => {
+          const { rows } = await client.query<TaskRow>(
+            `insert into tasks (id, root_id, request, status, max_attempts, idempotency_key, payload_hash,
+                idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context)
+             values ($1, $1, $2, 'queued', $3, $4, $5, now() + make_interval(hours => $6),
+                now() + make_interval(secs => $7), $8, $9, $10)
+             returning *`,
+            [
+              id,
+              input.request,
+              maxAttempts,
+              key ?? null,
+              hash,
+              config.runtime.idempotencyTtlHours,
+              config.runtime.requestDeadlineSeconds,
+              input.submittedBy ?? config.user,
+              input.workflow ?? "default",
+              currentTraceparent() ?? null,
+            ],
+          );
+          await client.query(
+            "insert into task_events (task_id, from_status, to_status, reason, attempt) values ($1, null, 'queued', 'submitted', 0)",
+            [id],
+          );
+          await enqueue(client, id, "start");
+          await scheduleWatch(client, id, new Date(Date.now() + config.runtime.leaseSeconds * 1000));
+          return { task: rows[0]!, created: true };
+        }),
+      { kind: SpanKind.PRODUCER },
+    );
   } catch (error) {
     // Two submits with one key at the same moment: the unique key lets one in; the other returns its task.
     if ((error as { code?: string }).code === "23505" && key) {

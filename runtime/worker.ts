@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import os from "node:os";
 import { run, type Runner as GraphileRunner, type Task } from "graphile-worker";
 import type { Database } from "../checkpoints/database.js";
@@ -6,7 +7,17 @@ import type { KeelConfig } from "../core/config.js";
 import type { GraphDeps } from "../graphs/deps.js";
 import type { ProgressEvent } from "../graphs/progress.js";
 import { compensateRun } from "../graphs/compensation.js";
-import { decisionsFor, expireApproval } from "./approvals.js";
+import { silentLogger, type Logger } from "../observability/log.js";
+import { pruneTrajectories } from "../observability/trajectory.js";
+import {
+  contextFromTraceparent,
+  currentTraceparent,
+  errorClass,
+  inSpan,
+  KEEL,
+  SpanKind,
+} from "../observability/spans.js";
+import { decisionsFor, expireApproval, traceApprovalWaits } from "./approvals.js";
 import { applyEvent, CHILD_EVENTS } from "./children.js";
 import { CANCEL_CHANNEL } from "./cancel.js";
 import { FencedSaver } from "./fence.js";
@@ -24,6 +35,7 @@ import {
   JOB,
   prepareQueue,
   quietLogger,
+  schedulePrune,
   scheduleWatch,
   type RunTaskPayload,
 } from "./queue.js";
@@ -39,6 +51,8 @@ export interface WorkerOptions {
   onEvent?: (taskId: string, event: ProgressEvent) => void;
   /** Called after each drive settles a task (done, failed, waiting, retried). */
   onSettled?: (taskId: string) => void;
+  /** Structured log of claims, settles and failures (silent unless given). */
+  logger?: Logger;
 }
 
 /**
@@ -59,7 +73,10 @@ export class TaskWorker {
     private readonly options: WorkerOptions,
   ) {
     this.id = options.workerId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+    this.log = (options.logger ?? silentLogger).child({ worker: this.id });
   }
+
+  private readonly log: Logger;
 
   static async start(db: Database, config: KeelConfig, options: WorkerOptions): Promise<TaskWorker> {
     await prepareQueue(db.pool);
@@ -78,8 +95,11 @@ export class TaskWorker {
         await expireApproval(db.pool, (payload as { approval_id: string }).approval_id);
       },
       [JOB.compensate]: (payload) => worker.compensate((payload as { task_id: string }).task_id),
+      [JOB.pruneTrajectories]: () => worker.prune(),
     };
     await worker.listenForCancels();
+    const client = await db.pool.connect();
+    await schedulePrune(client, new Date()).finally(() => client.release());
     worker.graphile = await run({
       pgPool: db.pool,
       concurrency: options.concurrency,
@@ -106,8 +126,14 @@ export class TaskWorker {
     // stop() returns once jobs are released; the promise settles when the pool is no longer used at all.
     await this.graphile?.promise.catch(() => undefined);
     if (this.listener) {
-      this.listener.release();
+      // The connection goes back to the pool: it must stop listening and drop this worker's handler first.
+      const listener = this.listener;
       this.listener = undefined;
+      listener.removeAllListeners("notification");
+      await listener.query(`unlisten ${CANCEL_CHANNEL}`).then(
+        () => listener.release(),
+        (error: Error) => listener.release(error),
+      );
     }
   }
 
@@ -211,7 +237,44 @@ export class TaskWorker {
   private async runTask({ task_id, kind }: RunTaskPayload): Promise<void> {
     const claim = await this.claim(task_id, kind);
     if (!claim) return;
+    // One trace per task, whichever process submitted it and however many workers drive it.
+    await inSpan(
+      "invoke_agent orchestrator",
+      {
+        "gen_ai.operation.name": "invoke_agent",
+        "gen_ai.agent.name": "orchestrator",
+        [KEEL.agent]: "orchestrator",
+        [KEEL.taskId]: task_id,
+        [KEEL.rootTaskId]: claim.task.root_id,
+        [KEEL.attempt]: claim.task.attempts,
+        [KEEL.worker]: this.id,
+        "keel.run.kind": kind,
+      },
+      async (span) => {
+        if (!claim.task.trace_context) {
+          const traceparent = currentTraceparent();
+          if (traceparent) {
+            await this.db.pool.query(
+              "update tasks set trace_context = $2 where id = $1 and trace_context is null",
+              [task_id, traceparent],
+            );
+          }
+        }
+        this.log.info({ task_id, attempt: claim.task.attempts, kind }, "task claimed");
+        const status = await this.driveAndSettle(claim);
+        span.setAttribute("keel.task.status", status);
+        this.log.info({ task_id, attempt: claim.task.attempts, status }, "task settled");
+      },
+      { parent: contextFromTraceparent(claim.task.trace_context), kind: SpanKind.CONSUMER },
+    );
+  }
+
+  /** Drives a claimed task under its lease and heartbeat, and records where it ended. */
+  private async driveAndSettle(claim: Claim): Promise<string> {
+    const task_id = claim.task.id;
     const controller = new AbortController();
+    // Every model and tool call of the run listens to this signal (parallel agents, retries): not a leak.
+    setMaxListeners(200, controller.signal);
     this.active.set(task_id, controller);
     this.saver.tokens.set(task_id, claim.token);
     const beat = setInterval(
@@ -240,12 +303,24 @@ export class TaskWorker {
         onEvent,
         signal: controller.signal,
         fenceToken: claim.token,
+        attempt: claim.task.attempts,
       });
       await events;
       await settleOutcome(this.settleContext, claim, outcome);
+      return outcome.status;
     } catch (error) {
       await events;
+      this.log.warn(
+        {
+          task_id,
+          attempt: claim.task.attempts,
+          error_class: errorClass(error),
+          error: (error as Error).message,
+        },
+        "task run failed",
+      );
       await settleError(this.settleContext, claim, error, controller.signal);
+      return "error";
     } finally {
       clearInterval(beat);
       clearTimeout(deadline);
@@ -262,7 +337,12 @@ export class TaskWorker {
    */
   private async drive(
     claim: Claim,
-    options: { onEvent: (e: ProgressEvent) => void; signal: AbortSignal; fenceToken: string },
+    options: {
+      onEvent: (e: ProgressEvent) => void;
+      signal: AbortSignal;
+      fenceToken: string;
+      attempt: number;
+    },
   ): Promise<RunOutcome> {
     const id = claim.task.id;
     if (!(await this.runner.hasCheckpoint(id)))
@@ -276,6 +356,7 @@ export class TaskWorker {
     );
     const ids = Object.keys(decisions);
     if (ids.length < state.pending.length) return state; // still waiting for someone: settle back to waiting
+    await traceApprovalWaits(this.db.pool, id, ids);
     const value = state.pending.length === 1 ? decisions[ids[0]!] : decisions;
     return this.runner.resumeWith(id, value, options);
   }
@@ -283,8 +364,19 @@ export class TaskWorker {
   /** The saga's undo for a tree that ended failed or cancelled; failures are recorded in the ledger and logged. */
   private async compensate(taskId: string): Promise<void> {
     const reports = await compensateRun(this.db.pool, taskId, this.runner.deps);
-    for (const r of reports.filter((x) => x.state === "compensation_failed"))
+    for (const r of reports.filter((x) => x.state === "compensation_failed")) {
+      this.log.error({ task_id: taskId, tool: r.tool, error: r.error ?? "?" }, "compensation failed");
       console.error(`keel worker: compensation of ${r.tool} for task ${taskId} failed: ${r.error ?? "?"}`);
+    }
+  }
+
+  /** Drops trajectory steps past the retention period, then looks again in an hour. */
+  private async prune(): Promise<void> {
+    const removed = await pruneTrajectories(this.db.pool, this.config.observability.retentionDays);
+    if (removed)
+      this.log.info({ removed, days: this.config.observability.retentionDays }, "trajectory pruned");
+    const client = await this.db.pool.connect();
+    await schedulePrune(client, new Date(Date.now() + 3600_000)).finally(() => client.release());
   }
 
   private get settleContext(): SettleContext {

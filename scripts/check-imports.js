@@ -10,7 +10,7 @@ const ALLOWED = {
   policy: ["core"],
   models: ["core"],
   checkpoints: ["core"],
-  observability: ["core"],
+  observability: ["core", "policy"],
   tools: ["core", "policy", "observability"],
   agents: ["core", "tools", "models"],
   graphs: ["core", "agents", "tools", "policy", "models", "observability", "checkpoints"],

@@ -13,6 +13,8 @@ export interface ToolContext {
    */
   deadline?: number;
   threadId: string;
+  /** The AgentTask (t1, …) making the call, for the trajectory store. */
+  taskId?: string;
   /** LangGraph checkpoint namespace of the node making the call: with the thread and call id, the effect key. */
   checkpointNs?: string;
   toolCallId: string;

@@ -1,8 +1,11 @@
+import { SpanStatusCode } from "@opentelemetry/api";
 import { RateLimiterMemory, RateLimiterQueue } from "rate-limiter-flexible";
 import { z } from "zod";
 import type { AgentType } from "../agents/contracts.js";
 import { isKeelError } from "../core/errors.js";
+import { inSpan, KEEL, recordSpan } from "../observability/spans.js";
 import { guardToolOutput, NEUTRALISED_NOTICE } from "../policy/guard.js";
+import { redact, redactDeep } from "../policy/pii.js";
 import type { EffectScope, RiskTier } from "../policy/risk.js";
 import type { ToolContext } from "./context.js";
 import { runEffect } from "./ledger.js";
@@ -152,10 +155,32 @@ export function mayCall(tool: KeelTool, agent: AgentType): boolean {
  * neutralised before the model sees them. Errors become outcomes the agent reads; they do not crash the graph.
  */
 export async function executeTool(tool: KeelTool, args: unknown, ctx: ToolContext): Promise<ToolOutcome> {
-  const started = performance.now();
-  const outcome = await runContract(tool, args, ctx);
-  await recordToolCall(ctx, tool.name, splitConfidence(args).args, outcome, performance.now() - started);
-  return outcome;
+  const shown = splitConfidence(args).args;
+  return inSpan(
+    `execute_tool ${tool.name}`,
+    {
+      "gen_ai.operation.name": "execute_tool",
+      "gen_ai.tool.name": tool.name,
+      "gen_ai.tool.call.id": ctx.toolCallId,
+      "gen_ai.tool.type": "function",
+      [KEEL.toolArgs]: JSON.stringify(redactDeep(shown ?? null)).slice(0, 2000),
+      [KEEL.agent]: ctx.agent,
+      [KEEL.rootTaskId]: ctx.threadId,
+      ...(ctx.taskId ? { [KEEL.taskId]: ctx.taskId } : {}),
+    },
+    async (span) => {
+      const started = new Date();
+      const startedMs = performance.now();
+      const outcome = await runContract(tool, args, ctx);
+      span.setAttribute(KEEL.toolStatus, outcome.status);
+      if (outcome.status !== "ok") {
+        span.setAttribute("error.type", outcome.status);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: redact(outcome.error ?? "") });
+      }
+      await recordToolCall(ctx, tool.name, shown, outcome, performance.now() - startedMs, started);
+      return outcome;
+    },
+  );
 }
 
 async function runContract(tool: KeelTool, args: unknown, ctx: ToolContext): Promise<ToolOutcome> {
@@ -186,7 +211,15 @@ async function runContract(tool: KeelTool, args: unknown, ctx: ToolContext): Pro
         ? { output: validate(await call({ ...ctx, signal })), replayed: false }
         : await runEffect(tool, checked.args, { ...ctx, signal }, call, validate);
     const guarded = guardToolOutput(output);
-    if (guarded.event) await recordGuardrailEvent(ctx, guarded.event);
+    if (guarded.event) {
+      recordSpan(
+        "guardrail tool_output",
+        { [KEEL.guardrailAction]: guarded.event.action, [KEEL.guardrailReason]: guarded.event.reason },
+        Date.now(),
+        Date.now(),
+      );
+      await recordGuardrailEvent(ctx, guarded.event);
+    }
     const shown =
       guarded.event && guarded.output && typeof guarded.output === "object" && !Array.isArray(guarded.output)
         ? { ...guarded.output, keel_notice: NEUTRALISED_NOTICE }

@@ -1,11 +1,13 @@
 import type { GuardrailEvent } from "../policy/guard.js";
 import { redact, redactDeep } from "../policy/pii.js";
 import type { DecisionInput, PolicyDecision } from "../policy/risk.js";
+import { recordStepQuietly } from "../observability/trajectory.js";
 import type { ToolContext } from "./context.js";
 
 /**
- * The audit trail of tool calls, policy decisions and guardrail verdicts. Every row is redacted first: it is a
- * record of the work, not a copy of the personal data the work touched. A logging failure never fails the call.
+ * The audit trail of tool calls (steps of the trajectory store), policy decisions and guardrail verdicts. Every
+ * row is redacted first: it is a record of the work, not a copy of the personal data the work touched. A logging
+ * failure never fails the call.
  */
 export async function recordToolCall(
   ctx: ToolContext,
@@ -17,37 +19,36 @@ export async function recordToolCall(
     error?: string;
   },
   durationMs: number,
+  startedAt: Date = new Date(Date.now() - durationMs),
 ): Promise<void> {
-  try {
-    const pool = await ctx.db();
-    await pool.query(
-      `insert into tool_calls (thread_id, agent, tool, tool_call_id, args, status, result, error, duration_ms)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [
-        ctx.threadId,
-        ctx.agent,
-        tool,
-        ctx.toolCallId,
-        JSON.stringify(redactDeep(args ?? null)),
-        outcome.status,
-        outcome.output === undefined ? null : JSON.stringify(redactDeep(outcome.output)),
-        outcome.error === undefined ? null : redact(outcome.error),
-        Math.round(durationMs),
-      ],
-    );
-  } catch {
-    // The audit row is best effort: a call that already happened must not be reported as failed.
-  }
+  await recordStepQuietly(ctx.db, {
+    thread_id: ctx.threadId,
+    task_id: ctx.taskId,
+    agent: ctx.agent,
+    kind: "tool_call",
+    name: tool,
+    tool_call_id: ctx.toolCallId,
+    status: outcome.status,
+    input: args ?? null,
+    output: outcome.output,
+    error: outcome.error,
+    error_class: outcome.status === "ok" ? undefined : outcome.status,
+    started_at: startedAt,
+    duration_ms: durationMs,
+  });
 }
 
-/** Records a policy decision with everything it was based on; the first record of a call stands. */
+/**
+ * Records a policy decision with everything it was based on; the first record of a call stands. True when this
+ * was the first (code before an interrupt runs again on resume, and must not count twice).
+ */
 export async function recordDecision(
   ctx: ToolContext,
   input: DecisionInput,
   decision: PolicyDecision,
-): Promise<void> {
+): Promise<boolean> {
   const pool = await ctx.db();
-  await pool.query(
+  const { rowCount } = await pool.query(
     `insert into policy_decisions (thread_id, tool_call_id, agent, tool, decision, reasons, inputs)
      values ($1, $2, $3, $4, $5, $6, $7) on conflict (thread_id, tool_call_id) do nothing`,
     [
@@ -60,6 +61,7 @@ export async function recordDecision(
       JSON.stringify(redactDeep(input)),
     ],
   );
+  return rowCount === 1;
 }
 
 export async function recordGuardrailEvent(

@@ -35,7 +35,7 @@ function toolName(tool: BindToolsInput): string {
  * request always yields the same trajectory.
  */
 export class OfflineChatModel extends BaseChatModel<OfflineCallOptions> {
-  constructor(private readonly options: { sqlRowLimit: number } = { sqlRowLimit: 50 }) {
+  constructor(private readonly options: { sqlRowLimit: number; maxTokens?: number } = { sqlRowLimit: 50 }) {
     super({});
   }
 
@@ -81,6 +81,7 @@ export class OfflineChatModel extends BaseChatModel<OfflineCallOptions> {
     const turn = this.decide(messages, (options.tools ?? []).map(toolName));
     const taskId = readTranscript(messages).taskId;
     const step = messages.filter((m) => m.getType() === "ai").length + 1;
+    const finish_reason = turn.calls.length > 0 ? "tool_calls" : "stop";
     const message = new AIMessageChunk({
       content: turn.content,
       tool_calls: turn.calls.map((call, i) => ({
@@ -89,8 +90,11 @@ export class OfflineChatModel extends BaseChatModel<OfflineCallOptions> {
         type: "tool_call" as const,
       })),
       usage_metadata: countTokens(messages, turn),
+      response_metadata: { model_name: "offline", finish_reason },
     });
-    return Promise.resolve({ generations: [{ text: turn.content, message }] });
+    return Promise.resolve({
+      generations: [{ text: turn.content, message, generationInfo: { finish_reason } }],
+    });
   }
 }
 

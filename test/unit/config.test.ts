@@ -18,6 +18,24 @@ describe("configuration from the environment", () => {
     ["KEEL_WEBHOOK_URL", "ftp://chat.example/hook", /is not an http\(s\) URL/],
     ["KEEL_LEASE_SECONDS", "soon", /KEEL_LEASE_SECONDS=soon is not a positive number/],
     ["KEEL_BREAKER_THRESHOLD", "-1", /KEEL_BREAKER_THRESHOLD=-1 is not a positive number/],
+    ["KEEL_TRACE_EXPORTER", "jaeger", /KEEL_TRACE_EXPORTER=jaeger is not one of none, otlp, file, console/],
+    ["KEEL_TRACE_EXPORTER", "otlp", /KEEL_TRACE_EXPORTER=otlp needs OTEL_EXPORTER_OTLP_ENDPOINT/],
+    ["KEEL_TRACE_EXPORTER", "file", /KEEL_TRACE_EXPORTER=file needs KEEL_TRACE_FILE/],
+    [
+      "OTEL_EXPORTER_OTLP_ENDPOINT",
+      "localhost:4318",
+      /is not an http\(s\) URL; give e.g. http:\/\/localhost:4318/,
+    ],
+    [
+      "KEEL_LOG_LEVEL",
+      "loud",
+      /KEEL_LOG_LEVEL=loud is not one of fatal, error, warn, info, debug, trace, silent/,
+    ],
+    [
+      "KEEL_TRAJECTORY_RETENTION_DAYS",
+      "forever",
+      /KEEL_TRAJECTORY_RETENTION_DAYS=forever is not a positive number/,
+    ],
   ])("refuses %s=%s with a message that says what to give", (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
@@ -29,5 +47,23 @@ describe("configuration from the environment", () => {
     );
     expect(config.policyFile).toBe("/srv/keel/ops/policy.yaml");
     expect(config.webhookUrl).toBe("https://chat.example/hooks/ops");
+  });
+
+  it("traces to OTLP when an endpoint is set, to nothing otherwise, and keeps LangSmith off without a key", () => {
+    expect(loadConfig({}).observability).toMatchObject({
+      exporter: "none",
+      trajectory: true,
+      retentionDays: 30,
+      langsmith: { enabled: false, project: "keel", flushMs: 2000 },
+    });
+    const otlp = loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/" }).observability;
+    expect(otlp).toMatchObject({ exporter: "otlp", otlpEndpoint: "http://collector:4318/v1/traces" });
+    const traces = loadConfig({
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+      OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "http://other:4318/traces",
+    }).observability;
+    expect(traces.otlpEndpoint).toBe("http://other:4318/traces");
+    expect(loadConfig({ KEEL_TRAJECTORY: "off" }).observability.trajectory).toBe(false);
+    expect(loadConfig({ LANGCHAIN_TRACING_V2: "true" }).observability.langsmith.enabled).toBe(true);
   });
 });
