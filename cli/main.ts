@@ -6,6 +6,7 @@ import { SAMPLES } from "../evals/samples.js";
 import { TASK_STATUSES, type TaskStatus } from "../runtime/status.js";
 import { batchCommand, type BatchOptions } from "./batch.js";
 import { parseSince } from "./common.js";
+import { evalCommand, type EvalOptions } from "./eval.js";
 import { sloCommand } from "./slo.js";
 import { pruneCommand, traceCommand } from "./trace.js";
 import { resumeCommand, runCommand, type ResumeOptions, type RunOptions } from "./run.js";
@@ -315,6 +316,39 @@ Exit codes: 0 every target met (or no data), 1 a target breached, 2 bad input.`,
   )
   .action(async (opts: { since?: Date; until?: Date; workflow?: string; json?: boolean }) => {
     process.exitCode = await sloCommand(loadConfig(), { ...opts, since: opts.since ?? parseSince("24h") });
+  });
+
+program
+  .command("eval")
+  .description(
+    "Run a golden dataset through the runtime (approvals answered from each case) and score outcome and trajectory; write results.jsonl, summary.json, report.md and report.html.",
+  )
+  .option("--dataset <file>", "JSONL dataset", "evals/datasets/golden.jsonl")
+  .option("--filter <tag>", "only the cases with this tag")
+  .addOption(new Option("--concurrency <n>", "cases run at once").argParser(positiveInt).default(4))
+  .option("--baseline <file>", "compare with this baseline; exit 1 on a regression")
+  .option("--save-baseline <file>", "write this run as the baseline")
+  .option("--out <dir>", "where the reports go", ".keel/eval")
+  .addOption(
+    new Option(
+      "--latency-tolerance <ratio>",
+      "how much slower p95 may be than the baseline (0.5 = +50%)",
+    ).argParser((v) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected a number from 0 up");
+      return n;
+    }),
+  )
+  .option("--json", "print the summary as JSON")
+  .addHelpText(
+    "after",
+    `
+A regression: a case that passed in the baseline fails, a lower pass rate, fewer unsafe writes blocked, cost up
+more than 10%, or p95 latency up more than the tolerance (and 500 ms).
+Exit codes: 0 no regression, 1 a regression, 2 bad input (a dataset line, an unknown tag, another dataset's baseline).`,
+  )
+  .action(async (opts: EvalOptions) => {
+    process.exitCode = await evalCommand(loadConfig(), opts);
   });
 
 program

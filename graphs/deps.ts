@@ -33,6 +33,8 @@ export interface GraphDeps {
   failpoint?: string;
   /** Where notify_webhook posts. */
   webhookUrl?: string;
+  /** Fault injection for evals: may throw a transient error before a tool of the thread runs. */
+  faults?: (threadId: string, tool: string) => void;
 }
 
 /**

@@ -175,6 +175,7 @@ export function buildSubagentGraph(
       dependencies: deps.dependencies,
       webhookUrl: deps.webhookUrl,
       failpoint: deps.failpoint,
+      injectFault: deps.faults ? (tool: string) => deps.faults!(threadId, tool) : undefined,
       fenceToken:
         typeof config.configurable?.keel_fence_token === "string"
           ? config.configurable.keel_fence_token
@@ -275,10 +276,11 @@ export function buildSubagentGraph(
         await recordToolCall(
           context(call.id),
           call.name,
-          call.args,
+          splitConfidence(call.args).args,
           { status: "rejected", error: decision.reason },
           0,
         );
+        emit(config, { type: "tool_call", ...about(call), args: splitConfidence(call.args).args });
         reply(
           `A person rejected this ${call.name} call${reason}. Do not try it again; report that it was not done.`,
           "error",

@@ -15,7 +15,7 @@ const ALLOWED = {
   agents: ["core", "tools", "models"],
   graphs: ["core", "agents", "tools", "policy", "models", "observability", "checkpoints"],
   runtime: ["core", "graphs", "checkpoints", "observability", "policy"],
-  evals: ["core", "runtime", "graphs", "observability", "agents"],
+  evals: ["core", "runtime", "graphs", "observability", "agents", "policy", "checkpoints", "models"],
   server: ["core", "runtime", "observability"],
   cli: [
     "core",

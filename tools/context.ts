@@ -35,6 +35,11 @@ export interface ToolContext {
   idempotencyKey?: string;
   /** The running worker's fencing token for the thread: an internal effect commits only while it holds. */
   fenceToken?: string;
+  /**
+   * Fault injection (evals and tests): called before each try of a tool; it may throw a transient error, as a
+   * flaky dependency would, so that retries are exercised on purpose.
+   */
+  injectFault?: (tool: string) => void;
   /** Test hook: a named point at which the process kills itself, to prove crash safety. */
   failpoint?: string;
 }

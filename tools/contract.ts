@@ -258,15 +258,14 @@ async function waitForTurn(tool: KeelTool, signal: AbortSignal): Promise<void> {
 /** Transient failures are retried: external tools through their dependency (retry + breaker), others simply. */
 async function runWithRetries(tool: KeelTool, args: unknown, ctx: ToolContext): Promise<unknown> {
   if (tool.effects === "external" && ctx.dependencies) {
-    return ctx.dependencies
-      .get(`tool:${tool.name}`, { retries: tool.retry.attempts })
-      .execute(
-        (signal) => tool.run(args, { ...ctx, signal: AbortSignal.any([ctx.signal, signal]) }),
-        ctx.signal,
-      );
+    return ctx.dependencies.get(`tool:${tool.name}`, { retries: tool.retry.attempts }).execute((signal) => {
+      ctx.injectFault?.(tool.name);
+      return tool.run(args, { ...ctx, signal: AbortSignal.any([ctx.signal, signal]) });
+    }, ctx.signal);
   }
   for (let attempt = 0; ; attempt++) {
     try {
+      ctx.injectFault?.(tool.name);
       return await tool.run(args, ctx);
     } catch (error) {
       const transient = (error as { transient?: boolean }).transient === true;

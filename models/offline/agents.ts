@@ -62,10 +62,18 @@ export function researchTurn(t: Transcript): Turn {
       content: "",
       calls: [{ name: "search_kb", args: { query: keywords(t.objective).join(" "), limit: 3 } }],
     };
-  const hits = (search.value as { hits?: { id: string; title: string }[] }).hits ?? [];
-  if (!search.ok || hits.length === 0) {
-    return done(`I found nothing in the knowledge base about "${t.objective}".`);
+  if (!search.ok) {
+    // A failed search is not an empty one: try once more, then say it failed.
+    const failures = t.observations.filter((o) => o.tool === "search_kb" && !o.ok).length;
+    if (failures < 2)
+      return {
+        content: "",
+        calls: [{ name: "search_kb", args: { query: keywords(t.objective).join(" "), limit: 3 } }],
+      };
+    return done(`The knowledge base search failed, so I could not look this up: ${search.text}`);
   }
+  const hits = (search.value as { hits?: { id: string; title: string }[] }).hits ?? [];
+  if (hits.length === 0) return done(`I found nothing in the knowledge base about "${t.objective}".`);
   const doc = last(t, "read_document");
   if (!doc) return { content: "", calls: [{ name: "read_document", args: { id: hits[0]!.id } }] };
   if (!doc.ok) return done(`I could not read ${hits[0]!.id}: ${doc.text}`);
