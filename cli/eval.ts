@@ -3,7 +3,11 @@ import path from "node:path";
 import cliProgress from "cli-progress";
 import type { KeelConfig } from "../core/config.js";
 import { InputError } from "../core/errors.js";
+import { createModel, modelInfo } from "../models/index.js";
 import { filterCases, loadDataset, type Dataset } from "../evals/dataset.js";
+import { createJudge } from "../evals/judge.js";
+import { uploadExperiment, type Upload } from "../evals/upload.js";
+import { langsmithClient } from "../observability/langsmith.js";
 import { writeReports } from "../evals/report.js";
 import { runCases } from "../evals/run.js";
 import {
@@ -58,6 +62,9 @@ export function evalCommand(config: KeelConfig, opts: EvalOptions): Promise<numb
         )
       : undefined;
     bar?.start(cases.length, 0, { passed: 0, failed: 0 });
+    // The LLM judge needs a real model; offline there is nothing to judge with.
+    const judge =
+      modelInfo(config).provider === "keel.offline" ? undefined : createJudge(createModel(config));
     const results: CaseResult[] = [];
     const pending: Promise<void>[] = [];
     await runCases(db, config, cases, {
@@ -65,7 +72,8 @@ export function evalCommand(config: KeelConfig, opts: EvalOptions): Promise<numb
       caseTimeoutMs: 120_000,
       onCaseDone: (c, run) => {
         pending.push(
-          scoreCase(c, run).then((r) => {
+          scoreCase(c, run).then(async (r) => {
+            if (judge) r.judge = await judge(c, run);
             results.push(r);
             const passed = results.filter((x) => x.pass).length;
             if (bar) bar.increment({ passed, failed: results.length - passed });
@@ -92,8 +100,16 @@ export function evalCommand(config: KeelConfig, opts: EvalOptions): Promise<numb
       fs.mkdirSync(path.dirname(path.resolve(opts.saveBaseline)), { recursive: true });
       fs.writeFileSync(opts.saveBaseline, `${JSON.stringify(baselineOf(summary, results), null, 2)}\n`);
     }
+    let upload: Upload | { error: string } | undefined;
+    const client = langsmithClient(config.observability.langsmith);
+    if (client) {
+      // The local reports are written already; an upload that fails is reported, not fatal.
+      upload = await uploadExperiment(client, dataset, summary, results).catch((error: Error) => ({
+        error: `LangSmith upload failed: ${error.message}`,
+      }));
+    }
     if (opts.json) {
-      printJson({ ...summary, regressions, reports: files });
+      printJson({ ...summary, regressions, reports: files, ...(upload ? { langsmith: upload } : {}) });
     } else {
       console.log(
         `keel eval: ${summary.passed}/${summary.cases} passed (${(summary.pass_rate * 100).toFixed(1)}%) · p95 ${summary.latency_ms.p95} ms · $${summary.cost_usd.total.toFixed(4)}`,
@@ -107,6 +123,11 @@ export function evalCommand(config: KeelConfig, opts: EvalOptions): Promise<numb
         );
       console.log(`reports: ${files.join(", ")}`);
       if (opts.saveBaseline) console.log(`baseline saved: ${opts.saveBaseline}`);
+      if (upload && "error" in upload) console.error(`keel: ${upload.error}`);
+      else if (upload)
+        console.log(
+          `langsmith: experiment ${upload.experiment} on dataset ${upload.dataset} (${upload.runs} runs)`,
+        );
     }
     return regressions.length ? 1 : 0;
   });

@@ -19,7 +19,7 @@ export type Judge = (c: EvalCase, run: CaseRun) => Promise<JudgeVerdict>;
 export function createJudge(model: BaseChatModel): Judge {
   const evaluator = createTrajectoryLLMAsJudge({ prompt: TRAJECTORY_ACCURACY_PROMPT, judge: model });
   return async (c, run) => {
-    const outputs = [
+    const outputs: { role: string; content: string; tool_calls?: unknown[] }[] = [
       { role: "user", content: c.request },
       ...run.calls.map((call) => ({
         role: "assistant",
@@ -29,7 +29,10 @@ export function createJudge(model: BaseChatModel): Judge {
       { role: "assistant", content: run.answer },
     ];
     try {
-      const result = (await evaluator({ outputs })) as { score: boolean | number; comment?: string };
+      const result = (await evaluator({ outputs: outputs as never })) as {
+        score: boolean | number;
+        comment?: string;
+      };
       return { score: result.score === true || result.score === 1, comment: result.comment ?? "" };
     } catch (error) {
       return { score: false, comment: `the judge failed: ${(error as Error).message}` };

@@ -70,6 +70,16 @@ export function renderMarkdown(summary: Summary, results: CaseResult[], regressi
     `- approvals requested / expected: ${q.approvals_requested} / ${q.approvals_expected}`,
     "",
   ];
+  if (summary.judge.enabled) {
+    lines.push(
+      "## LLM-as-judge (reported apart; not part of pass/fail)",
+      "",
+      `${summary.judge.passed} / ${summary.judge.cases} judged accurate (${pct(summary.judge.pass_rate)})`,
+      "",
+      ...results.filter((r) => r.judge && !r.judge.score).map((r) => `- ${r.id}: ${r.judge!.comment}`),
+      "",
+    );
+  }
   if (regressions.length)
     lines.push("## Regressions against the baseline", "", ...regressions.map((r) => `- ${r}`), "");
   const failing = results.filter((r) => !r.pass);
@@ -154,6 +164,7 @@ table{border-collapse:collapse;width:100%}td,th{border:1px solid #d0d7de;padding
 <div class="kpi">handoff failure rate<b>${pct(q.handoff_failure_rate)}</b></div>
 </div>
 ${regressions.length ? `<h2>Regressions against the baseline</h2><ul class="regressions" id="regressions">${regressions.map((r) => `<li>${esc(r)}</li>`).join("")}</ul>` : ""}
+${summary.judge.enabled ? `<h2>LLM-as-judge</h2><p id="judge">Reported apart, not part of pass/fail: ${summary.judge.passed} / ${summary.judge.cases} judged accurate (${pct(summary.judge.pass_rate)}).</p>` : ""}
 <h2>Charts</h2>
 <div class="charts">
 ${barChart("chart-agents", "Pass rate per agent", agentRows, 1)}

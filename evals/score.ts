@@ -2,6 +2,7 @@ import fs from "node:fs";
 import { z } from "zod";
 import { InputError } from "../core/errors.js";
 import type { Dataset, EvalCase } from "./dataset.js";
+import type { JudgeVerdict } from "./judge.js";
 import {
   checkOutcome,
   matchTrajectory,
@@ -22,6 +23,8 @@ export interface CaseResult {
   quality: ReturnType<typeof qualityOf>;
   diff: ReturnType<typeof trajectoryDiff>;
   run: CaseRun;
+  /** The optional LLM judge's verdict: reported on its own, never part of `pass`. */
+  judge?: JudgeVerdict;
 }
 
 export async function scoreCase(c: EvalCase, run: CaseRun): Promise<CaseResult> {
@@ -105,7 +108,16 @@ export function summarize(dataset: Dataset, results: CaseResult[], filter?: stri
       approvals_expected: sum((r) => r.quality.approvals_expected),
     },
     failing: results.filter((r) => !r.pass).map((r) => r.id),
+    judge: judgeSummary(results),
   };
+}
+
+function judgeSummary(results: CaseResult[]) {
+  const judged = results.filter((r) => r.judge);
+  if (judged.length === 0)
+    return { enabled: false as const, note: "no real model configured: the LLM judge runs only with one" };
+  const passed = judged.filter((r) => r.judge!.score).length;
+  return { enabled: true as const, cases: judged.length, passed, pass_rate: rate(passed, judged.length) };
 }
 export type Summary = ReturnType<typeof summarize>;
 

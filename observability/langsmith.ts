@@ -48,6 +48,17 @@ export function startLangSmith(
   };
 }
 
+/** A LangSmith client with Keel's bounds, for uploads (eval experiments); none unless LangSmith is on with a key. */
+export function langsmithClient(config: KeelConfig["observability"]["langsmith"]): Client | undefined {
+  if (!config.enabled || !config.apiKey) return undefined;
+  return new Client({
+    apiKey: config.apiKey,
+    apiUrl: config.endpoint,
+    timeout_ms: 10_000,
+    callerOptions: { maxRetries: 1 },
+  });
+}
+
 /** What LangSmith groups a run by: the Keel task (its thread), with the attempt as metadata. */
 export function langsmithRunConfig(taskId: string, attempt?: number) {
   return {

@@ -3,6 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startLangSmithServer } from "../fakes/langsmith-server.js";
 import { json, keel } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
@@ -29,6 +30,7 @@ interface Summary {
   regressions: string[];
   failing: string[];
   quality: { approvals_requested: number; approvals_expected: number; unsafe_writes_blocked: number };
+  judge: { enabled: boolean };
 }
 
 describe("keel eval", () => {
@@ -46,6 +48,7 @@ describe("keel eval", () => {
     const baseline = JSON.parse(fs.readFileSync("evals/baseline.json", "utf8")) as { pass_rate: number };
     expect(summary.pass_rate).toBe(baseline.pass_rate);
     expect(summary.quality.approvals_requested).toBe(summary.quality.approvals_expected);
+    expect(summary.judge).toMatchObject({ enabled: false }); // offline: no LLM to judge with
     for (const f of ["results.jsonl", "summary.json", "report.md", "report.html"])
       expect(fs.existsSync(path.join(out, f)), f).toBe(true);
     expect(fs.readFileSync(path.join(out, "results.jsonl"), "utf8").trim().split("\n")).toHaveLength(
@@ -96,6 +99,49 @@ describe("keel eval", () => {
       await browser.close();
     }
   }, 60_000);
+
+  it("uploads the run to LangSmith as an experiment on a dataset when LangSmith is configured", async () => {
+    const langsmith = await startLangSmithServer();
+    try {
+      const result = await keel(["eval", "--filter", "code", "--out", path.join(dir, "ls"), "--json"], {
+        DATABASE_URL: t.url,
+        LANGSMITH_TRACING: "true",
+        LANGSMITH_API_KEY: "test-key",
+        LANGSMITH_ENDPOINT: langsmith.url,
+      });
+      expect(result.code, result.stderr).toBe(0);
+      const summary = json<{
+        cases: number;
+        langsmith: { dataset: string; experiment: string; runs: number };
+      }>(result);
+      expect(summary.langsmith).toMatchObject({
+        dataset: "keel-golden",
+        runs: summary.cases,
+        examples_created: 61,
+      });
+      const sent = (method: string, pattern: RegExp) =>
+        langsmith.requests.filter((r) => r.method === method && pattern.test(r.path));
+      expect(sent("POST", /^\/datasets$/)[0]!.body).toContain('"name":"keel-golden"');
+      const examples = sent("POST", /\/datasets\/[^/]+\/examples$/)
+        .map((r) => r.body)
+        .join("");
+      expect(examples).toContain('"case_id":"code-01"');
+      const project = sent("POST", /^\/sessions/)[0]!.body;
+      expect(project).toContain(summary.langsmith.experiment);
+      expect(project).toContain("reference_dataset_id");
+      const runs = sent("POST", /^\/runs/)
+        .map((r) => r.body)
+        .join("");
+      expect(runs).toContain("keel eval code-01");
+      expect(runs).toContain("reference_example_id");
+      const feedback = sent("POST", /^\/feedback/).map(
+        (r) => JSON.parse(r.body) as { key: string; score: number },
+      );
+      expect(feedback.filter((f) => f.key === "pass")).toHaveLength(summary.cases);
+    } finally {
+      await langsmith.stop();
+    }
+  }, 120_000);
 
   it("refuses bad input before running anything: a bad dataset line, an unknown tag, another dataset's baseline", async () => {
     const bad = path.join(dir, "bad.jsonl");

@@ -2,7 +2,9 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { fakeModel } from "@langchain/core/testing";
 import { filterCases, loadDataset } from "../../evals/dataset.js";
+import { createJudge } from "../../evals/judge.js";
 import { checkOutcome, matchTrajectory, type ActualCall, type CaseRun } from "../../evals/evaluators.js";
 import { compare, readBaseline, scoreCase, summarize, baselineOf } from "../../evals/score.js";
 
@@ -187,5 +189,37 @@ describe("datasets and baselines", () => {
       "cost $1.0000 > baseline $0.0000 + 10%",
       "p95 latency 5000 ms > 600 ms (baseline 100 ms + 50%)",
     ]);
+  });
+});
+
+describe("LLM-as-judge", () => {
+  const dataset = () =>
+    loadDataset(write("judge.jsonl", [{ id: "j", tags: ["t"], request: "r", expect: { status: "done" } }]));
+
+  it("records the judge's verdict apart from pass/fail, and counts it in its own summary", async () => {
+    const judge = createJudge(
+      fakeModel().structuredResponse({ reasoning: "It read the policy first.", score: true }),
+    );
+    const d = dataset();
+    const result = await scoreCase(d.cases[0]!, run({ status: "failed" }));
+    result.judge = await judge(d.cases[0]!, run());
+    expect(result.judge).toEqual({ score: true, comment: "It read the policy first." });
+    expect(result.pass).toBe(false); // the judge does not change the deterministic verdict
+    expect(summarize(d, [result]).judge).toEqual({ enabled: true, cases: 1, passed: 1, pass_rate: 1 });
+  });
+
+  it("turns a judge that fails into a verdict that says so", async () => {
+    // A scripted model with no reply scripted fails loudly when asked.
+    const judge = createJudge(fakeModel());
+    const d = dataset();
+    expect(await judge(d.cases[0]!, run())).toMatchObject({
+      score: false,
+      comment: expect.stringMatching(/^the judge failed: /),
+    });
+  });
+
+  it("is off without a real model", async () => {
+    const d = dataset();
+    expect(summarize(d, [await scoreCase(d.cases[0]!, run())]).judge).toMatchObject({ enabled: false });
   });
 });
