@@ -66,26 +66,19 @@ export function evalCommand(config: KeelConfig, opts: EvalOptions): Promise<numb
     const judge =
       modelInfo(config).provider === "keel.offline" ? undefined : createJudge(createModel(config));
     const results: CaseResult[] = [];
-    const pending: Promise<void>[] = [];
     await runCases(db, config, cases, {
       concurrency: opts.concurrency,
       caseTimeoutMs: 120_000,
-      onCaseDone: (c, run) => {
-        pending.push(
-          scoreCase(c, run).then(async (r) => {
-            if (judge) r.judge = await judge(c, run);
-            results.push(r);
-            const passed = results.filter((x) => x.pass).length;
-            if (bar) bar.increment({ passed, failed: results.length - passed });
-            else if (!opts.json)
-              console.error(
-                `keel eval: ${r.pass ? "pass" : "FAIL"} ${r.id} (${results.length}/${cases.length})`,
-              );
-          }),
-        );
+      onCaseDone: async (c, run) => {
+        const r = await scoreCase(c, run);
+        if (judge) r.judge = await judge(c, run);
+        results.push(r);
+        const passed = results.filter((x) => x.pass).length;
+        if (bar) bar.increment({ passed, failed: results.length - passed });
+        else if (!opts.json)
+          console.error(`keel eval: ${r.pass ? "pass" : "FAIL"} ${r.id} (${results.length}/${cases.length})`);
       },
     });
-    await Promise.all(pending);
     bar?.stop();
     const order = new Map(cases.map((c, i) => [c.id, i]));
     results.sort((a, b) => order.get(a.id)! - order.get(b.id)!);

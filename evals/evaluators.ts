@@ -73,13 +73,18 @@ export async function matchTrajectory(actual: readonly ActualCall[], expected: E
 export function trajectoryDiff(actual: readonly ActualCall[], expected: Expected | undefined) {
   const want = expected?.calls.map((c) => c.tool) ?? [];
   const got = actual.map((c) => c.tool);
-  const missing = want.filter(
-    (t, i) => want.slice(0, i).filter((x) => x === t).length >= got.filter((x) => x === t).length,
-  );
-  const extra = got.filter(
-    (t, i) => got.slice(0, i).filter((x) => x === t).length >= want.filter((x) => x === t).length,
-  );
-  return { expected: want, actual: got, missing, extra };
+  return { expected: want, actual: got, missing: minus(want, got), extra: minus(got, want) };
+}
+
+/** The items of `a` left after taking out one per item of `b` (multiset difference, in `a`'s order). */
+function minus(a: readonly string[], b: readonly string[]): string[] {
+  const left = [...b];
+  return a.filter((item) => {
+    const i = left.indexOf(item);
+    if (i < 0) return true;
+    left.splice(i, 1);
+    return false;
+  });
 }
 
 const norm = (s: string) => s.toLowerCase().replace(/\s+/g, " ");

@@ -17,7 +17,8 @@ export interface RunOptions {
   caseTimeoutMs: number;
   /** What the graphs are built with (tests break things on purpose through here). */
   deps?: Partial<GraphDeps>;
-  onCaseDone?: (c: EvalCase, run: CaseRun) => void;
+  /** Called with each case's run as it finishes (awaited: scoring and judging happen here). */
+  onCaseDone: (c: EvalCase, run: CaseRun) => Promise<void>;
 }
 
 const SUBMITTER = "eval-submitter";
@@ -34,7 +35,7 @@ export async function runCases(
   config: KeelConfig,
   cases: readonly EvalCase[],
   options: RunOptions,
-): Promise<Map<string, CaseRun>> {
+): Promise<void> {
   const events = new Map<string, ProgressEvent[]>();
   const faults = new Map<string, Map<string, number>>();
   const worker = await TaskWorker.start(db, config, {
@@ -55,23 +56,19 @@ export async function runCases(
     },
   });
   const policy = options.deps?.policy ?? loadPolicy(config.policyFile);
-  const results = new Map<string, CaseRun>();
   let next = 0;
   try {
     await Promise.all(
       Array.from({ length: options.concurrency }, async () => {
         while (next < cases.length) {
           const c = cases[next++]!;
-          const run = await runCase(c);
-          results.set(c.id, run);
-          options.onCaseDone?.(c, run);
+          await options.onCaseDone(c, await runCase(c));
         }
       }),
     );
   } finally {
     await worker.stop();
   }
-  return results;
 
   async function runCase(c: EvalCase): Promise<CaseRun> {
     const started = Date.now();
@@ -115,7 +112,7 @@ export async function runCases(
           deadline,
         );
         if (root.status !== "waiting_for_approval") break;
-        const pending = (await listApprovals(db.pool)).filter((a) => a.task_id === task.id);
+        const pending = await listApprovals(db.pool, "pending", task.id);
         for (const approval of pending) {
           const answer = answers.shift() ?? { action: "reject" as const, reason: "the case gives no answer" };
           await decide(

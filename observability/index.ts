@@ -12,7 +12,12 @@ export interface Observability {
 }
 
 const NONE: Observability = {
-  tracing: { enabled: false, exporter: "none", shutdown: () => Promise.resolve() },
+  tracing: {
+    enabled: false,
+    exporter: "none",
+    flush: () => Promise.resolve(),
+    shutdown: () => Promise.resolve(),
+  },
   langsmith: { enabled: false, callbacks: [], flush: () => Promise.resolve() },
   shutdown: () => Promise.resolve(),
 };

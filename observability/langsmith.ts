@@ -27,12 +27,7 @@ export function startLangSmith(
     warn("keel: LANGSMITH_TRACING=true but LANGSMITH_API_KEY is not set; LangSmith tracing is off.");
     return OFF;
   }
-  const client = new Client({
-    apiKey: config.apiKey,
-    apiUrl: config.endpoint,
-    timeout_ms: config.flushMs,
-    callerOptions: { maxRetries: 0 },
-  });
+  const client = newClient(config, config.flushMs, 0);
   const tracer = new LangChainTracer({ client, projectName: config.project });
   return {
     enabled: true,
@@ -51,11 +46,19 @@ export function startLangSmith(
 /** A LangSmith client with Keel's bounds, for uploads (eval experiments); none unless LangSmith is on with a key. */
 export function langsmithClient(config: KeelConfig["observability"]["langsmith"]): Client | undefined {
   if (!config.enabled || !config.apiKey) return undefined;
+  return newClient(config, 10_000, 1);
+}
+
+function newClient(
+  config: KeelConfig["observability"]["langsmith"],
+  timeoutMs: number,
+  retries: number,
+): Client {
   return new Client({
     apiKey: config.apiKey,
     apiUrl: config.endpoint,
-    timeout_ms: 10_000,
-    callerOptions: { maxRetries: 1 },
+    timeout_ms: timeoutMs,
+    callerOptions: { maxRetries: retries },
   });
 }
 

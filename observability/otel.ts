@@ -43,6 +43,8 @@ export interface Tracing {
   /** Whether spans are recorded and exported; off, the OpenTelemetry API stays a no-op. */
   readonly enabled: boolean;
   readonly exporter: KeelConfig["observability"]["exporter"];
+  /** Exports what is buffered now. */
+  flush(): Promise<void>;
   /** Exports what is buffered, waiting at most `boundMs`: an unreachable collector never holds the process. */
   shutdown(boundMs?: number): Promise<void>;
 }
@@ -71,7 +73,12 @@ export function startTracing(config: KeelConfig, version = "0.1.0"): Tracing {
   if (active) return active;
   const exporter = exporterFor(config.observability);
   if (!exporter) {
-    active = { enabled: false, exporter: "none", shutdown: () => Promise.resolve() };
+    active = {
+      enabled: false,
+      exporter: "none",
+      flush: () => Promise.resolve(),
+      shutdown: () => Promise.resolve(),
+    };
     return active;
   }
   const processors: SpanProcessor[] = [
@@ -95,6 +102,7 @@ export function startTracing(config: KeelConfig, version = "0.1.0"): Tracing {
   active = {
     enabled: true,
     exporter: config.observability.exporter,
+    flush: () => provider.forceFlush(),
     shutdown: (boundMs = config.observability.exportTimeoutMs) =>
       (stopped ??= Promise.race([
         provider.shutdown().catch(() => undefined),
@@ -114,7 +122,5 @@ export async function stopTracing(): Promise<void> {
 
 /** Flushes buffered spans now (tests and the benchmark read the receiver right after a run). */
 export async function flushTracing(): Promise<void> {
-  const provider = trace.getTracerProvider() as { forceFlush?: () => Promise<void> };
-  const delegate = (provider as { getDelegate?: () => { forceFlush?: () => Promise<void> } }).getDelegate?.();
-  await (delegate?.forceFlush ?? provider.forceFlush)?.call(delegate ?? provider);
+  await active?.flush();
 }

@@ -101,13 +101,15 @@ export async function recordApprovals(
   }
 }
 
+/** Approvals in a status (or all), optionally of one task only. */
 export async function listApprovals(
   db: pg.Pool,
   status: ApprovalRow["status"] | "all" = "pending",
+  taskId?: string,
 ): Promise<ApprovalRow[]> {
   const { rows } = await db.query<ApprovalRow>(
-    "select * from approvals where ($1 = 'all' or status = $1) order by created_at",
-    [status],
+    "select * from approvals where ($1 = 'all' or status = $1) and ($2::uuid is null or task_id = $2) order by created_at",
+    [status, taskId ?? null],
   );
   return rows;
 }

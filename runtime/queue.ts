@@ -26,8 +26,11 @@ export async function prepareQueue(pool: pg.Pool): Promise<void> {
   await withMigrationLock(pool, () => runMigrations({ pgPool: pool, logger: quietLogger }));
 }
 
+/** A pool or a transaction's client: a job added through the client commits with the transaction. */
+type Queryable = Pick<pg.ClientBase, "query">;
+
 async function addJob(
-  client: pg.ClientBase,
+  client: Queryable,
   identifier: string,
   payload: object,
   runAt: Date | null,
@@ -106,6 +109,6 @@ export const quietLogger = new Logger(() => (level: string, message: string, met
  * Schedules the trajectory store's retention prune at `at`. There is one prune job for all workers: a worker
  * that starts while one is pending leaves its time alone.
  */
-export function schedulePrune(client: pg.ClientBase, at: Date): Promise<void> {
+export function schedulePrune(client: Queryable, at: Date): Promise<void> {
   return addJob(client, JOB.pruneTrajectories, {}, at, "prune-trajectories", "preserve_run_at");
 }

@@ -98,8 +98,7 @@ export class TaskWorker {
       [JOB.pruneTrajectories]: () => worker.prune(),
     };
     await worker.listenForCancels();
-    const client = await db.pool.connect();
-    await schedulePrune(client, new Date()).finally(() => client.release());
+    await schedulePrune(db.pool, new Date());
     worker.graphile = await run({
       pgPool: db.pool,
       concurrency: options.concurrency,
@@ -375,8 +374,7 @@ export class TaskWorker {
     const removed = await pruneTrajectories(this.db.pool, this.config.observability.retentionDays);
     if (removed)
       this.log.info({ removed, days: this.config.observability.retentionDays }, "trajectory pruned");
-    const client = await this.db.pool.connect();
-    await schedulePrune(client, new Date(Date.now() + 3600_000)).finally(() => client.release());
+    await schedulePrune(this.db.pool, new Date(Date.now() + 3600_000));
   }
 
   private get settleContext(): SettleContext {
