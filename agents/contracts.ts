@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { FailureReason } from "../core/failures.js";
 
 /** The four narrow sub-agents a plan may route work to. */
 export const AgentType = z
@@ -55,6 +56,7 @@ export const AgentResult = z
     tokens: z.number().int().nonnegative().describe("Model tokens used, as reported by the model"),
     cost_usd: z.number().nonnegative().describe("Model cost from the price table"),
     error: z.string().optional().describe("Why the task failed or was rejected"),
+    reason: FailureReason.optional().describe("The failure's code, when the task did not finish"),
   })
   .describe("What a sub-agent hands back to the orchestrator");
 export type AgentResult = z.infer<typeof AgentResult>;

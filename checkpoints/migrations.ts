@@ -282,6 +282,23 @@ export const MIGRATIONS: readonly Migration[] = [
       alter table tasks add column workflow text not null default 'default';
       create index tasks_finished on tasks (finished_at) where parent_id is null;`),
   },
+  {
+    id: 12,
+    name: "task queues, typed failures",
+    // queue: which workers may drive the task (keel worker --queue; keel run/batch/eval use their own).
+    // error_reason holds a FailureReason code from now on; the policy rule that stopped a task moves to error_rule.
+    up: sql(`
+      alter table tasks add column queue text not null default 'default';
+      alter table tasks add column error_fault text;
+      alter table tasks add column error_rule text;
+      update tasks set error_rule = error_reason, error_reason = split_part(error_reason, ':', 1)
+        where error_reason like '%:%';
+      update tasks set error_reason = case
+          when error_reason in ('injection', 'prohibited_action', 'out_of_scope') then 'blocked'
+          when error_reason = 'error' then 'internal'
+          else error_reason end
+        where error_reason is not null;`),
+  },
 ];
 
 // One fixed key so that every Keel process (and LangGraph's setup) migrates one at a time.

@@ -5,6 +5,8 @@ import { createLogger } from "../observability/log.js";
 import { InputError } from "../core/errors.js";
 import { loadPolicy } from "../policy/file.js";
 import { batchTasks, parseBatch, submitBatch, summarize, type BatchSummary } from "../runtime/batch.js";
+import { callerQueue, DEFAULT_QUEUE } from "../runtime/queue.js";
+import { moveToQueue } from "../runtime/store.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { reportError, withDatabase } from "./common.js";
 
@@ -45,18 +47,24 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
       opts.json,
     );
   }
-  const { lines, errors } = parseBatch(
-    text,
-    config.limits.maxRequestChars,
-    loadPolicy(config.policyFile).scope,
-  );
-  for (const e of errors) console.error(`keel batch: line ${e.line}: ${e.message} (skipped)`);
-  if (lines.length === 0) return reportError(new InputError(`${file} has no runnable lines.`), opts.json);
+  const parsed = parseBatch(text);
+  for (const e of parsed.errors) console.error(`keel batch: line ${e.line}: ${e.message} (skipped)`);
+  if (parsed.lines.length === 0)
+    return reportError(new InputError(`${file} has no runnable lines.`), opts.json);
+  const scope = loadPolicy(config.policyFile).scope;
 
   return withDatabase(config, opts.json, async (db) => {
     const started = Date.now();
-    const submitted = await submitBatch(db.pool, config, lines);
+    // With its own workers, the batch runs on a queue of its own (lines of an earlier run of the file are taken
+    // over); with --no-workers, on the queue that keel worker processes take work from.
+    const queue = opts.workers ? callerQueue("batch") : DEFAULT_QUEUE;
+    const { submitted, refused } = await submitBatch(db.pool, config, scope, parsed.lines, queue);
+    for (const e of refused) console.error(`keel batch: line ${e.line}: ${e.message} (skipped)`);
+    const errors = [...parsed.errors, ...refused].sort((a, b) => a.line - b.line);
+    const lines = submitted.map((s) => s.line);
+    if (lines.length === 0) throw new InputError(`${file} has no runnable lines.`);
     const ids = submitted.map((s) => s.task.id);
+    if (opts.workers) await moveToQueue(db.pool, ids, queue);
     const fresh = submitted.filter((s) => s.created).length;
     const log = (line: string) => (opts.json ? console.error(line) : console.log(line));
     log(`keel batch: ${lines.length} requests (${fresh} new, ${lines.length - fresh} already submitted)`);
@@ -64,6 +72,8 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
     const worker = opts.workers
       ? await TaskWorker.start(db, config, {
           concurrency: opts.concurrency,
+          queues: [queue],
+          releaseTo: DEFAULT_QUEUE,
           logger: createLogger(config.observability, { level: "warn" }),
         })
       : undefined;
@@ -106,6 +116,8 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
       bar?.stop();
       process.removeListener("SIGINT", onSigint);
       await worker?.stop();
+      // What is unfinished goes back to the workers' queue; running the file again takes it over again.
+      if (worker) await moveToQueue(db.pool, ids, DEFAULT_QUEUE);
     }
     const summary = summarize(tasks);
     if (controller.signal.aborted) {

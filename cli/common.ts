@@ -1,10 +1,7 @@
 import { openDatabase, type Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
 import { exitCodeFor, isKeelError } from "../core/errors.js";
-import { BlockedRequestError, guardRequest } from "../policy/guard.js";
-import { loadPolicy } from "../policy/file.js";
 import { prepareQueue } from "../runtime/queue.js";
-import { recordGuardrailEvent } from "../tools/log.js";
 
 /** Prints an error the one way every command does: a line on stderr, and with --json an object on stdout. */
 export function reportError(error: unknown, json: boolean | undefined): number {
@@ -53,21 +50,4 @@ export function parseSince(value: string): Date {
   if (Number.isNaN(date.getTime()))
     throw new Error(`expected a date (2026-11-01T10:00Z) or an age like 30m, 2h, 7d`);
   return date;
-}
-
-/**
- * The guardrails a request passes before it is stored (injection, scope; size was checked already). A blocked
- * request is recorded in guardrail_events and stores nothing else.
- */
-export async function guardForSubmit(config: KeelConfig, db: Database, request: string): Promise<string> {
-  try {
-    return guardRequest(request, {
-      maxChars: config.limits.maxRequestChars,
-      scope: loadPolicy(config.policyFile).scope,
-    });
-  } catch (error) {
-    if (error instanceof BlockedRequestError)
-      await recordGuardrailEvent({ db: () => Promise.resolve(db.pool) }, error.event);
-    throw error;
-  }
 }

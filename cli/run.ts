@@ -1,18 +1,21 @@
 import type { Database } from "../checkpoints/database.js";
 import { isInteractiveTerminal, type KeelConfig } from "../core/config.js";
 import { createLogger } from "../observability/log.js";
-import { InputError, KeelError, NotFoundError, PlanError } from "../core/errors.js";
+import { InputError, NotFoundError } from "../core/errors.js";
+import { FAILURES } from "../core/failures.js";
 import { SAMPLES } from "../evals/samples.js";
 import type { ApprovalDecision } from "../graphs/approval.js";
 import { describeModel } from "../models/index.js";
-import { checkRequest } from "../policy/input.js";
+import { loadPolicy } from "../policy/file.js";
 import { decide } from "../runtime/approvals.js";
 import { followTask, isSettledForCaller } from "../runtime/follow.js";
 import { describeTask, type TaskOutcome } from "../runtime/inspect.js";
-import { getTask, submit, type TaskRow } from "../runtime/store.js";
+import { callerQueue, DEFAULT_QUEUE } from "../runtime/queue.js";
+import { getTask, moveToQueue, type TaskRow } from "../runtime/store.js";
+import { submitRequest } from "../runtime/submit.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { askForDecision } from "./ask.js";
-import { guardForSubmit, printJson, reportError, withDatabase } from "./common.js";
+import { printJson, reportError, withDatabase } from "./common.js";
 import { describeApproval, renderEvent, resumeHint } from "./render.js";
 
 interface CommonOptions {
@@ -75,27 +78,20 @@ export function decisionFromFlags(opts: Omit<ResumeOptions, "input" | "json">): 
   return { action: "edit", reviewer: opts.reviewer, args: args as Record<string, unknown>, ...reason };
 }
 
-/** Failure reasons that are the caller's (or the plan's) fault end with exit code 2, like bad arguments do. */
-const INPUT_REASONS: Record<string, () => KeelError> = {
-  invalid_request: () => new InputError(""),
-  invalid_argument: () => new InputError("", "invalid_argument"),
-  invalid_plan: () => new PlanError([]),
-};
-
 function finish(outcome: TaskOutcome, opts: CommonOptions): number {
   const say = (line: string) => !opts.json && console.log(line);
-  const inputFault = outcome.status === "failed" ? INPUT_REASONS[outcome.error?.reason ?? ""]?.() : undefined;
-  if (inputFault) {
-    // Rejected before anything ran: report it as the named error it is.
-    const error = Object.assign(inputFault, { message: outcome.error?.message ?? "" });
-    if (opts.json)
-      printJson({
-        status: "error",
-        task_id: outcome.task_id,
-        error: { code: error.code, name: error.name, message: error.message },
-      });
+  const reason = outcome.status === "failed" ? outcome.error?.code : null;
+  const rule = reason ? FAILURES[reason] : undefined;
+  if (reason && rule && (rule.fault === "user" || reason === "invalid_plan")) {
+    // The request (or the plan made of it) could not run at all: report it as the named error it is.
+    const error = {
+      code: reason,
+      name: reason === "invalid_plan" ? "PlanError" : "InputError",
+      message: outcome.error?.message ?? "",
+    };
+    if (opts.json) printJson({ status: "error", task_id: outcome.task_id, error });
     console.error(`keel: ${error.name}: ${error.message}`);
-    return 2;
+    return rule.exitCode;
   }
   if (opts.json) printJson(outcome);
   if (outcome.status === "waiting_for_approval") {
@@ -112,9 +108,9 @@ function finish(outcome: TaskOutcome, opts: CommonOptions): number {
   say(outcome.final_answer ?? outcome.error?.message ?? "(no answer)");
   say("");
   say(
-    `status: ${outcome.status}${outcome.error?.reason ? ` (${outcome.error.reason})` : ""} · task: ${outcome.task_id}`,
+    `status: ${outcome.status}${outcome.error?.code ? ` (${outcome.error.code})` : ""} · task: ${outcome.task_id}`,
   );
-  return outcome.status === "done" ? 0 : 1;
+  return outcome.status === "done" ? 0 : (rule?.exitCode ?? 1);
 }
 
 /**
@@ -126,12 +122,18 @@ async function driveAndFollow(
   db: Database,
   config: KeelConfig,
   taskId: string,
+  queue: string,
   opts: CommonOptions,
 ): Promise<number> {
   const say = (line: string) => !opts.json && console.log(line);
+  // This process drives the task on a queue of its own (no stranger's task runs here), and hands it back to the
+  // workers' queue when it stops following.
+  await moveToQueue(db.pool, [taskId], queue);
   const worker = await TaskWorker.start(db, config, {
     logger: createLogger(config.observability, { level: "warn" }),
     concurrency: 2,
+    queues: [queue],
+    releaseTo: DEFAULT_QUEUE,
     onEvent: (id, event) => id === taskId && renderEvent(event, say),
   });
   const controller = new AbortController();
@@ -171,6 +173,7 @@ async function driveAndFollow(
   } finally {
     process.removeListener("SIGINT", onSigint);
     await worker.stop();
+    await moveToQueue(db.pool, [taskId], DEFAULT_QUEUE);
   }
 }
 
@@ -181,19 +184,21 @@ export async function runCommand(
 ): Promise<number> {
   let request: string;
   try {
-    request = checkRequest(pickRequest(requestArg, opts.sample), config.limits.maxRequestChars);
+    request = pickRequest(requestArg, opts.sample);
   } catch (error) {
     return reportError(error, opts.json);
   }
   return withDatabase(config, opts.json, async (db) => {
-    const { task } = await submit(db.pool, config, {
-      request: await guardForSubmit(config, db, request),
+    const queue = callerQueue("run");
+    const { task } = await submitRequest(db.pool, config, loadPolicy(config.policyFile).scope, {
+      request,
+      queue,
       idempotencyKey: opts.idempotencyKey,
       submittedBy: opts.as,
       workflow: opts.workflow,
     });
     if (!opts.json) console.log(`keel: task ${task.id} · ${describeModel(config)} · ${db.kind} Postgres`);
-    return driveAndFollow(db, config, task.id, opts);
+    return driveAndFollow(db, config, task.id, queue, opts);
   });
 }
 
@@ -224,6 +229,6 @@ export async function resumeCommand(
     }
     for (const pending of outcome.pending_approvals)
       await decide(db.pool, pending.approval_id, decision, { confirm: opts.confirm });
-    return driveAndFollow(db, config, task.root_id, opts);
+    return driveAndFollow(db, config, task.root_id, callerQueue("run"), opts);
   });
 }

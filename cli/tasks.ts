@@ -5,10 +5,11 @@ import { decide, listApprovals } from "../runtime/approvals.js";
 import { cancelTree, retryTask } from "../runtime/cancel.js";
 import { describeTask } from "../runtime/inspect.js";
 import type { TaskStatus } from "../runtime/status.js";
-import { getTask, listTasks, submit } from "../runtime/store.js";
+import { getTask, listTasks } from "../runtime/store.js";
+import { submitRequest } from "../runtime/submit.js";
 import { TaskWorker } from "../runtime/worker.js";
-import { checkRequest } from "../policy/input.js";
-import { guardForSubmit, printJson, reportError, withDatabase } from "./common.js";
+import { loadPolicy } from "../policy/file.js";
+import { printJson, reportError, withDatabase } from "./common.js";
 import { describeApproval } from "./render.js";
 import { decisionFromFlags } from "./run.js";
 
@@ -20,15 +21,9 @@ export function submitCommand(
   request: string,
   opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean; as?: string; workflow?: string },
 ) {
-  let checked: string;
-  try {
-    checked = checkRequest(request, config.limits.maxRequestChars);
-  } catch (error) {
-    return Promise.resolve(reportError(error, opts.json));
-  }
   return withDatabase(config, opts.json, async (db) => {
-    const { task, created } = await submit(db.pool, config, {
-      request: await guardForSubmit(config, db, checked),
+    const { task, created } = await submitRequest(db.pool, config, loadPolicy(config.policyFile).scope, {
+      request,
       idempotencyKey: opts.idempotencyKey,
       maxRetries: opts.maxRetries,
       submittedBy: opts.as,
@@ -79,7 +74,12 @@ export function statusCommand(config: KeelConfig, taskId: string, opts: { json?:
       `task ${outcome.task_id}: ${outcome.status} (attempt ${outcome.attempts}/${outcome.max_attempts}, created ${ago(root.created_at)})`,
     );
     console.log(`  request: ${root.request ?? ""}`);
-    if (outcome.error) console.log(`  error: ${outcome.error.reason ?? ""} ${outcome.error.message ?? ""}`);
+    if (outcome.error) {
+      const { code, fault, rule, message } = outcome.error;
+      console.log(
+        `  error: ${code ?? "?"} (fault: ${fault ?? "?"}${rule ? `, rule ${rule}` : ""})${message ? ` ${message}` : ""}`,
+      );
+    }
     for (const child of outcome.children) {
       console.log(
         `  ${child.agent_task_id} ${(child.agent ?? "").padEnd(13)} ${child.status}${child.error ? ` (${child.error})` : ""}`,

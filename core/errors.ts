@@ -1,23 +1,17 @@
-/**
- * Keel's few typed errors. Each names who is at fault and tells the reader what to do next.
- * The CLI maps them to exit codes: user and plan errors -> 2, everything else -> 1.
- */
-export type KeelErrorCode =
-  | "invalid_request"
-  | "invalid_plan"
-  | "invalid_argument"
-  | "not_found"
-  | "conflict"
-  | "model_error"
-  | "tool_error"
-  | "timeout"
-  | "database_error"
-  | "configuration_error"
-  | "blocked"
-  | "budget_exceeded"
-  | "dependency_failed";
+import { FAILURES, type Fault, type FailureReason } from "./failures.js";
 
-export type Fault = "user" | "model" | "system" | "policy";
+export type { Fault, FailureReason } from "./failures.js";
+
+/**
+ * Keel's few typed errors. Each names who is at fault, carries its `FailureReason` code (which decides whether a
+ * retry can help and which exit code a command ends with) and tells the reader what to do next.
+ */
+export type KeelErrorCode = FailureReason;
+
+export interface KeelErrorOptions extends ErrorOptions {
+  /** Overrides the reason's default in `FAILURES` (e.g. a transient model fault that another try may fix). */
+  retryable?: boolean;
+}
 
 export class KeelError extends Error {
   readonly code: KeelErrorCode;
@@ -26,12 +20,15 @@ export class KeelError extends Error {
    * the policy (a guardrail or a budget) that the work ran into.
    */
   readonly fault: Fault;
+  /** Whether another attempt of the same work can end differently (as Temporal's non-retryable failures). */
+  readonly retryable: boolean;
 
-  constructor(code: KeelErrorCode, fault: Fault, message: string, options?: ErrorOptions) {
+  constructor(code: KeelErrorCode, fault: Fault, message: string, options?: KeelErrorOptions) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;
     this.fault = fault;
+    this.retryable = options?.retryable ?? FAILURES[code].retryable;
   }
 }
 
@@ -107,10 +104,77 @@ export function isKeelError(error: unknown): error is KeelError {
   return error instanceof KeelError;
 }
 
-/** The exit code a CLI process ends with for this error. */
+/** The exit code a CLI process ends with for this error: the reason's, 1 for anything unexpected. */
 export function exitCodeFor(error: unknown): number {
-  return isKeelError(error) &&
-    (error.fault === "user" || error.fault === "policy" || error.code === "invalid_plan")
-    ? 2
-    : 1;
+  return isKeelError(error) ? FAILURES[error.code].exitCode : 1;
+}
+
+/** The failure an error stands for, as a task stores it. An error that is not Keel's is `internal`. */
+export function failureOf(error: unknown): {
+  reason: FailureReason;
+  fault: Fault;
+  retryable: boolean;
+  message: string;
+  /** The policy rule that stopped the work (`budget_exceeded:tokens`, `injection:…`), if one did. */
+  rule: string | null;
+} {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!isKeelError(error))
+    return { reason: "internal", fault: "system", retryable: true, message, rule: null };
+  return {
+    reason: error.code,
+    fault: error.fault,
+    retryable: error.retryable,
+    message,
+    rule: error instanceof PolicyError ? error.reason : null,
+  };
+}
+
+/**
+ * A failure that another try may fix: an HTTP status (429, 5xx) with an optional Retry-After, or a failure a
+ * test or an eval injects. The resilience layer reads `status`, `transient` and `retryAfterMs`.
+ */
+export class TransientError extends KeelError {
+  readonly transient = true;
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+    code: KeelErrorCode = "dependency_failed",
+  ) {
+    super(code, "system", message, { retryable: true });
+  }
+}
+
+/** An HTTP answer that says the call failed; transient for 408/425/429/5xx (the resilience layer decides). */
+export class HttpStatusError extends KeelError {
+  constructor(
+    message: string,
+    readonly status: number,
+    readonly headers?: Headers | Record<string, string | undefined>,
+  ) {
+    super("dependency_failed", "system", message);
+  }
+}
+
+/** The worker running a task is stopping: the task goes back to the queue without using an attempt. */
+export class WorkerStoppingError extends KeelError {
+  constructor() {
+    super("released", "system", "The worker running this task is stopping; the task was queued again.");
+  }
+}
+
+/** The request's deadline passed (KEEL_REQUEST_DEADLINE_SECONDS). */
+export class DeadlineError extends KeelError {
+  constructor() {
+    super("timeout", "system", "The request's deadline passed.");
+  }
+}
+
+/** What a task stores about why it failed. */
+export type Failure = ReturnType<typeof failureOf>;
+
+/** A failure Keel names itself (no error object), with the reason's fault and retry rule from `FAILURES`. */
+export function namedFailure(reason: FailureReason, message: string, rule: string | null = null): Failure {
+  return { reason, fault: FAILURES[reason].fault, retryable: FAILURES[reason].retryable, message, rule };
 }

@@ -2,11 +2,15 @@ import type { Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
 import type { GraphDeps } from "../graphs/deps.js";
 import type { ProgressEvent } from "../graphs/progress.js";
-import { BlockedRequestError, guardRequest } from "../policy/guard.js";
+import { TransientError } from "../core/errors.js";
+import { parseRunResult } from "../graphs/result.js";
+import { BlockedRequestError } from "../policy/guard.js";
 import { loadPolicy } from "../policy/file.js";
 import { decide, listApprovals } from "../runtime/approvals.js";
 import { followTask, isSettledForCaller } from "../runtime/follow.js";
-import { submit, type TaskRow } from "../runtime/store.js";
+import { callerQueue, DEFAULT_QUEUE } from "../runtime/queue.js";
+import { moveToQueue, type TaskRow } from "../runtime/store.js";
+import { submitRequest } from "../runtime/submit.js";
 import { TaskWorker } from "../runtime/worker.js";
 import type { EvalCase } from "./dataset.js";
 import type { ActualCall, CaseRun } from "./evaluators.js";
@@ -38,14 +42,20 @@ export async function runCases(
 ): Promise<void> {
   const events = new Map<string, ProgressEvent[]>();
   const faults = new Map<string, Map<string, number>>();
+  // The cases run on a queue of this process's own: a `keel worker` beside it (without these faults and
+  // answers) never takes one, and this process takes nobody else's task.
+  const queue = callerQueue("eval");
+  const submitted: string[] = [];
   const worker = await TaskWorker.start(db, config, {
     concurrency: options.concurrency,
+    queues: [queue],
+    releaseTo: DEFAULT_QUEUE,
     deps: {
       faults: (threadId, tool) => {
         const left = faults.get(threadId)?.get(tool) ?? 0;
         if (left <= 0) return;
         faults.get(threadId)!.set(tool, left - 1);
-        throw Object.assign(new Error(`injected transient failure of ${tool}`), { transient: true });
+        throw new TransientError(`injected transient failure of ${tool}`, undefined, undefined, "tool_error");
       },
       ...options.deps,
     },
@@ -68,6 +78,8 @@ export async function runCases(
     );
   } finally {
     await worker.stop();
+    // A case that timed out is left to the workers' queue rather than to a queue nobody works any more.
+    await moveToQueue(db.pool, submitted, DEFAULT_QUEUE);
   }
 
   async function runCase(c: EvalCase): Promise<CaseRun> {
@@ -87,16 +99,21 @@ export async function runCases(
       tokens: 0,
       cost_usd: 0,
     };
-    let request: string;
+    let task: TaskRow;
     try {
-      request = guardRequest(c.request, { maxChars: config.limits.maxRequestChars, scope: policy.scope });
+      ({ task } = await submitRequest(db.pool, config, policy.scope, {
+        request: c.request,
+        submittedBy: SUBMITTER,
+        workflow: "eval",
+        queue,
+      }));
     } catch (error) {
       if (error instanceof BlockedRequestError) {
         return { ...empty, reason: error.event.reason, latency_ms: Date.now() - started };
       }
       throw error;
     }
-    const { task } = await submit(db.pool, config, { request, submittedBy: SUBMITTER, workflow: "eval" });
+    submitted.push(task.id);
     faults.set(task.id, new Map(c.faults.map((f) => [f.tool, f.failures])));
     const answers = [...c.approvals];
     const deadline = AbortSignal.timeout(options.caseTimeoutMs);
@@ -139,7 +156,7 @@ export async function runCases(
 
   async function collect(taskId: string, root: TaskRow): Promise<CaseRun> {
     const q = <T extends object>(sql: string) => db.pool.query<T>(sql, [taskId]).then((r) => r.rows);
-    const plan = (root.result as { plan?: { tasks: { type: string }[] } | null } | null)?.plan;
+    const { plan } = parseRunResult(root.result, root.id);
     const children = await q<{ status: string }>("select status from tasks where parent_id = $1");
     const approvals = await q<{ n: number }>(
       "select count(*)::int as n from approvals a join tasks t on t.id = a.task_id where t.root_id = $1",

@@ -1,6 +1,7 @@
 import { alignLangSmithSwitch, type KeelConfig } from "../core/config.js";
 import { startLangSmith, type LangSmith } from "./langsmith.js";
 import { startTracing, type Tracing } from "./otel.js";
+import { configureAuditLog } from "./audit.js";
 import { configureTrajectory } from "./trajectory.js";
 
 /** What a process traces to: OpenTelemetry, LangSmith and the trajectory store. */
@@ -31,6 +32,7 @@ let current: Observability = NONE;
  */
 export function startObservability(config: KeelConfig): Observability {
   configureTrajectory({ enabled: config.observability.trajectory });
+  configureAuditLog(config.observability);
   const tracing = startTracing(config);
   const langsmith = startLangSmith(config.observability.langsmith);
   alignLangSmithSwitch(langsmith.enabled);

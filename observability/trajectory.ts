@@ -1,3 +1,4 @@
+import { bestEffort } from "./audit.js";
 import type pg from "pg";
 import { redact, redactDeep } from "../policy/pii.js";
 import { activeIds } from "./spans.js";
@@ -115,11 +116,16 @@ export async function recordStep(db: Queryable, step: StepInput): Promise<void> 
 
 /** Like recordStep, for steps outside a transaction: a failure to record never fails the work it records. */
 export async function recordStepQuietly(db: () => Promise<Queryable>, step: StepInput): Promise<void> {
-  try {
-    await recordStep(await db(), step);
-  } catch {
-    // The store is an account of the work; the work itself has already happened.
-  }
+  // The store is an account of the work; the work itself has already happened, so a failure is logged, not thrown.
+  await bestEffort(
+    {
+      what: `trajectory ${step.kind} ${step.name}`,
+      task_id: step.thread_id,
+      agent_task_id: step.task_id ?? null,
+      tool: step.kind === "tool_call" ? step.name : null,
+    },
+    async () => recordStep(await db(), step),
+  );
 }
 
 /** Every step of a task tree, in the order they started. */

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import { InputError, NotFoundError } from "../core/errors.js";
+import { InputError, namedFailure, NotFoundError } from "../core/errors.js";
 import { ApprovalDecision, checkEditedArgs, type ApprovalRequest } from "../graphs/approval.js";
 import { KEEL, recordSpan } from "../observability/spans.js";
 import { recordStep } from "../observability/trajectory.js";
@@ -168,7 +168,11 @@ export async function decide(
       [approval.task_id],
     );
     if (!stillPending.rowCount) {
-      await enqueue(client, approval.task_id, "resume");
+      const task = await client.query<{ id: string; queue: string }>(
+        "select id, queue from tasks where id = $1",
+        [approval.task_id],
+      );
+      await enqueue(client, task.rows[0]!, "resume");
       await scheduleWatch(client, approval.task_id, new Date(Date.now() + 30_000));
     }
     return rows[0]!;
@@ -265,8 +269,7 @@ export async function expireApproval(db: pg.Pool, approvalId: string): Promise<b
       await transition(client, task.id, "failed", {
         reason: "approval_expired",
         patch: {
-          error_reason: "approval_expired",
-          last_error: `Approval ${approvalId} expired without a decision.`,
+          failure: namedFailure("approval_expired", `Approval ${approvalId} expired without a decision.`),
         },
       });
       await scheduleCompensation(client, task.root_id);

@@ -2,9 +2,11 @@ import { createHash } from "node:crypto";
 import type pg from "pg";
 import { z } from "zod";
 import type { KeelConfig } from "../core/config.js";
-import { guardRequest } from "../policy/guard.js";
+import { InputError } from "../core/errors.js";
+import { BlockedRequestError } from "../policy/guard.js";
 import type { ScopePolicy } from "../policy/scope.js";
-import { submit, type TaskRow } from "./store.js";
+import type { TaskRow } from "./store.js";
+import { submitRequest } from "./submit.js";
 
 /** One line of a batch file. */
 export const BatchLine = z.object({
@@ -23,12 +25,11 @@ export interface LineError {
   message: string;
 }
 
-/** Reads a batch file: each line is checked like any request (size, injection, scope); bad lines are reported. */
-export function parseBatch(
-  text: string,
-  maxChars: number,
-  scope: ScopePolicy,
-): { lines: ParsedLine[]; errors: LineError[] } {
+/**
+ * Reads a batch file into its lines; a line that is not JSON or not a batch line is reported. The requests
+ * themselves are checked when they are submitted (`submitBatch`), like any other request.
+ */
+export function parseBatch(text: string): { lines: ParsedLine[]; errors: LineError[] } {
   const lines: ParsedLine[] = [];
   const errors: LineError[] = [];
   text.split(/\r?\n/).forEach((raw, index) => {
@@ -49,11 +50,7 @@ export function parseBatch(
       });
       return;
     }
-    try {
-      lines.push({ ...parsed.data, request: guardRequest(parsed.data.request, { maxChars, scope }), line });
-    } catch (error) {
-      errors.push({ line, message: (error as Error).message });
-    }
+    lines.push({ ...parsed.data, line });
   });
   return { lines, errors };
 }
@@ -65,16 +62,33 @@ export function batchKey(line: BatchLine): string {
   return `batch:sha256:${createHash("sha256").update(line.request).digest("hex").slice(0, 32)}`;
 }
 
-export async function submitBatch(pool: pg.Pool, config: KeelConfig, lines: ParsedLine[]) {
+/**
+ * Submits each line through the one submit pipeline (size, guard, guardrail event, idempotent insert). A line the
+ * guard refuses is reported with its line number, as a malformed one is; the others go on.
+ */
+export async function submitBatch(
+  pool: pg.Pool,
+  config: KeelConfig,
+  scope: ScopePolicy,
+  lines: ParsedLine[],
+  queue: string,
+) {
   const submitted: { line: ParsedLine; task: TaskRow; created: boolean }[] = [];
+  const refused: LineError[] = [];
   for (const line of lines) {
-    const { task, created } = await submit(pool, config, {
-      request: line.request,
-      idempotencyKey: batchKey(line),
-    });
-    submitted.push({ line, task, created });
+    try {
+      const { task, created } = await submitRequest(pool, config, scope, {
+        request: line.request,
+        idempotencyKey: batchKey(line),
+        queue,
+      });
+      submitted.push({ line, task, created });
+    } catch (error) {
+      if (!(error instanceof InputError || error instanceof BlockedRequestError)) throw error;
+      refused.push({ line: line.line, message: error.message });
+    }
   }
-  return submitted;
+  return { submitted, refused };
 }
 
 export interface BatchSummary {
@@ -103,7 +117,7 @@ export function summarize(tasks: TaskRow[]): BatchSummary {
     .sort((a, b) => a - b);
   const failures: Record<string, number> = {};
   for (const t of tasks.filter((x) => x.status === "failed"))
-    failures[t.error_reason ?? "unknown"] = (failures[t.error_reason ?? "unknown"] ?? 0) + 1;
+    failures[t.error_reason ?? "internal"] = (failures[t.error_reason ?? "internal"] ?? 0) + 1;
   const done = count("done");
   const finished = done + count("failed") + count("cancelled");
   return {

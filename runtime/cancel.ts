@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { InputError } from "../core/errors.js";
-import { enqueue, scheduleCompensation } from "./queue.js";
+import { enqueue, scheduleCompensation, DEFAULT_QUEUE } from "./queue.js";
 import { ACTIVE_STATUSES } from "./status.js";
 import { getTask, inTransaction, transition, type TaskRow } from "./store.js";
 
@@ -56,8 +56,10 @@ export async function retryTask(pool: pg.Pool, taskId: string): Promise<TaskRow>
       "update tasks set max_attempts = greatest(max_attempts, attempts + 1), cancel_requested = false where id = $1",
       [taskId],
     );
+    // Retried by hand: it goes to the workers' queue, whoever drove it before.
+    await client.query("update tasks set queue = $2 where id = $1", [taskId, DEFAULT_QUEUE]);
     const queued = await transition(client, taskId, "queued", { reason: "retried by hand" });
-    await enqueue(client, taskId, "retry");
+    await enqueue(client, queued, "retry");
     return queued;
   });
 }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { AgentResult, Plan } from "../agents/contracts.js";
 import type { ProgressEvent } from "../graphs/progress.js";
+import { namedFailure, type Failure, type FailureReason } from "../core/errors.js";
 import { canTransition, type TaskStatus } from "./status.js";
 import { transition, type TaskRow } from "./store.js";
 
@@ -17,6 +18,7 @@ async function moveChild(
   to: TaskStatus,
   reason: string,
   worker: string,
+  failure?: Failure,
 ) {
   const child = (
     await client.query<TaskRow>("select * from tasks where root_id = $1 and agent_task_id = $2", [
@@ -34,7 +36,7 @@ async function moveChild(
   await transition(client, child.id, to, {
     reason,
     worker,
-    patch: to === "failed" ? { error_reason: reason } : {},
+    patch: to === "failed" && failure ? { failure } : {},
   });
 }
 
@@ -61,6 +63,14 @@ export async function insertChildren(
   }
 }
 
+/** Why an AgentTask ended without its result: rejected by a person, or the failure its agent reported. */
+function childFailure(result: { status: string; reason?: FailureReason; summary: string }): Failure {
+  return namedFailure(
+    result.status === "rejected" ? "rejected" : (result.reason ?? "internal"),
+    result.summary,
+  );
+}
+
 /** The progress events that move child rows; the others (tool calls, waves, the answer) touch no row. */
 export const CHILD_EVENTS: ReadonlySet<ProgressEvent["type"]> = new Set([
   "plan",
@@ -79,15 +89,7 @@ export async function applyEvent(
     case "agent_start":
       return moveChild(client, root.id, event.task_id, "running", "agent started", worker);
     case "plan":
-      return insertChildren(
-        client,
-        root,
-        event.tasks.map((t) => ({
-          task_id: t.task_id,
-          type: t.type as PlannedChild["type"],
-          objective: t.objective,
-        })),
-      );
+      return insertChildren(client, root, event.tasks);
     case "agent_done":
       return moveChild(
         client,
@@ -96,6 +98,7 @@ export async function applyEvent(
         event.status === "done" ? "done" : "failed",
         event.status === "done" ? "agent done" : event.status,
         worker,
+        event.status === "done" ? undefined : childFailure(event),
       );
     default:
       return;
@@ -131,6 +134,9 @@ export async function settleChildren(
         result.status === "done" ? "done" : "failed",
         result.error ?? result.status,
         worker,
+        result.status === "done"
+          ? undefined
+          : childFailure({ ...result, summary: result.error ?? result.summary }),
       );
     } else if (
       !result &&

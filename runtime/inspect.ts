@@ -1,5 +1,7 @@
 import type pg from "pg";
 import type { AgentResult, Plan } from "../agents/contracts.js";
+import { FAILURES, parseFailureReason, type Fault, type FailureReason } from "../core/failures.js";
+import { parseRunResult } from "../graphs/result.js";
 import type { ApprovalRow } from "./approvals.js";
 import { getTree, type TaskRow } from "./store.js";
 
@@ -10,7 +12,15 @@ export interface TaskOutcome {
   status: TaskRow["status"];
   attempts: number;
   max_attempts: number;
-  error: { reason: string | null; message: string | null } | null;
+  /** Why it failed (or why its last attempt did): the reason code, who was at fault, and what retries can do. */
+  error: {
+    code: FailureReason | null;
+    fault: Fault | null;
+    /** The policy rule that stopped it, when one did (`budget_exceeded:tokens`). */
+    rule: string | null;
+    retryable: boolean | null;
+    message: string | null;
+  } | null;
   plan: Plan | null;
   results: AgentResult[];
   final_answer: string | null;
@@ -19,7 +29,7 @@ export interface TaskOutcome {
     agent_task_id: string | null;
     agent: string | null;
     status: TaskRow["status"];
-    error: string | null;
+    error: FailureReason | null;
   }[];
   pending_approvals: {
     approval_id: string;
@@ -43,7 +53,8 @@ export async function describeTask(db: pg.Pool, taskId: string): Promise<TaskOut
     state: string;
     error: string | null;
   }>("select tool, agent, state, error from effects where thread_id = $1 order by seq", [root!.id]);
-  const result = (root!.result ?? {}) as { plan?: Plan | null; results?: AgentResult[] };
+  const result = parseRunResult(root!.result, root!.id);
+  const code = parseFailureReason(root!.error_reason);
   const failed = root!.status === "failed" || root!.status === "cancelled";
   return {
     task_id: root!.id,
@@ -51,16 +62,25 @@ export async function describeTask(db: pg.Pool, taskId: string): Promise<TaskOut
     status: root!.status,
     attempts: root!.attempts,
     max_attempts: root!.max_attempts,
-    error: failed || root!.last_error ? { reason: root!.error_reason, message: root!.last_error } : null,
-    plan: result.plan ?? null,
-    results: result.results ?? [],
+    error:
+      failed || root!.last_error
+        ? {
+            code,
+            fault: root!.error_fault ?? (code ? FAILURES[code].fault : null),
+            rule: root!.error_rule,
+            retryable: code ? FAILURES[code].retryable : null,
+            message: root!.last_error,
+          }
+        : null,
+    plan: result.plan,
+    results: result.results,
     final_answer: root!.final_answer,
     children: children.map((c) => ({
       task_id: c.id,
       agent_task_id: c.agent_task_id,
       agent: c.agent_type,
       status: c.status,
-      error: c.error_reason,
+      error: parseFailureReason(c.error_reason),
     })),
     pending_approvals: approvals.map((a) => ({
       approval_id: a.id,

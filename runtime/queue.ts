@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { Logger, runMigrations } from "graphile-worker";
 import type pg from "pg";
 import { withMigrationLock } from "../checkpoints/migrations.js";
@@ -16,6 +17,26 @@ export const JOB = {
 } as const;
 
 export type RunKind = "start" | "resume" | "retry";
+
+/** The queue of `keel worker` (without --queue), and of every task submitted for other processes to drive. */
+export const DEFAULT_QUEUE = "default";
+
+/** Queue names: what `keel worker --queue` accepts and what a task stores. */
+export const QUEUE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+/** A queue of one process's own (`run-1a2b3c4d`): only that process's worker drives its tasks. */
+export function callerQueue(kind: "run" | "batch" | "eval"): string {
+  return `${kind}-${randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * The graphile-worker task identifier of a queue's run jobs. A graphile worker only fetches the identifiers in
+ * its task list, so a process that registers `keel_run_task:<its queue>` drives only its own tasks; the default
+ * queue keeps the plain identifier, so jobs queued by earlier versions still run.
+ */
+export function runJob(queue: string): string {
+  return queue === DEFAULT_QUEUE ? JOB.runTask : `${JOB.runTask}:${queue}`;
+}
 
 export interface RunTaskPayload {
   task_id: string;
@@ -43,19 +64,21 @@ async function addJob(
   );
 }
 
-/** Asks a worker to run (or resume, or retry) a task; one pending run job per task. */
+/** Asks a worker of the task's queue to run (or resume, or retry) it; one pending run job per task. */
 export function enqueue(
-  client: pg.ClientBase,
-  taskId: string,
+  client: Queryable,
+  task: { id: string; queue: string },
   kind: RunKind,
   runAt: Date | null = null,
+  keyMode: "replace" | "preserve_run_at" = "replace",
 ): Promise<void> {
   return addJob(
     client,
-    JOB.runTask,
-    { task_id: taskId, kind } satisfies RunTaskPayload,
+    runJob(task.queue),
+    { task_id: task.id, kind } satisfies RunTaskPayload,
     runAt,
-    `run:${taskId}`,
+    `run:${task.id}`,
+    keyMode,
   );
 }
 
@@ -63,27 +86,13 @@ export function enqueue(
  * Looks at a task again at `at`: a running task whose lease was not renewed, or a queued one whose job a dead
  * worker had taken, is noticed within the lease time. One pending look per task.
  */
-export function scheduleWatch(client: pg.ClientBase, taskId: string, at: Date): Promise<void> {
+export function scheduleWatch(client: Queryable, taskId: string, at: Date): Promise<void> {
   return addJob(client, JOB.watchTask, { task_id: taskId }, at, `watch:${taskId}`);
 }
 
 /** Drops a task's pending watch: a finished or waiting task needs no watching (a decision schedules a new one). */
 export async function unwatch(client: pg.ClientBase, taskId: string): Promise<void> {
   await client.query("select graphile_worker.remove_job($1)", [`watch:${taskId}`]);
-}
-
-/** Whether the task has a run job no worker has taken yet, or one taken less than `staleSeconds` ago. */
-export async function hasLiveRunJob(
-  client: pg.ClientBase,
-  taskId: string,
-  staleSeconds: number,
-): Promise<boolean> {
-  const { rows } = await client.query<{ fresh: boolean }>(
-    `select (locked_at is null or locked_at > now() - make_interval(secs => $2)) as fresh
-       from graphile_worker.jobs where key = $1`,
-    [`run:${taskId}`, staleSeconds],
-  );
-  return rows[0]?.fresh === true;
 }
 
 /**

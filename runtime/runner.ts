@@ -4,14 +4,13 @@ import type { AgentResult, Plan } from "../agents/contracts.js";
 import { openDatabase, type Database } from "../checkpoints/database.js";
 import { createCheckpointer } from "../checkpoints/saver.js";
 import type { KeelConfig } from "../core/config.js";
-import { InputError, NotFoundError, SystemError } from "../core/errors.js";
-import { ApprovalRequest, ApprovalResume, checkEditedArgs } from "../graphs/approval.js";
+import { NotFoundError, SystemError } from "../core/errors.js";
+import { ApprovalRequest } from "../graphs/approval.js";
 import { defaultDeps, type GraphDeps } from "../graphs/deps.js";
-import { buildOrchestratorGraph } from "../graphs/orchestrator.js";
+import { buildOrchestratorGraph } from "../graphs/build-orchestrator.js";
 import { asProgressEvent, type ProgressEvent } from "../graphs/progress.js";
 import { observability } from "../observability/index.js";
 import { langsmithRunConfig } from "../observability/langsmith.js";
-import { checkRequest } from "../policy/input.js";
 
 /** One approval a run is waiting for. */
 export interface PendingApproval {
@@ -104,55 +103,6 @@ export class Runner {
 
   async hasCheckpoint(threadId: string): Promise<boolean> {
     return this.exists(threadId);
-  }
-
-  /** Starts a new run on `threadId`. The request is checked before anything is stored. */
-  async start(
-    request: string,
-    threadId: string,
-    maxChars: number,
-    options: DriveOptions = {},
-  ): Promise<RunOutcome> {
-    const checked = checkRequest(request, maxChars);
-    if (await this.exists(threadId)) {
-      throw new InputError(
-        `Thread ${threadId} already has a run. Use keel resume, or pick another --thread-id.`,
-        "conflict",
-      );
-    }
-    return this.drive({ request: checked }, threadId, options);
-  }
-
-  /**
-   * Resumes a run that waits for approval. The answer is validated before anything is written, so a bad
-   * answer leaves the run waiting exactly as it was.
-   */
-  async resume(threadId: string, answer: unknown, options: DriveOptions = {}): Promise<RunOutcome> {
-    const current = await this.status(threadId);
-    if (current.pending.length === 0) {
-      throw new InputError(
-        `Thread ${threadId} is not waiting for approval (it is ${current.status}).`,
-        "conflict",
-      );
-    }
-    const parsed = ApprovalResume.safeParse(answer);
-    if (!parsed.success) {
-      throw new InputError(
-        `The approval answer is not valid: ${parsed.error.issues.map((i) => i.message).join("; ")}.`,
-        "invalid_argument",
-      );
-    }
-    if ("action" in parsed.data && parsed.data.action === "edit") {
-      checkEditedArgs(
-        current.pending.flatMap((p) => p.request.actions),
-        parsed.data.args ?? {},
-      );
-    }
-    const resume =
-      current.pending.length === 1
-        ? parsed.data
-        : Object.fromEntries(current.pending.map((p) => [p.interrupt_id, parsed.data]));
-    return this.drive(new Command({ resume }), threadId, options);
   }
 
   /** Where a thread stands, read from its latest checkpoint. */

@@ -1,7 +1,14 @@
 import type pg from "pg";
 import type { Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
-import { isKeelError, PolicyError } from "../core/errors.js";
+import {
+  failureOf,
+  namedFailure,
+  WorkerStoppingError,
+  type Failure,
+  type FailureReason,
+} from "../core/errors.js";
+import { FAILURES } from "../core/failures.js";
 import { KEEL, recordSpan, tracedContext } from "../observability/spans.js";
 import { recordStep } from "../observability/trajectory.js";
 import { recordApprovals } from "./approvals.js";
@@ -28,51 +35,58 @@ export function retryDelayMs(attempt: number, baseMs: number, random = Math.rand
   return Math.round(random() * baseMs * 2 ** Math.max(0, attempt - 1));
 }
 
-export class DeadlineError extends Error {
-  constructor() {
-    super("deadline passed");
-  }
-}
-
+/**
+ * Records a failed attempt and, when the failure is retryable and attempts remain, queues the next one after a
+ * jittered backoff; otherwise the tree ends failed and its compensation is scheduled. A failure that does not
+ * count as an attempt (a release) gives the attempt back.
+ */
 export async function failOrRetry(
   ctx: SettleContext,
   client: pg.PoolClient,
   task: TaskRow,
-  reason: string,
-  message: string,
-  retryable: boolean,
+  failure: Failure,
   token?: string,
+  options: { queue?: string } = {},
 ) {
+  const rule = FAILURES[failure.reason];
   const failed = await transition(client, task.id, "failed", {
-    reason,
+    reason: failure.reason,
     worker: ctx.workerId,
     token,
-    patch: { error_reason: reason, last_error: message, lease: "clear" },
+    patch: { failure, lease: "clear", ...(rule.countsAttempt ? {} : { attempts: task.attempts - 1 }) },
   });
-  const retrying = retryable && failed.attempts < failed.max_attempts && !failed.cancel_requested;
-  const delay = retrying ? retryDelayMs(failed.attempts, ctx.config.runtime.retryBaseMs) : 0;
+  const retrying = failure.retryable && failed.attempts < failed.max_attempts && !failed.cancel_requested;
+  const delay =
+    retrying && rule.countsAttempt ? retryDelayMs(failed.attempts, ctx.config.runtime.retryBaseMs) : 0;
   await recordStep(client, {
     thread_id: task.root_id,
     agent: "orchestrator",
     kind: retrying ? "retry" : "error",
     name: "task",
     status: retrying ? "scheduled" : "failed",
-    error: message,
-    error_class: reason,
+    error: failure.message,
+    error_class: failure.reason,
     attempt: failed.attempts,
-    output: retrying ? { next_attempt: failed.attempts + 1, delay_ms: delay } : { retryable },
+    output: retrying
+      ? { next_attempt: failed.attempts + 1, delay_ms: delay }
+      : { retryable: failure.retryable },
   });
   const now = Date.now();
   recordSpan(
     retrying ? "retry task" : "task failed",
-    { [KEEL.taskId]: task.id, [KEEL.attempt]: failed.attempts, "error.type": reason },
+    { [KEEL.taskId]: task.id, [KEEL.attempt]: failed.attempts, "error.type": failure.reason },
     now,
     now,
-    { parent: tracedContext(task.trace_context), error: reason },
+    { parent: tracedContext(task.trace_context), error: failure.reason },
   );
   if (retrying) {
-    await transition(client, task.id, "queued", { reason: `retry in ${delay} ms`, worker: ctx.workerId });
-    await enqueue(client, task.id, "retry", new Date(Date.now() + delay));
+    if (options.queue)
+      await client.query("update tasks set queue = $2 where id = $1", [task.id, options.queue]);
+    const queued = await transition(client, task.id, "queued", {
+      reason: rule.countsAttempt ? `retry in ${delay} ms` : "released by a stopping worker",
+      worker: ctx.workerId,
+    });
+    await enqueue(client, queued, "retry", new Date(Date.now() + delay));
     await scheduleWatch(
       client,
       task.id,
@@ -119,11 +133,15 @@ export async function settleOutcome(ctx: SettleContext, claim: Claim, outcome: R
       return;
     }
     // Finished, but not everything it asked for happened: a person said no, or a sub-task failed.
-    const reason = rejected
+    const reason: FailureReason = rejected
       ? "rejected"
-      : failed.some((r) => r.error === "timeout")
+      : failed.some((r) => r.reason === "timeout")
         ? "timeout"
         : "subtask_failed";
+    const message = outcome.results
+      .filter((r) => r.status !== "done")
+      .map((r) => `${r.task_id}: ${r.error ?? r.status}`)
+      .join("; ");
     await scheduleCompensation(client, claim.task.root_id);
     await recordStep(client, {
       thread_id: claim.task.root_id,
@@ -131,10 +149,7 @@ export async function settleOutcome(ctx: SettleContext, claim: Claim, outcome: R
       kind: "error",
       name: "task",
       status: "failed",
-      error: outcome.results
-        .filter((r) => r.status !== "done")
-        .map((r) => `${r.task_id}: ${r.error ?? r.status}`)
-        .join("; "),
+      error: message,
       error_class: reason,
       attempt: claim.task.attempts,
     });
@@ -143,12 +158,7 @@ export async function settleOutcome(ctx: SettleContext, claim: Claim, outcome: R
       worker: ctx.workerId,
       token: claim.token,
       patch: {
-        error_reason: reason,
-        last_error: [
-          ...outcome.results
-            .filter((r) => r.status !== "done")
-            .map((r) => `${r.task_id}: ${r.error ?? r.status}`),
-        ].join("; "),
+        failure: namedFailure(reason, message),
         final_answer: outcome.final_answer ?? "",
         result: summary,
       },
@@ -156,52 +166,24 @@ export async function settleOutcome(ctx: SettleContext, claim: Claim, outcome: R
   });
 }
 
+/**
+ * Records a drive that threw. The abort signal's reason comes first: a deadline, a stopping worker or a fence
+ * explains the error the run then threw. A stopping worker's task goes back to the queue without using an
+ * attempt; another worker (or the same command, run again) continues it from its checkpoint.
+ */
 export async function settleError(
   ctx: SettleContext,
   claim: Claim,
   error: unknown,
   signal: AbortSignal,
+  options: { releaseTo?: string } = {},
 ): Promise<void> {
   const cause: unknown = signal.aborted ? signal.reason : error;
   if (cause instanceof FencedOutError || error instanceof FencedOutError) return; // someone else owns it now
-  if (cause instanceof Error && cause.message === "worker stopping") {
-    // Released on shutdown: back to the queue at once, without using up an attempt.
-    await inTransaction(ctx.db.pool, async (client) => {
-      await transition(client, claim.task.id, "failed", {
-        reason: "released",
-        worker: ctx.workerId,
-        token: claim.token,
-        patch: { lease: "clear" },
-      });
-      await transition(client, claim.task.id, "queued", {
-        reason: "released by a stopping worker",
-        worker: ctx.workerId,
-        patch: { attempts: claim.task.attempts - 1 },
-      });
-      await enqueue(client, claim.task.id, "retry");
-    }).catch(() => undefined);
-    return;
-  }
-  const timeout = cause instanceof DeadlineError;
-  // Bad input, an invalid plan, a guardrail or a budget: the same request would end the same way again.
-  const permanent =
-    timeout ||
-    (isKeelError(error) &&
-      (error.fault === "user" || error.fault === "policy" || error.code === "invalid_plan"));
-  const reason = timeout
-    ? "timeout"
-    : error instanceof PolicyError
-      ? error.reason
-      : isKeelError(error)
-        ? error.code
-        : "error";
-  const message = timeout
-    ? "The request's deadline passed."
-    : error instanceof Error
-      ? error.message
-      : String(error);
+  const failure = failureOf(cause);
+  const released = cause instanceof WorkerStoppingError;
   await inTransaction(ctx.db.pool, (client) =>
-    failOrRetry(ctx, client, claim.task, reason, message, !permanent, claim.token),
+    failOrRetry(ctx, client, claim.task, failure, claim.token, released ? { queue: options.releaseTo } : {}),
   ).catch((e: unknown) => {
     if (!(e instanceof FencedOutError)) throw e;
   });

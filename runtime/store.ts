@@ -2,9 +2,9 @@ import { createHash, randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { KeelConfig } from "../core/config.js";
 import { inTransaction } from "../core/transaction.js";
-import { InputError, NotFoundError } from "../core/errors.js";
+import { InputError, NotFoundError, type Failure, type Fault, type FailureReason } from "../core/errors.js";
 import { currentTraceparent, inSpan, KEEL, SpanKind } from "../observability/spans.js";
-import { enqueue, scheduleWatch } from "./queue.js";
+import { DEFAULT_QUEUE, enqueue, scheduleWatch } from "./queue.js";
 import { assertTransition, FencedOutError, TaskStatus } from "./status.js";
 
 /** One row of `tasks`: a request's root task, or one of its AgentTasks (`parent_id` set). */
@@ -19,7 +19,14 @@ export interface TaskRow {
   attempts: number;
   max_attempts: number;
   last_error: string | null;
-  error_reason: string | null;
+  /** Why it failed (or was last retried): a FailureReason code. */
+  error_reason: FailureReason | null;
+  /** Who caused that failure. */
+  error_fault: Fault | null;
+  /** The policy rule that stopped it (`budget_exceeded:tokens`, `injection:…`), when one did. */
+  error_rule: string | null;
+  /** Which workers may drive it: `default` for keel worker, a caller's own queue for keel run/batch/eval. */
+  queue: string;
   idempotency_key: string | null;
   submitted_by: string | null;
   /** W3C traceparent: every process that works on the task continues this trace. */
@@ -56,8 +63,10 @@ export interface TransitionOptions {
   /** The writer's fencing token: the write happens only if the task still carries it. */
   token?: string;
   /** Extra columns to set in the same statement. */
-  patch?: Partial<Pick<TaskRow, "last_error" | "error_reason" | "final_answer" | "result" | "attempts">> & {
+  patch?: Partial<Pick<TaskRow, "last_error" | "final_answer" | "result" | "attempts">> & {
     lease?: "clear";
+    /** The failure to record (reason, fault, rule, message). */
+    failure?: Failure;
   };
 }
 
@@ -86,6 +95,8 @@ export async function transition(
   const { rows } = await client.query<TaskRow>(
     `update tasks set status = $2, updated_at = now(),
             last_error = coalesce($3, last_error), error_reason = coalesce($4, error_reason),
+            error_fault = case when $4::text is null then error_fault else $10 end,
+            error_rule = case when $4::text is null then error_rule else $11 end,
             final_answer = coalesce($5, final_answer), result = coalesce($6, result),
             attempts = coalesce($7, attempts),
             started_at = case when $2 = 'running' then coalesce(started_at, now()) else started_at end,
@@ -96,13 +107,15 @@ export async function transition(
     [
       taskId,
       to,
-      patch.last_error ?? null,
-      patch.error_reason ?? null,
+      patch.last_error ?? patch.failure?.message ?? null,
+      patch.failure?.reason ?? null,
       patch.final_answer ?? null,
       patch.result === undefined ? null : JSON.stringify(patch.result),
       patch.attempts ?? null,
       terminal,
       patch.lease === "clear" || terminal || to === "waiting_for_approval",
+      patch.failure?.fault ?? null,
+      patch.failure?.rule ?? null,
     ],
   );
   await client.query(
@@ -120,6 +133,8 @@ export interface SubmitInput {
   maxRetries?: number;
   /** The workflow the task belongs to (per-workflow SLO targets); default "default". */
   workflow?: string;
+  /** Which workers may drive it (see `runJob`); default "default", the queue of `keel worker`. */
+  queue?: string;
 }
 
 export function payloadHash(request: string): string {
@@ -174,9 +189,9 @@ export async function submit(
         inTransaction(pool, async (client) => {
           const { rows } = await client.query<TaskRow>(
             `insert into tasks (id, root_id, request, status, max_attempts, idempotency_key, payload_hash,
-                idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context)
+                idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context, queue)
              values ($1, $1, $2, 'queued', $3, $4, $5, now() + make_interval(hours => $6),
-                now() + make_interval(secs => $7), $8, $9, $10)
+                now() + make_interval(secs => $7), $8, $9, $10, $11)
              returning *`,
             [
               id,
@@ -189,13 +204,14 @@ export async function submit(
               input.submittedBy ?? config.user,
               input.workflow ?? "default",
               currentTraceparent() ?? null,
+              input.queue ?? DEFAULT_QUEUE,
             ],
           );
           await client.query(
             "insert into task_events (task_id, from_status, to_status, reason, attempt) values ($1, null, 'queued', 'submitted', 0)",
             [id],
           );
-          await enqueue(client, id, "start");
+          await enqueue(client, rows[0]!, "start");
           await scheduleWatch(client, id, new Date(Date.now() + config.runtime.leaseSeconds * 1000));
           return { task: rows[0]!, created: true };
         }),
@@ -231,12 +247,14 @@ export async function getTree(db: Queryable, id: string): Promise<TaskRow[]> {
 
 export async function listTasks(
   db: Queryable,
-  filter: { status?: TaskStatus; since?: Date; limit?: number },
+  filter: { status?: TaskStatus; since?: Date; limit?: number; workflow?: string },
 ): Promise<TaskRow[]> {
+  // Eval runs are kept apart: they show only when asked for by workflow.
   const { rows } = await db.query<TaskRow>(
     `select * from tasks where parent_id is null and ($1::text is null or status = $1) and ($2::timestamptz is null or created_at >= $2)
+        and (case when $4::text is null then workflow <> 'eval' else workflow = $4 end)
       order by created_at desc limit $3`,
-    [filter.status ?? null, filter.since ?? null, filter.limit ?? 100],
+    [filter.status ?? null, filter.since ?? null, filter.limit ?? 100, filter.workflow ?? null],
   );
   return rows;
 }
@@ -252,4 +270,25 @@ export async function eventsOf(
     [rootId, afterId],
   );
   return rows;
+}
+
+/**
+ * Moves unfinished tasks to `queue` (and their pending run jobs with them), so that a worker of that queue drives
+ * them: `keel run`, `batch` and `eval` take over the tasks they follow, and hand them back to the default queue
+ * when they stop following.
+ */
+export async function moveToQueue(pool: pg.Pool, ids: readonly string[], queue: string): Promise<void> {
+  if (ids.length === 0) return;
+  await inTransaction(pool, async (client) => {
+    const { rows } = await client.query<TaskRow & { decided: boolean }>(
+      `update tasks t set queue = $2 where id = any($1) and queue <> $2
+          and status in ('queued', 'running', 'waiting_for_approval')
+        returning *, not exists (select 1 from approvals a where a.task_id = t.id and a.status = 'pending') as decided`,
+      [ids, queue],
+    );
+    for (const task of rows) {
+      if (task.status === "queued") await enqueue(client, task, "retry", null, "preserve_run_at");
+      if (task.status === "waiting_for_approval" && task.decided) await enqueue(client, task, "resume");
+    }
+  });
 }

@@ -4,6 +4,7 @@ import os from "node:os";
 import { run, type Runner as GraphileRunner, type Task } from "graphile-worker";
 import type { Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
+import { DeadlineError, namedFailure, WorkerStoppingError } from "../core/errors.js";
 import type { GraphDeps } from "../graphs/deps.js";
 import type { ProgressEvent } from "../graphs/progress.js";
 import { compensateRun } from "../graphs/compensation.js";
@@ -21,18 +22,12 @@ import { decisionsFor, expireApproval, traceApprovalWaits } from "./approvals.js
 import { applyEvent, CHILD_EVENTS } from "./children.js";
 import { CANCEL_CHANNEL } from "./cancel.js";
 import { FencedSaver } from "./fence.js";
+import { failOrRetry, settleError, settleOutcome, type Claim, type SettleContext } from "./settle.js";
 import {
-  DeadlineError,
-  failOrRetry,
-  settleError,
-  settleOutcome,
-  type Claim,
-  type SettleContext,
-} from "./settle.js";
-import {
+  DEFAULT_QUEUE,
   enqueue,
-  hasLiveRunJob,
   JOB,
+  runJob,
   prepareQueue,
   quietLogger,
   schedulePrune,
@@ -45,6 +40,16 @@ import { inTransaction, transition, type TaskRow } from "./store.js";
 
 export interface WorkerOptions {
   concurrency: number;
+  /**
+   * The queues whose tasks this worker drives (default: the default queue, as `keel worker`). Housekeeping jobs
+   * (lease watches, approval expiry, compensation, trajectory pruning) are shared by every worker.
+   */
+  queues?: readonly string[];
+  /**
+   * Where a task this worker lets go of on shutdown is queued: its own queue by default; `keel run`, `batch` and
+   * `eval` hand their tasks back to the default queue, since nobody will work their queue once they exit.
+   */
+  releaseTo?: string;
   workerId?: string;
   deps?: Partial<GraphDeps>;
   /** Progress of every task this worker drives (the in-process worker of `keel run` prints it). */
@@ -88,8 +93,9 @@ export class TaskWorker {
       options.deps,
     );
     const worker = new TaskWorker(db, config, runner, saver, options);
+    const runTask: Task = (payload) => worker.runTask(payload as RunTaskPayload);
     const taskList: Record<string, Task> = {
-      [JOB.runTask]: (payload) => worker.runTask(payload as RunTaskPayload),
+      ...Object.fromEntries((options.queues ?? [DEFAULT_QUEUE]).map((queue) => [runJob(queue), runTask])),
       [JOB.watchTask]: (payload) => worker.watchTask(payload as { task_id: string }),
       [JOB.expireApproval]: async (payload) => {
         await expireApproval(db.pool, (payload as { approval_id: string }).approval_id);
@@ -120,7 +126,7 @@ export class TaskWorker {
   private stopping?: Promise<void>;
 
   private async shutDown(): Promise<void> {
-    for (const controller of this.active.values()) controller.abort(new Error("worker stopping"));
+    for (const controller of this.active.values()) controller.abort(new WorkerStoppingError());
     await this.graphile?.stop();
     // stop() returns once jobs are released; the promise settles when the pool is no longer used at all.
     await this.graphile?.promise.catch(() => undefined);
@@ -208,15 +214,16 @@ export class TaskWorker {
       if (task.status === "running") {
         if (task.lease_expires_at && task.lease_expires_at.getTime() > Date.now())
           return later(task.lease_expires_at);
-        // The holder stopped renewing: fence it out, then retry from the checkpoint if attempts remain.
+        // The holder stopped renewing: fence it out, then retry from the checkpoint if attempts remain. The
+        // retry goes to the default queue: the process that held it (maybe the only one on its queue) is gone.
         await client.query("update tasks set fencing_token = fencing_token + 1 where id = $1", [task_id]);
         await failOrRetry(
           this.settleContext,
           client,
           task,
-          "lease_expired",
-          `Worker ${task.lease_owner ?? "?"} stopped renewing its lease.`,
-          true,
+          namedFailure("lease_expired", `Worker ${task.lease_owner ?? "?"} stopped renewing its lease.`),
+          undefined,
+          { queue: DEFAULT_QUEUE },
         );
         return;
       }
@@ -225,9 +232,10 @@ export class TaskWorker {
         ((await client.query("select 1 from approvals where task_id = $1 and status = 'pending'", [task_id]))
           .rowCount ?? 0) > 0;
       if ((task.status === "queued" || task.status === "waiting_for_approval") && !waitingOnPeople) {
-        if (!(await hasLiveRunJob(client, task_id, lease))) {
-          await enqueue(client, task_id, task.status === "queued" ? "retry" : "resume");
-        }
+        // A job a dead worker took is stuck until graphile-worker's own (long) lock timeout: add it again. A job
+        // nobody took yet keeps its place in line (preserve_run_at); one a live worker just took is claimed by
+        // whichever run comes first, and the other finds nothing to do.
+        await enqueue(client, task, task.status === "queued" ? "retry" : "resume", null, "preserve_run_at");
         await later(new Date(Date.now() + lease * 1000));
       }
     });
@@ -318,7 +326,9 @@ export class TaskWorker {
         },
         "task run failed",
       );
-      await settleError(this.settleContext, claim, error, controller.signal);
+      await settleError(this.settleContext, claim, error, controller.signal, {
+        releaseTo: this.options.releaseTo,
+      });
       return "error";
     } finally {
       clearInterval(beat);

@@ -9,7 +9,8 @@ import { redact, redactDeep } from "../policy/pii.js";
 import type { EffectScope, RiskTier } from "../policy/risk.js";
 import type { ToolContext } from "./context.js";
 import { runEffect } from "./ledger.js";
-import { recordGuardrailEvent, recordToolCall } from "./log.js";
+import { recordGuardrailEvent } from "../observability/audit.js";
+import { recordToolCall } from "./log.js";
 
 export { EffectScope, RiskTier } from "../policy/risk.js";
 
@@ -112,10 +113,16 @@ export function toolRegistry(tools: readonly KeelTool[]): ReadonlyMap<string, Ke
   return registry;
 }
 
+/** How one tool call ended: ran, refused before running, failed, or rejected by a person. */
+export const ToolCallStatus = z
+  .enum(["ok", "invalid_arguments", "error", "rejected", "refused"])
+  .describe("How a tool call ended");
+export type ToolCallStatus = z.infer<typeof ToolCallStatus>;
+
 /** The outcome of one tool call, as the agent sees it and as it is logged. */
 export type ToolOutcome =
   | { status: "ok"; output: unknown; content: string; replayed?: boolean }
-  | { status: "invalid_arguments" | "error" | "rejected" | "refused"; content: string; error: string };
+  | { status: Exclude<ToolCallStatus, "ok">; content: string; error: string };
 
 function describeIssues(error: z.ZodError): string {
   return error.issues
@@ -218,7 +225,7 @@ async function runContract(tool: KeelTool, args: unknown, ctx: ToolContext): Pro
         Date.now(),
         Date.now(),
       );
-      await recordGuardrailEvent(ctx, guarded.event);
+      await recordGuardrailEvent(ctx.db, guarded.event, ctx.threadId);
     }
     const shown =
       guarded.event && guarded.output && typeof guarded.output === "object" && !Array.isArray(guarded.output)

@@ -1,8 +1,8 @@
-import type { GuardrailEvent } from "../policy/guard.js";
 import { redact, redactDeep } from "../policy/pii.js";
 import type { DecisionInput, PolicyDecision } from "../policy/risk.js";
 import { recordStepQuietly } from "../observability/trajectory.js";
 import type { ToolContext } from "./context.js";
+import type { ToolCallStatus } from "./contract.js";
 
 /**
  * The audit trail of tool calls (steps of the trajectory store), policy decisions and guardrail verdicts. Every
@@ -14,7 +14,7 @@ export async function recordToolCall(
   tool: string,
   args: unknown,
   outcome: {
-    status: "ok" | "invalid_arguments" | "error" | "rejected" | "refused";
+    status: ToolCallStatus;
     output?: unknown;
     error?: string;
   },
@@ -62,19 +62,4 @@ export async function recordDecision(
     ],
   );
   return rowCount === 1;
-}
-
-export async function recordGuardrailEvent(
-  ctx: Pick<ToolContext, "db"> & { threadId?: string },
-  event: GuardrailEvent,
-): Promise<void> {
-  try {
-    const pool = await ctx.db();
-    await pool.query(
-      "insert into guardrail_events (thread_id, stage, action, reason, detail) values ($1, $2, $3, $4, $5)",
-      [ctx.threadId ?? null, event.stage, event.action, event.reason, redact(event.detail)],
-    );
-  } catch {
-    // Best effort, like the tool-call log: the verdict itself has already been applied.
-  }
 }

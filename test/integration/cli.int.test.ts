@@ -22,7 +22,7 @@ interface RunJson {
   thread_id: string;
   status: string;
   final_answer: string | null;
-  error: { reason: string | null; message: string | null } | null;
+  error: { code: string | null; fault: string | null; message: string | null } | null;
   pending_approvals: {
     approval_id: string;
     context: { actions: { tool: string; args: Record<string, string> }[] };
@@ -158,6 +158,20 @@ describe("bad input exits 2 and stores nothing", () => {
     });
     expect(result.stderr).toMatch(/50 characters long; the limit is 20/);
   });
+
+  it.each([
+    ["list", ["list"]],
+    ["status", ["status", "00000000-0000-0000-0000-000000000000"]],
+    ["worker", ["worker"]],
+  ])(
+    "a malformed KEEL_* variable names the variable and exits 2 without a stack trace (%s)",
+    async (_l, args) => {
+      const result = await keel(args, { ...env, KEEL_LEASE_SECONDS: "soon" });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/^keel: InputError: KEEL_LEASE_SECONDS=soon is not a positive number/);
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+    },
+  );
 
   it("an edit that breaks the tool's contract leaves the run waiting", async () => {
     const first = json<RunJson>(await keel(["run", "--sample", "5", "--no-input", "--json"], env));

@@ -1,34 +1,41 @@
-import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SAMPLES } from "../../evals/samples.js";
-import type { ProgressEvent } from "../../graphs/progress.js";
-import { Runner, type RunOutcome } from "../../runtime/runner.js";
+import { DEFAULT_POLICY } from "../../policy/file.js";
+import { decide, listApprovals } from "../../runtime/approvals.js";
+import { isSettledForCaller } from "../../runtime/follow.js";
+import { describeTask, type TaskOutcome } from "../../runtime/inspect.js";
+import { submitRequest } from "../../runtime/submit.js";
+import { TaskWorker } from "../../runtime/worker.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { waitForTask } from "../helpers/tasks.js";
 
 let t: TestDatabase;
-let runner: Runner;
+let worker: TaskWorker;
 beforeAll(async () => {
   t = await createTestDatabase();
-  runner = await Runner.open(t.config);
+  worker = await TaskWorker.start(t.db, t.config, { concurrency: 2 });
 });
 afterAll(async () => {
-  await runner?.close();
+  await worker?.stop();
   await t?.drop();
 });
 
-/** Runs a request on the offline model, approving every held action, and returns the outcome and events. */
-async function runApproving(
-  request: string,
-): Promise<{ outcome: RunOutcome; events: ProgressEvent[]; approvals: number }> {
-  const events: ProgressEvent[] = [];
-  const onEvent = (e: ProgressEvent) => events.push(e);
-  let outcome = await runner.start(request, randomUUID(), t.config.limits.maxRequestChars, { onEvent });
+/**
+ * Runs a request as a user does (submit, a worker drives it), approving every held action, and returns where it
+ * ended and how many approvals it asked for.
+ */
+async function runApproving(request: string): Promise<{ outcome: TaskOutcome; approvals: number }> {
+  const { task } = await submitRequest(t.db.pool, t.config, DEFAULT_POLICY.scope, { request });
   let approvals = 0;
-  while (outcome.status === "waiting_for_approval" && approvals < 5) {
-    approvals++;
-    outcome = await runner.resume(outcome.thread_id, { action: "approve", reviewer: "test" }, { onEvent });
+  for (;;) {
+    const root = await waitForTask(t.db.pool, task.id, (r) => isSettledForCaller(t.db.pool, r), 60_000);
+    if (root.status !== "waiting_for_approval" || approvals >= 5) break;
+    for (const pending of await listApprovals(t.db.pool, "pending", task.id)) {
+      approvals++;
+      await decide(t.db.pool, pending.id, { action: "approve", reviewer: "test" });
+    }
   }
-  return { outcome, events, approvals };
+  return { outcome: await describeTask(t.db.pool, task.id), approvals };
 }
 
 describe("offline model, end to end on real tools", () => {

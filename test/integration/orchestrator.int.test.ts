@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCheckpointer } from "../../checkpoints/saver.js";
 import { PlanError } from "../../core/errors.js";
-import { buildOrchestratorGraph } from "../../graphs/orchestrator.js";
+import { buildOrchestratorGraph } from "../../graphs/build-orchestrator.js";
 import { fakeModel, scriptedDeps } from "../fakes/deps.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 

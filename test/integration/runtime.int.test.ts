@@ -1,6 +1,7 @@
 import { emptyCheckpoint } from "@langchain/langgraph";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createCheckpointer } from "../../checkpoints/saver.js";
+import { namedFailure } from "../../core/errors.js";
 import { decide, listApprovals } from "../../runtime/approvals.js";
 import { cancelTree, retryTask } from "../../runtime/cancel.js";
 import { FencedSaver } from "../../runtime/fence.js";
@@ -352,7 +353,7 @@ describe("approvals", () => {
     const { task } = await submitRequest("Calculate 8 * 8", { maxRetries: 0 });
     await inTransaction(t.db.pool, async (c) => {
       await transition(c, task.id, "running");
-      await transition(c, task.id, "failed", { patch: { error_reason: "error" } });
+      await transition(c, task.id, "failed", { patch: { failure: namedFailure("internal", "boom") } });
     });
     await expect(retryTask(t.db.pool, task.id)).resolves.toMatchObject({ status: "queued" });
     await expect(retryTask(t.db.pool, task.id)).rejects.toThrow(/only a failed task can be retried/);
