@@ -51,7 +51,12 @@ export const AgentResult = z
       .array(z.string())
       .optional()
       .describe("Ids of things produced: documents read, outbox messages"),
-    confidence: z.number().min(0).max(1).describe("The sub-agent's own confidence in the result"),
+    confidence: z
+      .number()
+      .min(0)
+      .max(1)
+      .nullable()
+      .describe("The lowest confidence the model stated in the task's tool calls; null when it stated none"),
     tool_calls: z.number().int().nonnegative().describe("How many tool calls the sub-agent made"),
     tokens: z.number().int().nonnegative().describe("Model tokens used, as reported by the model"),
     cost_usd: z.number().nonnegative().describe("Model cost from the price table"),

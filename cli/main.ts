@@ -3,6 +3,7 @@ import { loadConfig } from "../core/config.js";
 import { observability, startObservability } from "../observability/index.js";
 import { exitCodeFor, isKeelError } from "../core/errors.js";
 import { SAMPLES } from "../evals/samples.js";
+import { DEFAULT_QUEUE, QUEUE_NAME } from "../runtime/queue.js";
 import { TASK_STATUSES, type TaskStatus } from "../runtime/status.js";
 import { batchCommand, type BatchOptions } from "./batch.js";
 import { parseSince } from "./common.js";
@@ -26,6 +27,16 @@ function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a whole number from 1 up");
   return n;
+}
+
+function queueNames(value: string, previous: string[] = []): string[] {
+  const names = value.split(",").map((v) => v.trim());
+  for (const name of names)
+    if (!QUEUE_NAME.test(name))
+      throw new InvalidArgumentError(
+        `"${name}" is not a queue name: letters, digits, _ . - (up to 63), starting with a letter or digit`,
+      );
+  return [...previous, ...names];
 }
 
 function workflowName(value: string): string {
@@ -136,10 +147,22 @@ program
     "--as <name>",
     "who submits the request (default KEEL_USER or USER); a sync approval needs someone else",
   )
+  .option(
+    "--queue <name>",
+    `the queue whose workers may run it (keel worker --queue <name>; default: ${DEFAULT_QUEUE})`,
+    (v) => queueNames(v)[0]!,
+  )
   .action(
     async (
       request: string,
-      opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean; as?: string; workflow?: string },
+      opts: {
+        idempotencyKey?: string;
+        maxRetries?: number;
+        json?: boolean;
+        as?: string;
+        workflow?: string;
+        queue?: string;
+      },
     ) => {
       process.exitCode = await submitCommand(loadConfig(), request, opts);
     },
@@ -153,7 +176,16 @@ program
   .addOption(
     new Option("--concurrency <n>", "tasks run at once by this process").argParser(positiveInt).default(4),
   )
-  .action(async (opts: { concurrency: number }) => {
+  .option(
+    "--queue <names>",
+    `run only the tasks of these queues (repeat or comma-separate; default: ${DEFAULT_QUEUE}, where keel submit and keel batch --no-workers put tasks)`,
+    queueNames,
+  )
+  .addHelpText(
+    "after",
+    "\nkeel run, keel batch and keel eval drive their own tasks in their own process, on a queue of their own; a\nkeel worker never takes those while they follow them, and takes them over when they stop (or crash).",
+  )
+  .action(async (opts: { concurrency: number; queue?: string[] }) => {
     process.exitCode = await workerCommand(loadConfig(), opts);
   });
 
@@ -172,10 +204,17 @@ program
   .option("--status <status>", `only this status (${TASK_STATUSES.join(", ")})`, status)
   .option("--since <when>", "only since a date, or an age like 30m, 2h, 7d", since)
   .addOption(new Option("--limit <n>", "at most this many").argParser(positiveInt).default(50))
+  .option(
+    "--workflow <name>",
+    "only tasks of this workflow (eval runs show only with --workflow eval)",
+    workflowName,
+  )
   .option("--json", "print a JSON array")
-  .action(async (opts: { status?: TaskStatus; since?: Date; limit: number; json?: boolean }) => {
-    process.exitCode = await listCommand(loadConfig(), opts);
-  });
+  .action(
+    async (opts: { status?: TaskStatus; since?: Date; limit: number; workflow?: string; json?: boolean }) => {
+      process.exitCode = await listCommand(loadConfig(), opts);
+    },
+  );
 
 program
   .command("watch")
@@ -305,7 +344,11 @@ program
   )
   .option("--since <when>", "start of the window: an age (30m, 24h, 7d) or a date", since, undefined)
   .option("--until <when>", "end of the window (default now)", since)
-  .option("--workflow <name>", "only tasks of this workflow, against its targets", workflowName)
+  .option(
+    "--workflow <name>",
+    "only tasks of this workflow, against its targets (eval runs count only with --workflow eval)",
+    workflowName,
+  )
   .option("--json", "print the scorecard as JSON (for dashboards)")
   .addHelpText(
     "after",

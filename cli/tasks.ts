@@ -7,6 +7,7 @@ import { describeTask } from "../runtime/inspect.js";
 import type { TaskStatus } from "../runtime/status.js";
 import { getTask, listTasks } from "../runtime/store.js";
 import { submitRequest } from "../runtime/submit.js";
+import { DEFAULT_QUEUE } from "../runtime/queue.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { loadPolicy } from "../policy/file.js";
 import { printJson, reportError, withDatabase } from "./common.js";
@@ -19,7 +20,14 @@ const ago = (d: Date | null) =>
 export function submitCommand(
   config: KeelConfig,
   request: string,
-  opts: { idempotencyKey?: string; maxRetries?: number; json?: boolean; as?: string; workflow?: string },
+  opts: {
+    idempotencyKey?: string;
+    maxRetries?: number;
+    json?: boolean;
+    as?: string;
+    workflow?: string;
+    queue?: string;
+  },
 ) {
   return withDatabase(config, opts.json, async (db) => {
     const { task, created } = await submitRequest(db.pool, config, loadPolicy(config.policyFile).scope, {
@@ -28,6 +36,7 @@ export function submitCommand(
       maxRetries: opts.maxRetries,
       submittedBy: opts.as,
       workflow: opts.workflow,
+      queue: opts.queue,
     });
     if (opts.json) printJson({ task_id: task.id, created, status: task.status });
     else console.log(task.id);
@@ -40,15 +49,17 @@ export function submitCommand(
 }
 
 /** Runs until SIGTERM or SIGINT: then stops taking work, releases what it holds, and exits 0. */
-export function workerCommand(config: KeelConfig, opts: { concurrency: number }) {
+export function workerCommand(config: KeelConfig, opts: { concurrency: number; queue?: string[] }) {
+  const queues = [...new Set(opts.queue ?? [DEFAULT_QUEUE])];
   return withDatabase(config, false, async (db) => {
     const worker = await TaskWorker.start(db, config, {
       concurrency: opts.concurrency,
+      queues,
       onSettled: (id) => console.log(`keel worker: task ${id} settled`),
       logger: createLogger(config.observability, { level: "info" }),
     });
     console.log(
-      `keel worker ${worker.id}: started, concurrency ${opts.concurrency}, lease ${config.runtime.leaseSeconds}s`,
+      `keel worker ${worker.id}: started, concurrency ${opts.concurrency}, lease ${config.runtime.leaseSeconds}s, queues ${queues.join(", ")}`,
     );
     const stop = () => {
       console.log(`keel worker ${worker.id}: stopping (finishing or releasing running tasks)`);
@@ -100,7 +111,7 @@ export function statusCommand(config: KeelConfig, taskId: string, opts: { json?:
 
 export function listCommand(
   config: KeelConfig,
-  opts: { status?: TaskStatus; since?: Date; limit: number; json?: boolean },
+  opts: { status?: TaskStatus; since?: Date; limit: number; workflow?: string; json?: boolean },
 ) {
   return withDatabase(config, opts.json, async (db) => {
     const rows = await listTasks(db.pool, opts);

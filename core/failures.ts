@@ -80,7 +80,11 @@ export const FAILURES: Readonly<Record<FailureReason, FailureRule>> = {
   model_error: rule("model", true, "the model's output could not be used; retried"),
   tool_error: rule("model", true, "a tool call failed; retried"),
   database_error: rule("system", true, "the database failed; retried"),
-  configuration_error: rule("system", false, "Keel is misconfigured; fix the setting the message names"),
+  configuration_error: rule(
+    "user",
+    false,
+    "a setting or the policy file is wrong; fix what the message names",
+  ),
   dependency_failed: rule("system", true, "an outside dependency kept failing; retried"),
   internal: rule("system", true, "an unexpected error; retried"),
   timeout: rule("system", false, "the request's deadline passed"),

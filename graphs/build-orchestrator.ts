@@ -32,6 +32,7 @@ import type { GraphDeps } from "./deps.js";
 import { callModel } from "./model-call.js";
 import { emit } from "./progress.js";
 import { buildSubagentGraph } from "./subagent.js";
+import { keelConfigurable, runContext } from "./run-context.js";
 
 /** Results keyed by task id: a task that reports twice (a retried wave) replaces its earlier result. */
 function mergeResults(current: AgentResult[], update: AgentResult[]): AgentResult[] {
@@ -124,7 +125,7 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
             [KEEL.guardrailAction]: error.event.action,
             [KEEL.guardrailReason]: error.event.reason,
           });
-          const threadId = config.configurable?.thread_id as string | undefined;
+          const { threadId } = runContext(config);
           await recordGuardrailEvent(deps.db, error.event, threadId);
         }
         throw error;
@@ -162,7 +163,7 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
   };
 
   const checkPlanNode = (state: State, config: LangGraphRunnableConfig): Update => {
-    const rootId = typeof config.configurable?.thread_id === "string" ? config.configurable.thread_id : null;
+    const rootId = runContext(config).threadId ?? null;
     const checked = checkPlan(state.proposal, state.request, rootId, deps.limits);
     emit(config, {
       type: "plan",
@@ -217,6 +218,7 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
           tokens: 0,
           cost_usd: 0,
           error: `dependency ${bad} ${settled.get(bad)!.status}`,
+          reason: "subtask_failed",
         };
         settled.set(task.task_id, result);
         blocked.push(result);
@@ -288,7 +290,11 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: Grap
       const out = await inSpan(`invoke_agent ${type}`, agentSpanAttributes(type, task, config), () =>
         subgraph.invoke(
           { task },
-          { ...config, signal, configurable: { ...config.configurable, keel_deadline: deadline } },
+          {
+            ...config,
+            signal,
+            configurable: { ...config.configurable, ...keelConfigurable({ keel_deadline: deadline }) },
+          },
         ),
       );
       if (!out.result) throw new Error(`The ${type} agent ended without a result.`);
@@ -307,7 +313,7 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: Grap
         status: "failed",
         summary: message,
       });
-      const threadId = config.configurable?.thread_id as string | undefined;
+      const { threadId, attempt } = runContext(config);
       if (threadId) {
         await recordStepQuietly(deps.db, {
           thread_id: threadId,
@@ -318,7 +324,7 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: Grap
           status: "failed",
           error: message,
           error_class: timeout.aborted ? "timeout" : errorClass(error),
-          attempt: config.configurable?.keel_attempt as number | undefined,
+          attempt,
         });
       }
       const failed: AgentResult = {

@@ -3,11 +3,11 @@ import type { AgentTask, AgentType } from "../agents/contracts.js";
 import { KEEL, recordSpan } from "../observability/spans.js";
 import { recordStepQuietly } from "../observability/trajectory.js";
 import type { GraphDeps } from "./deps.js";
+import { runContext } from "./run-context.js";
 
 /** Attributes of a sub-agent's `invoke_agent` span (OpenTelemetry GenAI, plus Keel's task lineage). */
 export function agentSpanAttributes(type: AgentType, task: AgentTask, config: LangGraphRunnableConfig) {
-  const root = config.configurable?.thread_id as string | undefined;
-  const attempt = config.configurable?.keel_attempt as number | undefined;
+  const { threadId: root, attempt } = runContext(config);
   return {
     "gen_ai.operation.name": "invoke_agent",
     "gen_ai.agent.name": `${type}_agent`,
@@ -28,7 +28,7 @@ export async function recordHandoffs(
   tasks: readonly AgentTask[],
   wave: number,
 ): Promise<void> {
-  const threadId = config.configurable?.thread_id as string | undefined;
+  const { threadId, attempt } = runContext(config);
   const now = Date.now();
   for (const task of tasks) {
     recordSpan(
@@ -52,7 +52,7 @@ export async function recordHandoffs(
       name: task.type,
       status: "sent",
       input: { objective: task.objective, depends_on: task.depends_on, wave },
-      attempt: config.configurable?.keel_attempt as number | undefined,
+      attempt,
       started_at: new Date(now),
       duration_ms: 0,
     });

@@ -5,6 +5,7 @@ import { errorClass, inSpan, KEEL, recordSpan, SpanKind } from "../observability
 import { recordStepQuietly } from "../observability/trajectory.js";
 import { addUsage, charge } from "../tools/usage.js";
 import type { GraphDeps } from "./deps.js";
+import { runContext } from "./run-context.js";
 
 /** Token usage of one model call, as the model reported it (the offline model counts deterministically). */
 export interface CallUsage {
@@ -82,8 +83,7 @@ export async function callModel<T>(
   meta: CallMeta,
   invoke: (options: { signal: AbortSignal; callbacks: object[] }) => Promise<T>,
 ): Promise<{ value: T; usage: CallUsage; cost_usd: number }> {
-  const threadId = config.configurable?.thread_id as string | undefined;
-  const attempt = config.configurable?.keel_attempt as number | undefined;
+  const { threadId, attempt } = runContext(config);
   const info = deps.modelInfo ?? { provider: "unknown", name: "unknown" };
   const started = new Date();
   const startedMs = performance.now();

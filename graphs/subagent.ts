@@ -24,6 +24,7 @@ import {
   checkToolWiring,
   executeTool,
   splitConfidence,
+  ToolCallStatus,
   validateArgs,
   type KeelTool,
 } from "../tools/contract.js";
@@ -39,6 +40,7 @@ import {
 import type { GraphDeps } from "./deps.js";
 import { callModel } from "./model-call.js";
 import { emit } from "./progress.js";
+import { runContext } from "./run-context.js";
 
 /** Sub-agent state, declared once; node input and update types are derived from it. */
 export const SubagentState = new StateSchema({
@@ -57,6 +59,15 @@ export const SubagentState = new StateSchema({
     .array(z.string())
     .default(() => [])
     .describe("Reasons reviewers gave for rejected actions"),
+  outcomes: z
+    .array(ToolCallStatus)
+    .default(() => [])
+    .describe("How each tool call ended, in order"),
+  effects_done: z.number().int().default(0).describe("Successful calls of tools with a side effect"),
+  confidences: z
+    .array(z.number())
+    .default(() => [])
+    .describe("Confidences the model stated in its tool calls"),
   result: AgentResult.optional(),
 });
 type State = typeof SubagentState.State;
@@ -92,7 +103,7 @@ function failedResult(state: State, error: string): AgentResult {
     task_id: state.task.task_id,
     status: "failed",
     summary: error,
-    confidence: 0,
+    confidence: state.confidences.length > 0 ? Math.min(...state.confidences) : null,
     tool_calls: state.tool_calls,
     tokens: state.tokens,
     cost_usd: 0,
@@ -101,12 +112,16 @@ function failedResult(state: State, error: string): AgentResult {
   };
 }
 
-/** Where an artifact id comes from, per tool output (documents read, messages queued). */
-function artifactOf(tool: string, output: unknown): string | undefined {
-  const o = output as Record<string, unknown>;
-  if (tool === "read_document" && typeof o.id === "string") return `document:${o.id}`;
-  if (tool === "send_message" && typeof o.outbox_id === "number") return `outbox:${o.outbox_id}`;
-  return undefined;
+/**
+ * How an agent's task ended, from its tool outcomes: rejected when a person said no and no effect happened
+ * after all; failed when it called tools and none succeeded; done otherwise.
+ */
+function statusOf(state: State): Pick<AgentResult, "status" | "reason"> {
+  if (state.rejections.length > 0 && state.effects_done === 0)
+    return { status: "rejected", reason: "rejected" };
+  const ran = state.outcomes.filter((o) => o !== "rejected");
+  if (ran.length > 0 && !ran.includes("ok")) return { status: "failed", reason: "tool_error" };
+  return { status: "done" };
 }
 
 /**
@@ -156,18 +171,15 @@ export function buildSubagentGraph(
       ...call,
       id: call.id ?? `${state.task.task_id}_${state.steps}_${i}`,
     }));
-    const threadId = String(config.configurable?.thread_id ?? "standalone");
+    const run = runContext(config);
+    const threadId = run.threadId ?? "standalone";
     const context = (toolCallId: string, approvedBy?: string): ToolContext => ({
       db: deps.db,
       signal: config.signal ?? new AbortController().signal,
-      deadline:
-        typeof config.configurable?.keel_deadline === "number"
-          ? config.configurable.keel_deadline
-          : undefined,
+      deadline: run.deadline,
       threadId,
       taskId: state.task.task_id,
-      checkpointNs:
-        typeof config.configurable?.checkpoint_ns === "string" ? config.configurable.checkpoint_ns : "",
+      checkpointNs: run.checkpointNs,
       toolCallId: `${state.task.task_id}/${toolCallId}`,
       agent: spec.type,
       limits: deps.limits,
@@ -176,10 +188,7 @@ export function buildSubagentGraph(
       webhookUrl: deps.webhookUrl,
       failpoint: deps.failpoint,
       injectFault: deps.faults ? (tool: string) => deps.faults!(threadId, tool) : undefined,
-      fenceToken:
-        typeof config.configurable?.keel_fence_token === "string"
-          ? config.configurable.keel_fence_token
-          : undefined,
+      fenceToken: run.fenceToken,
     });
 
     // 1. Every call is decided first: the policy sees the tool, the agent, the arguments and the stated
@@ -258,6 +267,9 @@ export function buildSubagentGraph(
     const messages: ToolMessage[] = [];
     const artifacts: string[] = [];
     const rejections: string[] = [];
+    const outcomes: ToolCallStatus[] = [];
+    const confidences: number[] = [];
+    let effectsDone = 0;
     let lastOutput = state.last_output;
     for (const call of calls) {
       // Another agent's tool goes to the contract, which refuses and records it; an unknown name is answered here.
@@ -266,8 +278,11 @@ export function buildSubagentGraph(
         messages.push(new ToolMessage({ content, tool_call_id: call.id, name: call.name, status }));
       if (!tool) {
         reply(`There is no tool "${call.name}". Your tools: ${[...tools.keys()].join(", ")}.`, "error");
+        outcomes.push("refused");
         continue;
       }
+      const stated = splitConfidence(call.args).confidence;
+      if (stated !== undefined) confidences.push(stated);
       const decision = decisions.get(call.id);
       let args: unknown = call.args;
       if (decision?.action === "reject") {
@@ -291,6 +306,7 @@ export function buildSubagentGraph(
           status: "rejected",
           detail: decision.reason ?? "",
         });
+        outcomes.push("rejected");
         continue;
       }
       if (decision?.action === "edit") args = { ...(call.args as object), ...decision.args };
@@ -304,9 +320,11 @@ export function buildSubagentGraph(
         detail: outcome.content.slice(0, 300),
       });
       reply(outcome.content, outcome.status === "ok" ? "success" : "error");
+      outcomes.push(outcome.status);
       if (outcome.status === "ok") {
         lastOutput = outcome.output;
-        const artifact = artifactOf(call.name, outcome.output);
+        if (tool.effects !== "none") effectsDone++;
+        const artifact = tool.artifact?.(outcome.output);
         if (artifact) artifacts.push(artifact);
       }
     }
@@ -316,20 +334,20 @@ export function buildSubagentGraph(
       last_output: lastOutput,
       artifacts: [...state.artifacts, ...artifacts],
       rejections: [...state.rejections, ...rejections],
+      outcomes: [...state.outcomes, ...outcomes],
+      effects_done: state.effects_done + effectsDone,
+      confidences: [...state.confidences, ...confidences],
     };
   };
 
   const finish = (state: State, config: LangGraphRunnableConfig): Update => {
     const result: AgentResult = state.result ?? {
       task_id: state.task.task_id,
-      status:
-        state.rejections.length > 0 && !state.artifacts.some((a) => a.startsWith("outbox:"))
-          ? "rejected"
-          : "done",
+      ...statusOf(state),
       summary: textOf(state.messages.at(-1)) || "(no summary)",
       data: state.last_output,
       artifacts: state.artifacts,
-      confidence: state.rejections.length > 0 ? 0.5 : 0.8,
+      confidence: state.confidences.length > 0 ? Math.min(...state.confidences) : null,
       tool_calls: state.tool_calls,
       tokens: state.tokens,
       cost_usd: state.cost_usd,
@@ -341,6 +359,7 @@ export function buildSubagentGraph(
       agent: spec.type,
       status: result.status,
       summary: result.summary,
+      ...(result.reason ? { reason: result.reason } : {}),
     });
     return { result };
   };

@@ -63,7 +63,7 @@ const QUERY = `
 with roots as (
   select t.id, t.status, t.created_at, t.finished_at
     from tasks t
-   where t.parent_id is null and t.created_at >= $1 and t.created_at < $2 and ($3::text is null or t.workflow = $3)
+   where t.parent_id is null and t.created_at >= $1 and t.created_at < $2 and (case when $3::text is null then t.workflow <> 'eval' else t.workflow = $3 end)
 ),
 first_output as (
   select r.id, min(s.started_at + make_interval(secs => coalesce(s.first_token_ms, s.duration_ms) / 1000.0)) as at
@@ -114,7 +114,8 @@ function judge(value: number | null, target: number, direction: "above" | "below
 
 /**
  * Computes the service-level scorecard from the task store and the trajectory store over [since, until), for
- * one workflow or all. Only root tasks (requests) count; a request's sub-agents are part of it.
+ * one workflow or all but eval runs (which count only when asked for by name). Only root tasks (requests) count;
+ * a request's sub-agents are part of it.
  */
 export async function computeSlo(
   db: Pick<pg.Pool, "query">,

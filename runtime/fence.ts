@@ -3,6 +3,7 @@ import type { RunnableConfig } from "@langchain/core/runnables";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type pg from "pg";
 import { FencedOutError } from "./status.js";
+import { runContext } from "../graphs/run-context.js";
 
 interface Fence {
   taskId: string;
@@ -75,7 +76,7 @@ export class FencedSaver extends PostgresSaver {
   }
 
   private async fenced<T>(config: RunnableConfig, write: () => Promise<T>): Promise<T> {
-    const taskId = config.configurable?.thread_id as string | undefined;
+    const taskId = runContext(config).threadId;
     const token = taskId ? this.tokens.get(taskId) : undefined;
     if (!taskId || token === undefined) return write();
     try {

@@ -9,8 +9,10 @@ import { ApprovalRequest } from "../graphs/approval.js";
 import { defaultDeps, type GraphDeps } from "../graphs/deps.js";
 import { buildOrchestratorGraph } from "../graphs/build-orchestrator.js";
 import { asProgressEvent, type ProgressEvent } from "../graphs/progress.js";
+import { keelConfigurable } from "../graphs/run-context.js";
 import { observability } from "../observability/index.js";
 import { langsmithRunConfig } from "../observability/langsmith.js";
+import { FencedSaver } from "./fence.js";
 
 /** One approval a run is waiting for. */
 export interface PendingApproval {
@@ -145,8 +147,12 @@ export class Runner {
     const stream = await this.graph.stream(input as never, {
       configurable: {
         thread_id: threadId,
-        ...(options.fenceToken ? { keel_fence_token: options.fenceToken } : {}),
-        ...(options.attempt ? { keel_attempt: options.attempt } : {}),
+        // A worker's runner is fenced: its nodes refuse to run (and so to commit effects) without the token.
+        ...keelConfigurable({
+          ...(this.checkpointer instanceof FencedSaver ? { keel_fenced: true } : {}),
+          ...(options.fenceToken ? { keel_fence_token: options.fenceToken } : {}),
+          ...(options.attempt ? { keel_attempt: options.attempt } : {}),
+        }),
       },
       // LangSmith (opt-in) through LangChain's own tracer, one run per drive, grouped by the task.
       ...(langsmith.enabled

@@ -41,6 +41,8 @@ export interface ToolSpec<I extends z.ZodType, O extends z.ZodType> {
   retry: { attempts: number };
   /** Most calls per window in one process; callers beyond it wait their turn (within the timeout). */
   rateLimit?: { calls: number; perSeconds: number };
+  /** The id of what a successful call produced (`document:<id>`, `outbox:<id>`), for the agent's result. */
+  artifact?: (output: z.infer<O>) => string | undefined;
   run: (args: z.infer<I>, ctx: ToolContext) => Promise<z.infer<O>>;
 }
 

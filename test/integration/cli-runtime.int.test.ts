@@ -55,6 +55,70 @@ describe("keel submit / worker / status / list / watch", () => {
   });
 });
 
+describe("queues: each process drives only the work it was started for", () => {
+  const statusOf = async (id: string) =>
+    (
+      await t.db.pool.query<{ status: string; attempts: number; queue: string }>(
+        "select status, attempts, queue from tasks where id = $1",
+        [id],
+      )
+    ).rows[0]!;
+
+  it("keel run leaves a stranger's queued task alone; keel worker --queue runs only its queue", async () => {
+    const stranger = json<{ task_id: string }>(await keel(["submit", "--json", "Calculate 21 * 2"], env));
+    const run = await keel(["run", "--json", "Calculate 3 * 3"], env);
+    expect(run.code).toBe(0);
+    expect(json<{ status: string }>(run).status).toBe("done");
+    // The stranger's task was queued (and its job available) the whole time keel run's worker ran.
+    expect(await statusOf(stranger.task_id)).toEqual({ status: "queued", attempts: 0, queue: "default" });
+
+    const gpu = json<{ task_id: string }>(
+      await keel(["submit", "--json", "--queue", "gpu", "Calculate 5 * 5"], env),
+    );
+    const worker = spawn(process.execPath, [KEEL_BIN, "worker", "--queue", "gpu"], {
+      env: { ...process.env, ...env },
+      stdio: "pipe",
+    });
+    const exited = new Promise<number | null>((resolve) => worker.on("close", resolve));
+    try {
+      expect((await keel(["watch", gpu.task_id], env)).code).toBe(0);
+      expect(await statusOf(gpu.task_id)).toMatchObject({ status: "done", queue: "gpu" });
+      expect(await statusOf(stranger.task_id)).toMatchObject({ status: "queued", attempts: 0 });
+    } finally {
+      worker.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+    const badQueue = await keel(["worker", "--queue", "no spaces"], env);
+    expect(badQueue.code).toBe(2);
+    expect(badQueue.stderr).toMatch(/"no spaces" is not a queue name/);
+  });
+
+  it("a task keel run stops following goes back to the workers' queue; keel status shows why it failed", async () => {
+    const waiting = json<{ task_id: string }>(
+      await keel(
+        ["run", "--no-input", "--json", "Email ops@harbor.example that the fire drill is at 3pm"],
+        env,
+      ),
+    );
+    expect(await statusOf(waiting.task_id)).toMatchObject({
+      status: "waiting_for_approval",
+      queue: "default",
+    });
+    const rejected = await keel(
+      ["resume", waiting.task_id, "--reject", "--reason", "not now", "--json"],
+      env,
+    );
+    expect(rejected.code).toBe(1);
+    const status = json<{ status: string; error: Record<string, unknown> }>(
+      await keel(["status", "--json", waiting.task_id], env),
+    );
+    expect(status.status).toBe("failed");
+    expect(status.error).toMatchObject({ code: "rejected", fault: "policy", retryable: false });
+    const human = await keel(["status", waiting.task_id], env);
+    expect(human.stdout).toMatch(/error: rejected \(fault: policy\)/);
+  });
+});
+
 describe("approvals, cancel and retry from the command line", () => {
   it("lists a held action, approves it once, and refuses a second decision", async () => {
     const run = json<{ task_id: string; pending_approvals: { approval_id: string }[] }>(

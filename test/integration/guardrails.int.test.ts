@@ -388,7 +388,13 @@ describe("budgets", () => {
       request: "Which 5 customers generated the most revenue in 2025?",
     });
     const failed = await waitForTask(t.db.pool, task.id, settled);
-    expect(failed).toMatchObject({ status: "failed", error_reason: `budget_exceeded:${name}`, attempts: 1 });
+    expect(failed).toMatchObject({
+      status: "failed",
+      error_reason: "budget_exceeded",
+      error_fault: "policy",
+      error_rule: `budget_exceeded:${name}`,
+      attempts: 1,
+    });
     expect(failed.last_error).toMatch(/reached its budget/);
   });
 });
@@ -402,7 +408,9 @@ describe("guardrails in the worker", () => {
     const failed = await waitForTask(t.db.pool, task.id, settled);
     expect(failed).toMatchObject({
       status: "failed",
-      error_reason: "injection:instruction_override",
+      error_reason: "blocked",
+      error_fault: "policy",
+      error_rule: "injection:instruction_override",
       attempts: 1,
     });
     expect(

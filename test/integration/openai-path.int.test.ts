@@ -102,7 +102,8 @@ describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)
       expect(json(result)).toMatchObject({
         status: "failed",
         error: {
-          reason: "dependency_failed",
+          code: "dependency_failed",
+          fault: "system",
           message: expect.stringMatching(
             /model endpoint failed 3 times in a row \(last: 500 script exhausted/,
           ),

@@ -192,9 +192,14 @@ describe("orchestrator with scripted models", () => {
     const started = Date.now();
     const out = await graph.invoke({ request: "Calculate a long sum" }, threadConfig());
     expect(Date.now() - started).toBeLessThan(10_000);
-    expect(out.results.find((r) => r.task_id === "t1")).toMatchObject({ status: "failed", error: "timeout" });
+    expect(out.results.find((r) => r.task_id === "t1")).toMatchObject({
+      status: "failed",
+      reason: "timeout",
+      error: "Timed out after 0.5 s (timeout_seconds).",
+    });
     expect(out.results.find((r) => r.task_id === "t2")).toMatchObject({
       status: "failed",
+      reason: "subtask_failed",
       error: "dependency t1 failed",
     });
     expect(out.final_answer).toContain("status: failed");

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { emptyCheckpoint } from "@langchain/langgraph";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createCheckpointer } from "../../checkpoints/saver.js";
@@ -10,6 +11,7 @@ import { prepareQueue } from "../../runtime/queue.js";
 import { FencedOutError, IllegalTransitionError } from "../../runtime/status.js";
 import { getTree, inTransaction, submit, transition } from "../../runtime/store.js";
 import { retryDelayMs } from "../../runtime/settle.js";
+import { Runner } from "../../runtime/runner.js";
 import { TaskWorker } from "../../runtime/worker.js";
 import { fakeModel, scriptedDeps } from "../fakes/deps.js";
 import { FlakyModel, HangingModel } from "../fakes/hanging-model.js";
@@ -112,6 +114,19 @@ describe("task store", () => {
     } finally {
       holder.release();
     }
+  });
+});
+
+describe("run context", () => {
+  it("a fenced run without its fencing token fails loudly before any step runs", async () => {
+    const runner = await Runner.withSaver(t.db, t.config, (pool) => new FencedSaver(pool));
+    const threadId = randomUUID();
+    await expect(
+      runner.begin("Email ops@harbor.example that the drill is at noon", threadId),
+    ).rejects.toThrow(/fenced but carries no fencing token/);
+    const steps = await t.db.pool.query("select 1 from trajectory_steps where thread_id = $1", [threadId]);
+    const outbox = await t.db.pool.query("select 1 from outbox where thread_id = $1", [threadId]);
+    expect([steps.rowCount, outbox.rowCount]).toEqual([0, 0]);
   });
 });
 

@@ -143,6 +143,7 @@ describe("defineTool and executeTool", () => {
   it("neutralises instructions in a tool's output before the model reads them", async () => {
     const doc = defineTool({
       ...add,
+      artifact: undefined,
       name: "doc",
       output: z.object({ body: z.string() }),
       run: () =>

@@ -51,6 +51,7 @@ export const sendMessage = defineTool({
   agents: ["communication"],
   timeoutMs: 5_000,
   retry: { attempts: 0 },
+  artifact: (output) => `outbox:${output.outbox_id}`,
   async run({ to, subject, body }, ctx) {
     const db = ctx.tx ?? (await ctx.db());
     const inserted = await db.query<{ id: string }>(

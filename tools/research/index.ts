@@ -65,6 +65,7 @@ export const readDocument = defineTool({
   retry: { attempts: 1 },
   agents: ["research"],
   timeoutMs: 5_000,
+  artifact: (output) => `document:${output.id}`,
   async run({ id }, ctx) {
     const pool = await ctx.db();
     const { rows } = await pool.query<{ id: string; title: string; tags: string[]; body: string }>(
