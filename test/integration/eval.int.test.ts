@@ -1,10 +1,11 @@
+import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLangSmithServer } from "../fakes/langsmith-server.js";
-import { json, keel } from "../helpers/cli.js";
+import { json, keel, KEEL_BIN } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 /**
@@ -36,11 +37,28 @@ interface Summary {
 describe("keel eval", () => {
   it("passes the committed golden dataset against the committed baseline (the CI gate)", async () => {
     const out = path.join(dir, "gate");
-    // The suite runs test files in parallel: latency is compared loosely here; pass rate, cost and blocks exactly.
-    const result = await keel(
-      ["eval", "--baseline", "evals/baseline.json", "--out", out, "--latency-tolerance", "4", "--json"],
-      { DATABASE_URL: t.url },
-    );
+    // A keel worker runs beside it on the same database: it must take none of the eval's cases (it has neither
+    // their injected faults nor their answers), so the result is the baseline's all the same.
+    const worker = spawn(process.execPath, [KEEL_BIN, "worker", "--concurrency", "4"], {
+      env: { ...process.env, DATABASE_URL: t.url },
+      stdio: "pipe",
+    });
+    let workerOut = "";
+    worker.stdout.on("data", (d: Buffer) => (workerOut += d.toString()));
+    const workerExit = new Promise<number | null>((resolve) => worker.on("close", resolve));
+    let result: Awaited<ReturnType<typeof keel>>;
+    try {
+      while (!workerOut.includes("started")) await new Promise((r) => setTimeout(r, 50));
+      // The suite runs test files in parallel: latency is compared loosely here; pass rate, cost and blocks exactly.
+      result = await keel(
+        ["eval", "--baseline", "evals/baseline.json", "--out", out, "--latency-tolerance", "4", "--json"],
+        { DATABASE_URL: t.url },
+      );
+    } finally {
+      worker.kill("SIGTERM");
+    }
+    expect(await workerExit).toBe(0);
+    expect(workerOut).not.toMatch(/task .* settled/);
     const summary = json<Summary>(result);
     expect(result.code, `${summary.regressions.join("\n")}\n${result.stderr}`).toBe(0);
     expect(summary.cases).toBeGreaterThanOrEqual(60);
@@ -51,9 +69,19 @@ describe("keel eval", () => {
     expect(summary.judge).toMatchObject({ enabled: false }); // offline: no LLM to judge with
     for (const f of ["results.jsonl", "summary.json", "report.md", "report.html"])
       expect(fs.existsSync(path.join(out, f)), f).toBe(true);
-    expect(fs.readFileSync(path.join(out, "results.jsonl"), "utf8").trim().split("\n")).toHaveLength(
-      summary.cases,
+    const results = fs
+      .readFileSync(path.join(out, "results.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { run: { status: string; reason: string | null } });
+    expect(results).toHaveLength(summary.cases);
+    // Every request the eval's submit guard blocked left its audit row, as a blocked keel submit does.
+    const blocked = results.filter((r) => r.run.status === "blocked").map((r) => r.run.reason);
+    expect(blocked.length).toBeGreaterThan(0);
+    const { rows } = await t.db.pool.query<{ reason: string }>(
+      "select reason from guardrail_events where stage = 'request' and action = 'blocked' order by reason",
     );
+    expect(rows.map((r) => r.reason)).toEqual([...blocked].sort());
   }, 300_000);
 
   it("fails against the baseline when the policy stops asking for approval, naming the cases", async () => {
