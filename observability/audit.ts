@@ -1,4 +1,5 @@
 import type pg from "pg";
+import type { DestinationStream } from "pino";
 import type { KeelConfig } from "../core/config.js";
 import type { GuardrailEvent } from "../policy/guard.js";
 import { redact } from "../policy/pii.js";
@@ -9,8 +10,11 @@ type Queryable = Pick<pg.ClientBase, "query">;
 let log: Logger | undefined;
 
 /** The log that audit failures go to (stderr, warn and up); entry points set its level from their configuration. */
-export function configureAuditLog(config: Pick<KeelConfig["observability"], "logLevel">): void {
-  log = createLogger(config, { level: "warn", name: "keel-audit" });
+export function configureAuditLog(
+  config: Pick<KeelConfig["observability"], "logLevel">,
+  destination?: DestinationStream,
+): void {
+  log = createLogger(config, { level: "warn", name: "keel-audit", destination });
 }
 
 function auditLog(): Logger {

@@ -8,6 +8,7 @@ import { DeadlineError, namedFailure, WorkerStoppingError } from "../core/errors
 import type { GraphDeps } from "../graphs/deps.js";
 import type { ProgressEvent } from "../graphs/progress.js";
 import { compensateRun } from "../graphs/compensation.js";
+import { bestEffort } from "../observability/audit.js";
 import { silentLogger, type Logger } from "../observability/log.js";
 import { pruneTrajectories } from "../observability/trajectory.js";
 import {
@@ -303,7 +304,12 @@ export class TaskWorker {
       this.options.onEvent?.(task_id, event);
       if (!CHILD_EVENTS.has(event.type)) return;
       // Live child updates are best effort: settle() reconciles every child from the results at the end.
-      events = events.then(() => this.recordEvent(claim, event)).catch(() => undefined);
+      // A failure is logged with the task and the event; it does not stop the run.
+      events = events.then(() =>
+        bestEffort({ what: `child event ${event.type}`, task_id }, () => this.recordEvent(claim, event)).then(
+          () => undefined,
+        ),
+      );
     };
     try {
       const outcome = await this.drive(claim, {

@@ -10,7 +10,9 @@ import type { EffectScope, RiskTier } from "../policy/risk.js";
 import type { ToolContext } from "./context.js";
 import { runEffect } from "./ledger.js";
 import { recordGuardrailEvent } from "../observability/audit.js";
-import { recordToolCall } from "./log.js";
+import { recordToolCall, toolCallStep } from "./log.js";
+import { recordStep } from "../observability/trajectory.js";
+import type pg from "pg";
 
 export { EffectScope, RiskTier } from "../policy/risk.js";
 
@@ -180,27 +182,45 @@ export async function executeTool(tool: KeelTool, args: unknown, ctx: ToolContex
     async (span) => {
       const started = new Date();
       const startedMs = performance.now();
-      const outcome = await runContract(tool, args, ctx);
+      // An internal effect's audit row is written in its ledger transaction; every other call's after it ran.
+      const auditInTx = async (tx: pg.PoolClient, output: unknown) => {
+        const step = toolCallStep(
+          ctx,
+          tool.name,
+          shown,
+          { status: "ok", output: guardToolOutput(output).output },
+          performance.now() - startedMs,
+          started,
+        );
+        await recordStep(tx, step);
+      };
+      const { outcome, audited } = await runContract(tool, args, ctx, auditInTx);
       span.setAttribute(KEEL.toolStatus, outcome.status);
       if (outcome.status !== "ok") {
         span.setAttribute("error.type", outcome.status);
         span.setStatus({ code: SpanStatusCode.ERROR, message: redact(outcome.error ?? "") });
       }
-      await recordToolCall(ctx, tool.name, shown, outcome, performance.now() - startedMs, started);
+      if (!audited)
+        await recordToolCall(ctx, tool.name, shown, outcome, performance.now() - startedMs, started);
       return outcome;
     },
   );
 }
 
-async function runContract(tool: KeelTool, args: unknown, ctx: ToolContext): Promise<ToolOutcome> {
+async function runContract(
+  tool: KeelTool,
+  args: unknown,
+  ctx: ToolContext,
+  auditInTx: (tx: pg.PoolClient, output: unknown) => Promise<void>,
+): Promise<{ outcome: ToolOutcome; audited: boolean }> {
   if (!mayCall(tool, ctx.agent)) {
     const error = `The ${ctx.agent} agent may not call ${tool.name} (it belongs to: ${tool.agents.join(", ")}). The call was refused and recorded.`;
-    return { status: "refused", content: error, error };
+    return { outcome: { status: "refused", content: error, error }, audited: false };
   }
   const checked = validateArgs(tool, args);
   if (!checked.ok) {
     const error = `Invalid arguments for ${tool.name}: ${checked.error}. Fix the arguments and call the tool again.`;
-    return { status: "invalid_arguments", content: error, error };
+    return { outcome: { status: "invalid_arguments", content: error, error }, audited: false };
   }
   const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(tool.timeoutMs)]);
   const validate = (raw: unknown): unknown => {
@@ -215,10 +235,10 @@ async function runContract(tool: KeelTool, args: unknown, ctx: ToolContext): Pro
   try {
     if (tool.limiter) await waitForTurn(tool, signal);
     const call = (c: ToolContext) => runWithRetries(tool, checked.args, c);
-    const { output, replayed } =
+    const { output, replayed, audited } =
       tool.effects === "none"
-        ? { output: validate(await call({ ...ctx, signal })), replayed: false }
-        : await runEffect(tool, checked.args, { ...ctx, signal }, call, validate);
+        ? { output: validate(await call({ ...ctx, signal })), replayed: false, audited: false }
+        : await runEffect(tool, checked.args, { ...ctx, signal }, call, validate, auditInTx);
     const guarded = guardToolOutput(output);
     if (guarded.event) {
       recordSpan(
@@ -234,10 +254,13 @@ async function runContract(tool: KeelTool, args: unknown, ctx: ToolContext): Pro
         ? { ...guarded.output, keel_notice: NEUTRALISED_NOTICE }
         : guarded.output;
     return {
-      status: "ok",
-      output: guarded.output,
-      content: JSON.stringify(shown),
-      ...(replayed ? { replayed } : {}),
+      outcome: {
+        status: "ok",
+        output: guarded.output,
+        content: JSON.stringify(shown),
+        ...(replayed ? { replayed } : {}),
+      },
+      audited,
     };
   } catch (error) {
     if (ctx.signal.aborted) throw error; // the whole task was cancelled or timed out: stop, do not report back
@@ -249,7 +272,7 @@ async function runContract(tool: KeelTool, args: unknown, ctx: ToolContext): Pro
         : timedOut
           ? `${tool.name} timed out after ${tool.timeoutMs} ms.`
           : `${tool.name} failed: ${error instanceof Error ? error.message : String(error)}`;
-    return { status: "error", content: message, error: message };
+    return { outcome: { status: "error", content: message, error: message }, audited: false };
   }
 }
 

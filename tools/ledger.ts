@@ -1,3 +1,4 @@
+import { bestEffort } from "../observability/audit.js";
 import { createHash } from "node:crypto";
 import type pg from "pg";
 import { inTransaction } from "../core/transaction.js";
@@ -68,7 +69,9 @@ export async function runEffect(
   ctx: ToolContext,
   call: (ctx: ToolContext) => Promise<unknown>,
   validate: (raw: unknown) => unknown,
-): Promise<{ output: unknown; replayed: boolean }> {
+  /** Writes the call's audit row in the ledger transaction of an internal effect, so both commit or neither. */
+  audit?: (tx: pg.PoolClient, output: unknown) => Promise<void>,
+): Promise<{ output: unknown; replayed: boolean; audited: boolean }> {
   const pool = await ctx.db();
   const key = effectKey(ctx);
   const argsHash = hashArgs(args);
@@ -84,13 +87,14 @@ export async function runEffect(
     result === undefined ? null : JSON.stringify(result),
     error,
   ];
+  // The call failed already; its ledger record is best effort, and a failure to write it is logged.
   const recordFailure = (error: unknown) =>
-    pool
-      .query(INSERT, row("failed", undefined, error instanceof Error ? error.message : String(error)))
-      .catch(() => undefined);
+    bestEffort({ what: "effect failure record", task_id: ctx.threadId, tool: tool.name }, () =>
+      pool.query(INSERT, row("failed", undefined, error instanceof Error ? error.message : String(error))),
+    );
 
   if (tool.effects === "internal") {
-    let outcome: { output: unknown; replayed: boolean };
+    let outcome: { output: unknown; replayed: boolean; audited: boolean };
     try {
       outcome = await inTransaction(pool, async (tx) => {
         // A worker that lost the task (lease taken over, tree cancelled) cannot commit an effect for it.
@@ -98,10 +102,12 @@ export async function runEffect(
         // Two runs of one call (a fenced-out worker and its successor) queue here instead of both acting.
         await tx.query("select pg_advisory_xact_lock(hashtextextended($1, 0))", [key]);
         const found = (await tx.query<EffectRow>("select * from effects where key = $1", [key])).rows[0];
-        if (found && found.state !== "failed" && found.state !== "started") return replay(found, argsHash);
+        if (found && found.state !== "failed" && found.state !== "started")
+          return { ...replay(found, argsHash), audited: false };
         const output = validate(await call({ ...ctx, tx }));
         await tx.query(INSERT, row("committed", output, null));
-        return { output, replayed: false };
+        await audit?.(tx, output);
+        return { output, replayed: false, audited: audit !== undefined };
       });
     } catch (error) {
       await recordFailure(error);
@@ -114,7 +120,7 @@ export async function runEffect(
   // External: record the attempt first, then act with the key as the idempotency key.
   const found = (await pool.query<EffectRow>("select * from effects where key = $1", [key])).rows[0];
   if (found && (found.state === "committed" || found.state.startsWith("compensat")))
-    return replay(found, argsHash);
+    return { ...replay(found, argsHash), audited: false };
   if (found?.state === "started" && found.args_hash !== argsHash) replay(found, argsHash); // throws: other arguments
   await pool.query(INSERT, row("started", undefined, null));
   let output: unknown;
@@ -126,7 +132,7 @@ export async function runEffect(
   }
   failpoint(ctx, "after_external_effect");
   await pool.query(INSERT, row("committed", output, null));
-  return { output, replayed: false };
+  return { output, replayed: false, audited: false };
 }
 
 /** The ledger rows of one thread, in the order the effects happened. */

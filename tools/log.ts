@@ -1,27 +1,26 @@
 import { redact, redactDeep } from "../policy/pii.js";
 import type { DecisionInput, PolicyDecision } from "../policy/risk.js";
-import { recordStepQuietly } from "../observability/trajectory.js";
+import { recordStepQuietly, type StepInput } from "../observability/trajectory.js";
 import type { ToolContext } from "./context.js";
 import type { ToolCallStatus } from "./contract.js";
 
-/**
- * The audit trail of tool calls (steps of the trajectory store), policy decisions and guardrail verdicts. Every
- * row is redacted first: it is a record of the work, not a copy of the personal data the work touched. A logging
- * failure never fails the call.
- */
-export async function recordToolCall(
+/** How a tool call ended, as the audit trail records it. */
+export interface ToolCallRecord {
+  status: ToolCallStatus;
+  output?: unknown;
+  error?: string;
+}
+
+/** The trajectory step of one tool call (redacted when it is written, like every step). */
+export function toolCallStep(
   ctx: ToolContext,
   tool: string,
   args: unknown,
-  outcome: {
-    status: ToolCallStatus;
-    output?: unknown;
-    error?: string;
-  },
+  outcome: ToolCallRecord,
   durationMs: number,
   startedAt: Date = new Date(Date.now() - durationMs),
-): Promise<void> {
-  await recordStepQuietly(ctx.db, {
+): StepInput {
+  return {
     thread_id: ctx.threadId,
     task_id: ctx.taskId,
     agent: ctx.agent,
@@ -35,7 +34,24 @@ export async function recordToolCall(
     error_class: outcome.status === "ok" ? undefined : outcome.status,
     started_at: startedAt,
     duration_ms: durationMs,
-  });
+  };
+}
+
+/**
+ * The audit trail of tool calls (steps of the trajectory store), policy decisions and guardrail verdicts. Every
+ * row is redacted first: it is a record of the work, not a copy of the personal data the work touched. A call
+ * without an effect is recorded after it ran, best effort (a failed write is logged, never silent); a call with
+ * an internal effect is recorded inside its ledger transaction (`tools/ledger.ts`), so the two commit together.
+ */
+export async function recordToolCall(
+  ctx: ToolContext,
+  tool: string,
+  args: unknown,
+  outcome: ToolCallRecord,
+  durationMs: number,
+  startedAt?: Date,
+): Promise<void> {
+  await recordStepQuietly(ctx.db, toolCallStep(ctx, tool, args, outcome, durationMs, startedAt));
 }
 
 /**

@@ -148,8 +148,8 @@ describe("effect ledger", () => {
   it("runs an internal effect once in its transaction and replays the committed result", async () => {
     calls.length = 0;
     const tool = make("internal");
-    expect(await run(tool, "a")).toEqual({ output: { n: 1 }, replayed: false });
-    expect(await run(tool, "a")).toEqual({ output: { n: 1 }, replayed: true });
+    expect(await run(tool, "a")).toEqual({ output: { n: 1 }, replayed: false, audited: false });
+    expect(await run(tool, "a")).toEqual({ output: { n: 1 }, replayed: true, audited: false });
     expect(calls).toEqual(["tx"]);
     await expect(run(tool, "a", { text: "other" })).rejects.toThrow(/already committed with other arguments/);
   });

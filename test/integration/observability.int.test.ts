@@ -71,7 +71,15 @@ beforeAll(async () => {
   const [approval] = (await listApprovals(t.db.pool)).filter((a) => a.task_id === task.id);
   await decide(t.db.pool, approval!.id, { action: "approve", reviewer: "ana" });
   await waitForTask(t.db.pool, task.id, (r) => r.status === "done", 60_000);
-  await flushTracing();
+  // The drive's span ends just after the task's row says done: flush until all three drives have arrived.
+  const drives = () =>
+    receiver.spans.filter(
+      (s) => s.name === "invoke_agent orchestrator" && s.attributes["keel.root_task.id"] === task.id,
+    ).length;
+  for (const until = Date.now() + 15_000; drives() < 3 && Date.now() < until;) {
+    await flushTracing();
+    if (drives() < 3) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }, 120_000);
 
 afterAll(async () => {

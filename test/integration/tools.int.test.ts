@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { configureAuditLog } from "../../observability/audit.js";
 import { executeTool, type KeelTool } from "../../tools/contract.js";
 import { TOOLS } from "../../agents/index.js";
 import { toolContext } from "../helpers/tools.js";
@@ -144,5 +145,51 @@ describe("tool call log", () => {
       "select distinct status from tool_calls where thread_id = 'tools-test'",
     );
     expect(rows.map((r) => r.status).sort()).toEqual(["error", "invalid_arguments", "ok"]);
+  });
+});
+
+describe("the audit trail of an effect", () => {
+  it("commits a send's tool-call row with its effect, and writes neither when the row cannot be written", async () => {
+    const audit: string[] = [];
+    configureAuditLog({ logLevel: undefined }, { write: (line: string) => audit.push(line) });
+    const args = { to: "ops@harbor.example", subject: "Audit", body: "Both or neither" };
+    const sent = await call("send_message", args, "t10/call_send");
+    expect(sent).toMatchObject({ status: "ok" });
+    const row = await t.db.pool.query("select status from tool_calls where tool_call_id = 't10/call_send'");
+    expect(row.rows).toEqual([{ status: "ok" }]);
+
+    // A store that refuses this call's row: the message must not be sent without its audit row.
+    await t.db.pool.query(`
+      create function refuse_audit() returns trigger language plpgsql as $$
+        begin
+          if new.tool_call_id = 't11/call_send' then raise exception 'audit store unavailable'; end if;
+          return new;
+        end $$;
+      create trigger refuse_audit before insert on trajectory_steps for each row execute function refuse_audit();`);
+    try {
+      const refused = await call("send_message", args, "t11/call_send");
+      expect(refused).toMatchObject({
+        status: "error",
+        error: expect.stringMatching(/audit store unavailable/),
+      });
+      const outbox = await t.db.pool.query(
+        "select count(*)::int as n from outbox where tool_call_id = 't11/call_send'",
+      );
+      expect(outbox.rows[0].n).toBe(0);
+      // The failed call's own row could not be written either: that is logged with the task and the tool.
+      const failures = audit.map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(failures).toContainEqual(
+        expect.objectContaining({
+          name: "keel-audit",
+          what: "trajectory tool_call send_message",
+          task_id: "tools-test",
+          tool: "send_message",
+          error: expect.stringMatching(/audit store unavailable/),
+        }),
+      );
+    } finally {
+      await t.db.pool.query("drop trigger refuse_audit on trajectory_steps; drop function refuse_audit()");
+      configureAuditLog({ logLevel: undefined });
+    }
   });
 });
