@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { SystemError } from "../core/errors.js";
 import { seedBusinessData } from "./seed/business.js";
 import { seedKnowledgeBase } from "./seed/knowledge.js";
 
@@ -342,9 +343,11 @@ export async function migrate(pool: pg.Pool): Promise<number[]> {
         applied.push(migration.id);
       } catch (error) {
         await client.query("rollback");
-        throw new Error(`migration ${migration.id} (${migration.name}) failed: ${(error as Error).message}`, {
-          cause: error,
-        });
+        throw new SystemError(
+          "database_error",
+          `migration ${migration.id} (${migration.name}) failed and was rolled back: ${(error as Error).message}`,
+          { cause: error },
+        );
       } finally {
         client.release();
       }

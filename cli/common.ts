@@ -1,6 +1,6 @@
 import { openDatabase, type Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
-import { exitCodeFor, isKeelError } from "../core/errors.js";
+import { exitCodeFor, InputError, isKeelError } from "../core/errors.js";
 import { prepareQueue } from "../runtime/queue.js";
 
 /** Prints an error the one way every command does: a line on stderr, and with --json an object on stdout. */
@@ -48,6 +48,9 @@ export function parseSince(value: string): Date {
   }
   const date = new Date(value);
   if (Number.isNaN(date.getTime()))
-    throw new Error(`expected a date (2026-11-01T10:00Z) or an age like 30m, 2h, 7d`);
+    throw new InputError(
+      `expected a date (2026-11-01T10:00Z) or an age like 30m, 2h, 7d`,
+      "invalid_argument",
+    );
   return date;
 }

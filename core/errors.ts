@@ -74,6 +74,19 @@ export class ToolCallError extends KeelError {
   }
 }
 
+/** A tool's output broke its declared output schema; the agent is told, the call counts as a tool error. */
+export class OutputContractError extends ToolCallError {}
+
+/**
+ * Keel's own parts are wired wrongly (a tool offered to an agent it does not belong to, two tools with one name):
+ * found when the graphs are built, before any request runs. A bug to fix in code, never retried.
+ */
+export class WiringError extends KeelError {
+  constructor(message: string) {
+    super("internal", "system", message, { retryable: false });
+  }
+}
+
 /**
  * A guardrail or budget stopped the work. `reason` names the rule (e.g. `injection:instruction_override`,
  * `budget_exceeded:tokens`); retrying the same request cannot help.

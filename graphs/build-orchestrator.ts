@@ -21,7 +21,7 @@ import {
   type AgentTask,
   type AgentType,
 } from "../agents/contracts.js";
-import { failureOf, isKeelError, PlanError } from "../core/errors.js";
+import { failureOf, isKeelError, PlanError, SystemError } from "../core/errors.js";
 import { BlockedRequestError, guardRequest } from "../policy/guard.js";
 import { errorClass, inSpan, KEEL } from "../observability/spans.js";
 import { recordStepQuietly } from "../observability/trajectory.js";
@@ -297,7 +297,7 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: Grap
           },
         ),
       );
-      if (!out.result) throw new Error(`The ${type} agent ended without a result.`);
+      if (!out.result) throw new SystemError("internal", `The ${type} agent ended without a result.`);
       return { results: [out.result] };
     } catch (error) {
       if (isGraphBubbleUp(error) || config.signal?.aborted) throw error;

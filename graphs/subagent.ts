@@ -17,6 +17,7 @@ import {
 import { z } from "zod";
 import { AgentResult, AgentTask } from "../agents/contracts.js";
 import type { AgentSpec } from "../agents/spec.js";
+import { SystemError } from "../core/errors.js";
 import { KEEL, recordSpan } from "../observability/spans.js";
 import { redact } from "../policy/pii.js";
 import { decide, needsApproval, type DecisionInput, type PolicyDecision } from "../policy/risk.js";
@@ -144,7 +145,11 @@ export function buildSubagentGraph(
       return { result: failedResult(state, `Stopped after the step limit of ${maxSteps} model turns.`) };
     }
     const model = deps.model(spec.type);
-    if (!model.bindTools) throw new Error(`The model for ${spec.type} cannot call tools.`);
+    if (!model.bindTools)
+      throw new SystemError(
+        "configuration_error",
+        `The model for the ${spec.type} agent cannot call tools; configure a chat model with tool calling.`,
+      );
     const bound = model.bindTools(spec.tools.map((t) => t.definition));
     const messages = [new SystemMessage(spec.prompt), ...state.messages];
     const {

@@ -3,6 +3,7 @@ import type { RunnableConfig } from "@langchain/core/runnables";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type pg from "pg";
 import { FencedOutError } from "./status.js";
+import { SystemError } from "../core/errors.js";
 import { runContext } from "../graphs/run-context.js";
 
 interface Fence {
@@ -21,7 +22,10 @@ const FENCED_SQLSTATE = "KF001";
  */
 function fencedBegin({ taskId, token }: Fence): string {
   if (!UUID.test(taskId) || !TOKEN.test(token)) {
-    throw new Error(`cannot fence thread ${JSON.stringify(taskId)} with token ${JSON.stringify(token)}`);
+    throw new SystemError(
+      "internal",
+      `cannot fence thread ${JSON.stringify(taskId)} with token ${JSON.stringify(token)}: not a task id and token`,
+    );
   }
   return `BEGIN; SELECT keel_hold_fence('${taskId}'::uuid, ${token}::bigint)`;
 }

@@ -2,7 +2,7 @@ import { SpanStatusCode } from "@opentelemetry/api";
 import { RateLimiterMemory, RateLimiterQueue } from "rate-limiter-flexible";
 import { z } from "zod";
 import type { AgentType } from "../agents/contracts.js";
-import { isKeelError } from "../core/errors.js";
+import { isKeelError, OutputContractError, TransientError, WiringError } from "../core/errors.js";
 import { inSpan, KEEL, recordSpan } from "../observability/spans.js";
 import { guardToolOutput, NEUTRALISED_NOTICE } from "../policy/guard.js";
 import { redact, redactDeep } from "../policy/pii.js";
@@ -67,12 +67,13 @@ const NAME = /^[a-z][a-z0-9_]{1,63}$/;
 export const CONFIDENCE_ARG = "confidence";
 
 export function defineTool<I extends z.ZodType, O extends z.ZodType>(spec: ToolSpec<I, O>): KeelTool<I, O> {
-  if (!NAME.test(spec.name)) throw new Error(`Tool name "${spec.name}" must be snake_case (a-z, 0-9, _).`);
-  if (spec.agents.length === 0) throw new Error(`Tool "${spec.name}" is offered to no agent.`);
+  if (!NAME.test(spec.name))
+    throw new WiringError(`Tool name "${spec.name}" must be snake_case (a-z, 0-9, _).`);
+  if (spec.agents.length === 0) throw new WiringError(`Tool "${spec.name}" is offered to no agent.`);
   if (spec.effects !== "none" && spec.reversible && !spec.compensate)
-    throw new Error(`Tool "${spec.name}" is declared reversible but has no compensate function.`);
+    throw new WiringError(`Tool "${spec.name}" is declared reversible but has no compensate function.`);
   if (spec.compensate && !spec.reversible)
-    throw new Error(`Tool "${spec.name}" has a compensate function but is declared irreversible.`);
+    throw new WiringError(`Tool "${spec.name}" has a compensate function but is declared irreversible.`);
   const parameters = z.toJSONSchema(spec.input, { io: "input" }) as {
     properties?: Record<string, unknown>;
     [key: string]: unknown;
@@ -111,7 +112,7 @@ export function toolRegistry(tools: readonly KeelTool[]): ReadonlyMap<string, Ke
   const registry = new Map<string, KeelTool>();
   for (const tool of tools) {
     const known = registry.get(tool.name);
-    if (known && known !== tool) throw new Error(`Two different tools are named "${tool.name}".`);
+    if (known && known !== tool) throw new WiringError(`Two different tools are named "${tool.name}".`);
     registry.set(tool.name, tool);
   }
   return registry;
@@ -276,8 +277,6 @@ async function runContract(
   }
 }
 
-class OutputContractError extends Error {}
-
 async function waitForTurn(tool: KeelTool, signal: AbortSignal): Promise<void> {
   const turn = tool.limiter!.removeTokens(1);
   const aborted = new Promise<never>((_, reject) => {
@@ -300,8 +299,8 @@ async function runWithRetries(tool: KeelTool, args: unknown, ctx: ToolContext): 
       ctx.injectFault?.(tool.name);
       return await tool.run(args, ctx);
     } catch (error) {
-      const transient = (error as { transient?: boolean }).transient === true;
-      if (!transient || attempt >= tool.retry.attempts || ctx.signal.aborted) throw error;
+      if (!(error instanceof TransientError) || attempt >= tool.retry.attempts || ctx.signal.aborted)
+        throw error;
     }
   }
 }
@@ -310,10 +309,11 @@ async function runWithRetries(tool: KeelTool, args: unknown, ctx: ToolContext): 
 export function checkToolWiring(agent: AgentType, tools: readonly KeelTool[]): void {
   const seen = new Set<string>();
   for (const tool of tools) {
-    if (seen.has(tool.name)) throw new Error(`Agent "${agent}" is offered two tools named "${tool.name}".`);
+    if (seen.has(tool.name))
+      throw new WiringError(`Agent "${agent}" is offered two tools named "${tool.name}".`);
     seen.add(tool.name);
     if (!tool.agents.includes(agent)) {
-      throw new Error(
+      throw new WiringError(
         `Tool "${tool.name}" may not be offered to agent "${agent}" (allowed: ${tool.agents.join(", ")}).`,
       );
     }

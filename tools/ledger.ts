@@ -1,6 +1,7 @@
 import { bestEffort } from "../observability/audit.js";
 import { createHash } from "node:crypto";
 import type pg from "pg";
+import { ToolCallError } from "../core/errors.js";
 import { inTransaction } from "../core/transaction.js";
 import type { ToolContext } from "./context.js";
 import type { KeelTool } from "./contract.js";
@@ -49,7 +50,10 @@ function failpoint(ctx: ToolContext, name: string): void {
 
 function replay(row: EffectRow, argsHash: string): { output: unknown; replayed: true } {
   if (row.args_hash !== argsHash) {
-    throw new Error(`the effect ${row.key} already committed with other arguments; it was not run again`);
+    throw new ToolCallError(
+      `the effect ${row.key} already committed with other arguments; it was not run again`,
+      "conflict",
+    );
   }
   return { output: row.result, replayed: true };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
+import { TransientError, WiringError } from "../../core/errors.js";
 import {
   checkToolWiring,
   defineTool,
@@ -87,6 +88,7 @@ describe("defineTool and executeTool", () => {
     const twin = defineTool({ ...add });
     expect(() => toolRegistry([add, twin])).toThrow(/Two different tools are named "add"/);
     expect(() => defineTool({ ...add, name: "undoable", effects: "internal" })).toThrow(/no compensate/);
+    expect(() => defineTool({ ...add, name: "undoable", effects: "internal" })).toThrow(WiringError);
     expect(() =>
       defineTool({ ...add, name: "oneway", reversible: false, compensate: () => Promise.resolve() }),
     ).toThrow(/declared irreversible/);
@@ -116,11 +118,26 @@ describe("defineTool and executeTool", () => {
       retry: { attempts: 2 },
       run: () => {
         calls++;
-        return Promise.reject(Object.assign(new Error("try again"), { transient: true }));
+        return Promise.reject(new TransientError("try again"));
       },
     });
     expect(await executeTool(flaky, { a: 1, b: 1 }, ctx())).toMatchObject({ status: "error" });
     expect(calls).toBe(3);
+  });
+
+  it("does not retry a failure that another try cannot fix", async () => {
+    let calls = 0;
+    const broken = defineTool({
+      ...add,
+      name: "broken",
+      retry: { attempts: 2 },
+      run: () => {
+        calls++;
+        return Promise.reject(new Error("the disk is read-only"));
+      },
+    });
+    expect(await executeTool(broken, { a: 1, b: 1 }, ctx())).toMatchObject({ status: "error" });
+    expect(calls).toBe(1);
   });
 
   it("makes calls beyond the rate limit wait their turn, within the tool's timeout", async () => {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { ToolCallError } from "../../core/errors.js";
+import { HttpStatusError, ToolCallError } from "../../core/errors.js";
 import { defineTool } from "../contract.js";
 
 const Message = z.object({
@@ -78,10 +78,11 @@ export const sendMessage = defineTool({
       [id],
     );
     if (rows[0]?.status !== "withdrawn") {
-      throw new Error(
+      throw new ToolCallError(
         rows[0]
           ? `outbox message ${id} was already ${rows[0].status}; it cannot be withdrawn`
           : `outbox message ${id} is gone`,
+        "conflict",
       );
     }
   },
@@ -130,10 +131,7 @@ export const notifyWebhook = defineTool({
     });
     if (!response.ok) {
       // Status and headers let the dependency's retry tell transient from permanent and honour Retry-After.
-      throw Object.assign(new Error(`the webhook answered ${response.status}`), {
-        status: response.status,
-        headers: response.headers,
-      });
+      throw new HttpStatusError(`the webhook answered ${response.status}`, response.status, response.headers);
     }
     return { delivered: true as const, status: response.status };
   },
