@@ -16,7 +16,7 @@ import { openDatabase, type Database } from "../checkpoints/database.js";
 import { loadConfig, type KeelConfig } from "../core/config.js";
 import { prepareQueue } from "../runtime/queue.js";
 import { Runner } from "../runtime/runner.js";
-import { submit } from "../runtime/store.js";
+import { submit } from "../runtime/task/store.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { recordSection, REQUESTS } from "./common.js";
 

@@ -19,7 +19,7 @@ import { loadConfig, type KeelConfig } from "../core/config.js";
 import { flushTracing, startTracing, stopTracing } from "../observability/otel.js";
 import { configureTrajectory } from "../observability/trajectory.js";
 import { prepareQueue } from "../runtime/queue.js";
-import { submit } from "../runtime/store.js";
+import { submit } from "../runtime/task/store.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { recordSection, REQUESTS } from "./common.js";
 

@@ -6,7 +6,7 @@ import { InputError } from "../core/errors.js";
 import { loadPolicy } from "../policy/file.js";
 import { batchTasks, parseBatch, submitBatch, summarize, type BatchSummary } from "../runtime/batch.js";
 import { callerQueue, DEFAULT_QUEUE } from "../runtime/queue.js";
-import { moveToQueue } from "../runtime/store.js";
+import { moveToQueue } from "../runtime/task/store.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { reportError, withDatabase } from "./common.js";
 

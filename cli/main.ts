@@ -4,7 +4,7 @@ import { observability, startObservability } from "../observability/index.js";
 import { exitCodeFor, isKeelError } from "../core/errors.js";
 import { SAMPLES } from "../evals/samples.js";
 import { DEFAULT_QUEUE, QUEUE_NAME } from "../runtime/queue.js";
-import { TASK_STATUSES, type TaskStatus } from "../runtime/status.js";
+import { TASK_STATUSES, type TaskStatus } from "../runtime/task/rules.js";
 import { batchCommand, type BatchOptions } from "./batch.js";
 import { parseSince } from "./common.js";
 import { evalCommand, type EvalOptions } from "./eval.js";

@@ -1,6 +1,6 @@
 import type { KeelConfig } from "../core/config.js";
 import { InputError } from "../core/errors.js";
-import { computeSlo, type SloReport, type SloResult } from "../observability/slo.js";
+import { computeSlo, type SloReport, type SloResult } from "../reports/slo.js";
 import { loadPolicy } from "../policy/file.js";
 import { targetsFor } from "../policy/slo-targets.js";
 import { printJson, reportError, withDatabase } from "./common.js";

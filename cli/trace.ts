@@ -1,5 +1,5 @@
 import type { KeelConfig } from "../core/config.js";
-import { readTaskTrace, type TaskTrace, type TimelineEntry } from "../observability/timeline.js";
+import { readTaskTrace, type TaskTrace, type TimelineEntry } from "../reports/trace.js";
 import { pruneTrajectories } from "../observability/trajectory.js";
 import { printJson, withDatabase } from "./common.js";
 

@@ -9,7 +9,8 @@ import { loadPolicy } from "../policy/file.js";
 import { decide, listApprovals } from "../runtime/approvals.js";
 import { followTask, isSettledForCaller } from "../runtime/follow.js";
 import { callerQueue, DEFAULT_QUEUE } from "../runtime/queue.js";
-import { moveToQueue, type TaskRow } from "../runtime/store.js";
+import { childrenOf, readTask } from "../runtime/task/sql.js";
+import { moveToQueue, type TaskRow } from "../runtime/task/store.js";
 import { submitRequest } from "../runtime/submit.js";
 import { TaskWorker } from "../runtime/worker.js";
 import type { EvalCase } from "./dataset.js";
@@ -143,7 +144,7 @@ export async function runCases(
     } catch (error) {
       if (!deadline.aborted) throw error;
       timedOut = true;
-      root = (await db.pool.query<TaskRow>("select * from tasks where id = $1", [task.id])).rows[0]!;
+      root = (await readTask(db.pool, task.id))!;
     } finally {
       faults.delete(task.id);
     }
@@ -157,7 +158,7 @@ export async function runCases(
   async function collect(taskId: string, root: TaskRow): Promise<CaseRun> {
     const q = <T extends object>(sql: string) => db.pool.query<T>(sql, [taskId]).then((r) => r.rows);
     const { plan } = parseRunResult(root.result, root.id);
-    const children = await q<{ status: string }>("select status from tasks where parent_id = $1");
+    const children = await childrenOf(db.pool, taskId);
     const approvals = await q<{ n: number }>(
       "select count(*)::int as n from approvals a join tasks t on t.id = a.task_id where t.root_id = $1",
     );

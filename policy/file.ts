@@ -5,7 +5,8 @@ import { InputError } from "../core/errors.js";
 import { Budgets, DEFAULT_BUDGETS } from "./budget.js";
 import { RiskPolicy } from "./risk.js";
 import { DEFAULT_SCOPE, ScopePolicy } from "./scope.js";
-import { DEFAULT_SLO_TARGETS, PriceTable, SloPolicy } from "./slo-targets.js";
+import { PriceTable } from "./prices.js";
+import { DEFAULT_SLO_TARGETS, SloPolicy } from "./slo-targets.js";
 
 /**
  * `keel.policy.yaml`: who may do what without a person, the task boundary, the budgets of a task tree, service-

@@ -65,15 +65,3 @@ export type SloPolicy = z.infer<typeof SloPolicy>;
 export function targetsFor(slo: SloPolicy, workflow?: string): SloTargets {
   return { ...slo.targets, ...(workflow ? slo.workflows[workflow] : {}) };
 }
-
-/** Model prices in the policy file, USD per million tokens; they extend (or replace) the built-in table. */
-export const PriceTable = z.record(
-  z.string().describe("Model name as KEEL_MODEL gives it"),
-  z
-    .object({
-      input_per_million: z.number().min(0).describe("USD per million input tokens"),
-      output_per_million: z.number().min(0).describe("USD per million output tokens"),
-    })
-    .strict()
-    .transform((p) => ({ inputPerMillion: p.input_per_million, outputPerMillion: p.output_per_million })),
-);

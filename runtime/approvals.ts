@@ -7,7 +7,8 @@ import { recordStep } from "../observability/trajectory.js";
 import { redact } from "../policy/pii.js";
 import { enqueue, scheduleApprovalExpiry, scheduleCompensation, scheduleWatch } from "./queue.js";
 import type { PendingApproval } from "./runner.js";
-import { inTransaction, transition, type TaskRow } from "./store.js";
+import { inTransaction, transition, type TaskRow } from "./task/store.js";
+import { readTask, rootOf } from "./task/sql.js";
 
 /** One row of `approvals`: a held action, its full context, and (once decided) the decision. */
 export interface ApprovalRow {
@@ -41,6 +42,17 @@ export interface ApprovalContext {
 
 /** What a reviewer types to confirm a sync approval: the names of the held tools, in order. */
 export const confirmationFor = (actions: ApprovalRequest["actions"]) => actions.map((a) => a.tool).join(",");
+
+/** Whether a person still has to decide something for this task. */
+export async function hasPendingApprovals(
+  db: Pick<pg.ClientBase, "query">,
+  taskId: string,
+): Promise<boolean> {
+  const { rowCount } = await db.query("select 1 from approvals where task_id = $1 and status = 'pending'", [
+    taskId,
+  ]);
+  return (rowCount ?? 0) > 0;
+}
 
 /** Records one approval row per pending interrupt (skipping ones already recorded), with an expiry job each. */
 export async function recordApprovals(
@@ -163,16 +175,8 @@ export async function decide(
       [approvalId, status, JSON.stringify(parsed), parsed.reviewer ?? null, parsed.reason ?? null],
     );
     await recordDecided(client, rows[0]!);
-    const stillPending = await client.query(
-      "select 1 from approvals where task_id = $1 and status = 'pending'",
-      [approval.task_id],
-    );
-    if (!stillPending.rowCount) {
-      const task = await client.query<{ id: string; queue: string }>(
-        "select id, queue from tasks where id = $1",
-        [approval.task_id],
-      );
-      await enqueue(client, task.rows[0]!, "resume");
+    if (!(await hasPendingApprovals(client, approval.task_id))) {
+      await enqueue(client, (await readTask(client, approval.task_id))!, "resume");
       await scheduleWatch(client, approval.task_id, new Date(Date.now() + 30_000));
     }
     return rows[0]!;
@@ -181,12 +185,10 @@ export async function decide(
 
 /** The decision as a trajectory step: who decided what, and how long the action waited for them. */
 async function recordDecided(client: pg.PoolClient, approval: ApprovalRow): Promise<void> {
-  const { rows } = await client.query<{ root_id: string }>("select root_id from tasks where id = $1", [
-    approval.task_id,
-  ]);
+  const task = await readTask(client, approval.task_id);
   const decidedAt = approval.decided_at ?? new Date();
   await recordStep(client, {
-    thread_id: rows[0]?.root_id ?? approval.task_id,
+    thread_id: task?.root_id ?? approval.task_id,
     task_id: approval.agent_task_id ?? undefined,
     agent: approval.context.agent,
     kind: "approval_decided",
@@ -214,11 +216,7 @@ async function checkSecondPerson(
   reviewer: string | undefined,
   confirm: string | undefined,
 ): Promise<void> {
-  const { rows } = await client.query<{ submitted_by: string | null }>(
-    "select r.submitted_by from tasks t join tasks r on r.id = t.root_id where t.id = $1",
-    [approval.task_id],
-  );
-  const submitter = rows[0]?.submitted_by;
+  const submitter = (await rootOf(client, approval.task_id))?.submitted_by;
   if (!reviewer || (submitter && reviewer === submitter)) {
     throw new InputError(
       `Approval ${approval.id} is a sync approval: it needs a reviewer other than the submitter (${submitter ?? "unknown"}). Ask a second person to approve it with --reviewer <name>; nothing was changed.`,
@@ -263,8 +261,7 @@ export async function expireApproval(db: pg.Pool, approvalId: string): Promise<b
       "update approvals set status = 'withdrawn', decided_at = now() where task_id = $1 and status = 'pending'",
       [expired.task_id],
     );
-    const task = (await client.query<TaskRow>("select * from tasks where id = $1", [expired.task_id]))
-      .rows[0];
+    const task = await readTask(client, expired.task_id);
     if (task?.status === "waiting_for_approval") {
       await transition(client, task.id, "failed", {
         reason: "approval_expired",

@@ -5,7 +5,7 @@ import type { KeelConfig } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { BlockedRequestError } from "../policy/guard.js";
 import type { ScopePolicy } from "../policy/scope.js";
-import type { TaskRow } from "./store.js";
+import { readTasks, type TaskRow } from "./task/sql.js";
 import { submitRequest } from "./submit.js";
 
 /** One line of a batch file. */
@@ -135,6 +135,5 @@ export function summarize(tasks: TaskRow[]): BatchSummary {
 }
 
 export async function batchTasks(pool: pg.Pool, ids: string[]): Promise<TaskRow[]> {
-  const { rows } = await pool.query<TaskRow>("select * from tasks where id = any($1)", [ids]);
-  return rows;
+  return readTasks(pool, ids);
 }

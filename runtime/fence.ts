@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type pg from "pg";
-import { FencedOutError } from "./status.js";
+import { FencedOutError } from "./task/rules.js";
 import { SystemError } from "../core/errors.js";
 import { runContext } from "../graphs/run-context.js";
 

@@ -1,6 +1,6 @@
 import type pg from "pg";
-import type { TaskEvent, TaskRow } from "./store.js";
-import { eventsOf, getTask } from "./store.js";
+import type { TaskEvent, TaskRow } from "./task/store.js";
+import { eventsOf, getTask } from "./task/store.js";
 
 const EVENTS_CHANNEL = "keel_task_events";
 

@@ -3,7 +3,7 @@ import type { KeelConfig } from "../core/config.js";
 import { recordGuardrailEvent } from "../observability/audit.js";
 import { BlockedRequestError, guardRequest } from "../policy/guard.js";
 import type { ScopePolicy } from "../policy/scope.js";
-import { submit, type SubmitInput, type TaskRow } from "./store.js";
+import { submit, type SubmitInput, type TaskRow } from "./task/store.js";
 
 export interface SubmitRequest extends Omit<SubmitInput, "request"> {
   /** The request as the caller gave it: checked here, whatever its type. */

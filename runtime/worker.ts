@@ -19,11 +19,11 @@ import {
   KEEL,
   SpanKind,
 } from "../observability/spans.js";
-import { decisionsFor, expireApproval, traceApprovalWaits } from "./approvals.js";
-import { applyEvent, CHILD_EVENTS } from "./children.js";
-import { CANCEL_CHANNEL } from "./cancel.js";
+import { decisionsFor, expireApproval, hasPendingApprovals, traceApprovalWaits } from "./approvals.js";
+import { applyEvent, CHILD_EVENTS } from "./task/children.js";
+import { CANCEL_CHANNEL } from "./task/cancel.js";
 import { FencedSaver } from "./fence.js";
-import { failOrRetry, settleError, settleOutcome, type Claim, type SettleContext } from "./settle.js";
+import { failOrRetry, settleError, settleOutcome, type Claim, type SettleContext } from "./task/settle.js";
 import {
   DEFAULT_QUEUE,
   enqueue,
@@ -36,8 +36,9 @@ import {
   type RunTaskPayload,
 } from "./queue.js";
 import { Runner, type RunOutcome } from "./runner.js";
-import { FencedOutError } from "./status.js";
-import { inTransaction, transition, type TaskRow } from "./store.js";
+import { FencedOutError } from "./task/rules.js";
+import { inTransaction, transition } from "./task/store.js";
+import { adoptTrace, fenceOut, lockTask, renewLease, takeLease } from "./task/sql.js";
 
 export interface WorkerOptions {
   concurrency: number;
@@ -164,40 +165,29 @@ export class TaskWorker {
   private async claim(taskId: string, kind: RunTaskPayload["kind"]): Promise<Claim | undefined> {
     const lease = this.config.runtime.leaseSeconds;
     return inTransaction(this.db.pool, async (client) => {
-      const task = (await client.query<TaskRow>("select * from tasks where id = $1 for update", [taskId]))
-        .rows[0];
+      const task = await lockTask(client, taskId);
       if (!task || task.cancel_requested) return undefined;
       const resumable = task.status === "waiting_for_approval" && kind === "resume";
       if (task.status !== "queued" && !resumable) return undefined;
-      if (resumable) {
-        const pending = await client.query(
-          "select 1 from approvals where task_id = $1 and status = 'pending'",
-          [taskId],
-        );
-        if (pending.rowCount) return undefined; // not every approval is decided yet
-      }
+      if (resumable && (await hasPendingApprovals(client, taskId))) return undefined; // not all decided yet
       const moved = await transition(client, taskId, "running", {
         reason: resumable ? "approved: resuming" : kind === "retry" ? "retrying" : "claimed",
         worker: this.id,
         patch: resumable ? {} : { attempts: task.attempts + 1 },
       });
-      const { rows } = await client.query<{ fencing_token: string; lease_expires_at: Date }>(
-        `update tasks set lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3), fencing_token = fencing_token + 1
-          where id = $1 returning fencing_token, lease_expires_at`,
-        [taskId, this.id, lease],
-      );
-      await scheduleWatch(client, taskId, rows[0]!.lease_expires_at);
-      return { task: moved, token: rows[0]!.fencing_token };
+      const held = await takeLease(client, taskId, this.id, lease);
+      await scheduleWatch(client, taskId, held.lease_expires_at);
+      return { task: moved, token: held.fencing_token };
     });
   }
 
   private async heartbeat(claim: Claim): Promise<boolean> {
-    const { rowCount } = await this.db.pool.query(
-      `update tasks set lease_expires_at = now() + make_interval(secs => $4)
-        where id = $1 and fencing_token = $2 and lease_owner = $3 and status = 'running' and not cancel_requested`,
-      [claim.task.id, claim.token, this.id, this.config.runtime.leaseSeconds],
-    );
-    return rowCount === 1;
+    return renewLease(this.db.pool, {
+      id: claim.task.id,
+      token: claim.token,
+      worker: this.id,
+      seconds: this.config.runtime.leaseSeconds,
+    });
   }
 
   /**
@@ -208,8 +198,7 @@ export class TaskWorker {
   private async watchTask({ task_id }: { task_id: string }): Promise<void> {
     const lease = this.config.runtime.leaseSeconds;
     await inTransaction(this.db.pool, async (client) => {
-      const task = (await client.query<TaskRow>("select * from tasks where id = $1 for update", [task_id]))
-        .rows[0];
+      const task = await lockTask(client, task_id);
       if (!task || task.cancel_requested) return;
       const later = (at: Date) => scheduleWatch(client, task_id, at);
       if (task.status === "running") {
@@ -217,7 +206,7 @@ export class TaskWorker {
           return later(task.lease_expires_at);
         // The holder stopped renewing: fence it out, then retry from the checkpoint if attempts remain. The
         // retry goes to the default queue: the process that held it (maybe the only one on its queue) is gone.
-        await client.query("update tasks set fencing_token = fencing_token + 1 where id = $1", [task_id]);
+        await fenceOut(client, task_id);
         await failOrRetry(
           this.settleContext,
           client,
@@ -229,9 +218,7 @@ export class TaskWorker {
         return;
       }
       const waitingOnPeople =
-        task.status === "waiting_for_approval" &&
-        ((await client.query("select 1 from approvals where task_id = $1 and status = 'pending'", [task_id]))
-          .rowCount ?? 0) > 0;
+        task.status === "waiting_for_approval" && (await hasPendingApprovals(client, task_id));
       if ((task.status === "queued" || task.status === "waiting_for_approval") && !waitingOnPeople) {
         // A job a dead worker took is stuck until graphile-worker's own (long) lock timeout: add it again. A job
         // nobody took yet keeps its place in line (preserve_run_at); one a live worker just took is claimed by
@@ -261,12 +248,7 @@ export class TaskWorker {
       async (span) => {
         if (!claim.task.trace_context) {
           const traceparent = currentTraceparent();
-          if (traceparent) {
-            await this.db.pool.query(
-              "update tasks set trace_context = $2 where id = $1 and trace_context is null",
-              [task_id, traceparent],
-            );
-          }
+          if (traceparent) await adoptTrace(this.db.pool, task_id, traceparent);
         }
         this.log.info({ task_id, attempt: claim.task.attempts, kind }, "task claimed");
         const status = await this.driveAndSettle(claim);

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decide, listApprovals } from "../../runtime/approvals.js";
 import { prepareQueue } from "../../runtime/queue.js";
-import type { TaskRow } from "../../runtime/store.js";
+import type { TaskRow } from "../../runtime/task/store.js";
 import { startOtlpReceiver } from "../fakes/otlp-receiver.js";
 import { json, keel, KEEL_BIN } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SAMPLES } from "../../evals/samples.js";
 import { decide, listApprovals } from "../../runtime/approvals.js";
 import { prepareQueue } from "../../runtime/queue.js";
-import { submit, type TaskRow } from "../../runtime/store.js";
+import { submit, type TaskRow } from "../../runtime/task/store.js";
 import { KEEL_BIN } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 

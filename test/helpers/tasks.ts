@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { followTask } from "../../runtime/follow.js";
-import type { TaskRow } from "../../runtime/store.js";
+import type { TaskRow } from "../../runtime/task/store.js";
 
 /** Waits (bounded) until a request's root task satisfies `until`. */
 export function waitForTask(

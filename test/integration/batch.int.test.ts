@@ -4,7 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { batchKey, parseBatch, summarize } from "../../runtime/batch.js";
-import type { TaskRow } from "../../runtime/store.js";
+import type { TaskRow } from "../../runtime/task/store.js";
 import { json, keel, KEEL_BIN } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 

@@ -8,7 +8,7 @@ import { flushTracing } from "../../observability/otel.js";
 import { Dependencies } from "../../policy/resilience.js";
 import { decide, listApprovals } from "../../runtime/approvals.js";
 import { prepareQueue } from "../../runtime/queue.js";
-import { submit, type TaskRow } from "../../runtime/store.js";
+import { submit, type TaskRow } from "../../runtime/task/store.js";
 import { TaskWorker } from "../../runtime/worker.js";
 import { startOtlpReceiver, type ReceivedSpan } from "../fakes/otlp-receiver.js";
 import { json, keel } from "../helpers/cli.js";

@@ -3,7 +3,7 @@ import { SAMPLES } from "../../evals/samples.js";
 import { DEFAULT_POLICY } from "../../policy/file.js";
 import { decide, listApprovals } from "../../runtime/approvals.js";
 import { isSettledForCaller } from "../../runtime/follow.js";
-import { describeTask, type TaskOutcome } from "../../runtime/inspect.js";
+import { describeTask, type TaskOutcome } from "../../reports/status.js";
 import { submitRequest } from "../../runtime/submit.js";
 import { TaskWorker } from "../../runtime/worker.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";

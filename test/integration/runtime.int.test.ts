@@ -4,13 +4,13 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createCheckpointer } from "../../checkpoints/saver.js";
 import { namedFailure } from "../../core/errors.js";
 import { decide, listApprovals } from "../../runtime/approvals.js";
-import { cancelTree, retryTask } from "../../runtime/cancel.js";
+import { cancelTree, retryTask } from "../../runtime/task/cancel.js";
 import { FencedSaver } from "../../runtime/fence.js";
 import { isSettled } from "../../runtime/follow.js";
 import { prepareQueue } from "../../runtime/queue.js";
-import { FencedOutError, IllegalTransitionError } from "../../runtime/status.js";
-import { getTree, inTransaction, submit, transition } from "../../runtime/store.js";
-import { retryDelayMs } from "../../runtime/settle.js";
+import { FencedOutError, IllegalTransitionError } from "../../runtime/task/rules.js";
+import { getTree, inTransaction, submit, transition } from "../../runtime/task/store.js";
+import { retryDelayMs } from "../../runtime/task/settle.js";
 import { Runner } from "../../runtime/runner.js";
 import { TaskWorker } from "../../runtime/worker.js";
 import { fakeModel, scriptedDeps } from "../fakes/deps.js";

@@ -6,7 +6,7 @@ import {
   TASK_STATUSES,
   assertTransition,
   type TaskStatus,
-} from "../../runtime/status.js";
+} from "../../runtime/task/rules.js";
 
 const LEGAL: [TaskStatus, TaskStatus][] = [
   ["queued", "running"],

@@ -2,8 +2,8 @@ import type pg from "pg";
 import type { AgentResult, Plan } from "../agents/contracts.js";
 import { FAILURES, parseFailureReason, type Fault, type FailureReason } from "../core/failures.js";
 import { parseRunResult } from "../graphs/result.js";
-import type { ApprovalRow } from "./approvals.js";
-import { getTree, type TaskRow } from "./store.js";
+import type { ApprovalRow } from "../runtime/approvals.js";
+import { getTree, type TaskRow } from "../runtime/task/store.js";
 
 /** Where a request stands, in one object: what `--json` prints and what the human views are drawn from. */
 export interface TaskOutcome {

@@ -1,61 +1,14 @@
 import { createHash, randomUUID } from "node:crypto";
 import type pg from "pg";
-import type { KeelConfig } from "../core/config.js";
-import { inTransaction } from "../core/transaction.js";
-import { InputError, NotFoundError, type Failure, type Fault, type FailureReason } from "../core/errors.js";
-import { currentTraceparent, inSpan, KEEL, SpanKind } from "../observability/spans.js";
-import { DEFAULT_QUEUE, enqueue, scheduleWatch } from "./queue.js";
-import { assertTransition, FencedOutError, TaskStatus } from "./status.js";
+import type { KeelConfig } from "../../core/config.js";
+import { inTransaction } from "../../core/transaction.js";
+import { InputError, NotFoundError, type Failure } from "../../core/errors.js";
+import { currentTraceparent, inSpan, KEEL, SpanKind } from "../../observability/spans.js";
+import { DEFAULT_QUEUE, enqueue, scheduleWatch } from "../queue.js";
+import { assertTransition, FencedOutError, TaskStatus } from "./rules.js";
+import { insertEvent, lockTask, readTask, treeOf, type TaskEvent, type TaskRow } from "./sql.js";
 
-/** One row of `tasks`: a request's root task, or one of its AgentTasks (`parent_id` set). */
-export interface TaskRow {
-  id: string;
-  parent_id: string | null;
-  root_id: string;
-  agent_task_id: string | null;
-  agent_type: string | null;
-  request: string | null;
-  status: TaskStatus;
-  attempts: number;
-  max_attempts: number;
-  last_error: string | null;
-  /** Why it failed (or was last retried): a FailureReason code. */
-  error_reason: FailureReason | null;
-  /** Who caused that failure. */
-  error_fault: Fault | null;
-  /** The policy rule that stopped it (`budget_exceeded:tokens`, `injection:…`), when one did. */
-  error_rule: string | null;
-  /** Which workers may drive it: `default` for keel worker, a caller's own queue for keel run/batch/eval. */
-  queue: string;
-  idempotency_key: string | null;
-  submitted_by: string | null;
-  /** W3C traceparent: every process that works on the task continues this trace. */
-  trace_context: string | null;
-  /** Which workflow the task belongs to, for per-workflow SLO targets. */
-  workflow: string;
-  lease_owner: string | null;
-  lease_expires_at: Date | null;
-  fencing_token: string;
-  cancel_requested: boolean;
-  deadline_at: Date | null;
-  final_answer: string | null;
-  result: unknown;
-  created_at: Date;
-  updated_at: Date;
-  started_at: Date | null;
-  finished_at: Date | null;
-}
-
-export interface TaskEvent {
-  id: string;
-  task_id: string;
-  from_status: TaskStatus | null;
-  to_status: TaskStatus;
-  reason: string | null;
-  attempt: number;
-  worker: string | null;
-  at: Date;
-}
+export type { TaskEvent, TaskRow } from "./sql.js";
 
 export interface TransitionOptions {
   reason?: string;
@@ -84,8 +37,7 @@ export async function transition(
   to: TaskStatus,
   options: TransitionOptions = {},
 ): Promise<TaskRow> {
-  const current = (await client.query<TaskRow>("select * from tasks where id = $1 for update", [taskId]))
-    .rows[0];
+  const current = await lockTask(client, taskId);
   if (!current) throw new NotFoundError(`No task has id ${taskId}.`);
   if (options.token !== undefined && current.fencing_token !== options.token)
     throw new FencedOutError(taskId);
@@ -118,10 +70,14 @@ export async function transition(
       patch.failure?.rule ?? null,
     ],
   );
-  await client.query(
-    "insert into task_events (task_id, from_status, to_status, reason, attempt, worker) values ($1, $2, $3, $4, $5, $6)",
-    [taskId, current.status, to, options.reason ?? null, rows[0]!.attempts, options.worker ?? null],
-  );
+  await insertEvent(client, {
+    task_id: taskId,
+    from_status: current.status,
+    to_status: to,
+    reason: options.reason ?? null,
+    attempt: rows[0]!.attempts,
+    worker: options.worker,
+  });
   return rows[0]!;
 }
 
@@ -207,10 +163,13 @@ export async function submit(
               input.queue ?? DEFAULT_QUEUE,
             ],
           );
-          await client.query(
-            "insert into task_events (task_id, from_status, to_status, reason, attempt) values ($1, null, 'queued', 'submitted', 0)",
-            [id],
-          );
+          await insertEvent(client, {
+            task_id: id,
+            from_status: null,
+            to_status: "queued",
+            reason: "submitted",
+            attempt: 0,
+          });
           await enqueue(client, rows[0]!, "start");
           await scheduleWatch(client, id, new Date(Date.now() + config.runtime.leaseSeconds * 1000));
           return { task: rows[0]!, created: true };
@@ -230,19 +189,14 @@ export async function submit(
 export async function getTask(db: Queryable, id: string): Promise<TaskRow> {
   if (!/^[0-9a-f-]{36}$/i.test(id))
     throw new NotFoundError(`No task has id ${id}. Task ids look like 3f2b…-…; keel list shows them.`);
-  const row = (await db.query<TaskRow>("select * from tasks where id = $1", [id])).rows[0];
+  const row = await readTask(db, id);
   if (!row) throw new NotFoundError(`No task has id ${id}. keel list shows the tasks there are.`);
   return row;
 }
 
 /** A root task and its AgentTask children, root first. */
 export async function getTree(db: Queryable, id: string): Promise<TaskRow[]> {
-  const task = await getTask(db, id);
-  const { rows } = await db.query<TaskRow>(
-    "select * from tasks where root_id = $1 order by parent_id nulls first, agent_task_id",
-    [task.root_id],
-  );
-  return rows;
+  return treeOf(db, (await getTask(db, id)).root_id);
 }
 
 export async function listTasks(

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { KeelError } from "../core/errors.js";
+import { KeelError } from "../../core/errors.js";
 
 /** Where a task is in its life. */
 export const TaskStatus = z

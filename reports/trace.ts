@@ -1,7 +1,8 @@
 import type pg from "pg";
 import { NotFoundError } from "../core/errors.js";
+import { childrenOf, historyOf, rootOf } from "../runtime/task/sql.js";
 import { redact } from "../policy/pii.js";
-import { stepsOf, type StepRow } from "./trajectory.js";
+import { stepsOf, type StepRow } from "../observability/trajectory.js";
 
 /** One line of a task's timeline: a step, a status change, a policy decision or a guardrail verdict. */
 export interface TimelineEntry {
@@ -111,22 +112,7 @@ export async function readTaskTrace(db: Pick<pg.Pool, "query">, taskId: string):
   if (!/^[0-9a-f-]{36}$/i.test(taskId)) {
     throw new NotFoundError(`No task has id ${taskId}. keel list shows task ids.`);
   }
-  const root = (
-    await db.query<{
-      id: string;
-      root_id: string;
-      status: string;
-      request: string | null;
-      workflow: string;
-      submitted_by: string | null;
-      attempts: number;
-      created_at: Date;
-      finished_at: Date | null;
-      error_reason: string | null;
-      last_error: string | null;
-      trace_context: string | null;
-    }>("select r.* from tasks t join tasks r on r.id = t.root_id where t.id = $1", [taskId])
-  ).rows[0];
+  const root = await rootOf(db, taskId);
   if (!root) throw new NotFoundError(`No task has id ${taskId}. keel list shows task ids.`);
   const start = root.created_at.getTime();
   const entry = (e: Partial<TimelineEntry> & Pick<TimelineEntry, "kind" | "name" | "status">, at: Date) => {
@@ -175,16 +161,7 @@ export async function readTaskTrace(db: Pick<pg.Pool, "query">, taskId: string):
     ),
   );
 
-  const events = await db.query<{
-    at: Date;
-    to_status: string;
-    reason: string | null;
-    attempt: number;
-    worker: string | null;
-  }>("select at, to_status, reason, attempt, worker from task_events where task_id = $1 order by id", [
-    root.id,
-  ]);
-  for (const e of events.rows) {
+  for (const e of await historyOf(db, root.id)) {
     timeline.push(
       entry(
         {
@@ -249,22 +226,13 @@ export async function readTaskTrace(db: Pick<pg.Pool, "query">, taskId: string):
   const rank = (e: TimelineEntry) => (e.kind === "status" ? 0 : 1);
   timeline.sort((a, b) => a.offset_ms - b.offset_ms || rank(a) - rank(b));
 
-  const children = await db.query<{
-    agent_task_id: string;
-    agent_type: string;
-    request: string | null;
-    status: string;
-    last_error: string | null;
-  }>(
-    "select agent_task_id, agent_type, request, status, last_error from tasks where root_id = $1 and parent_id is not null order by agent_task_id",
-    [root.id],
-  );
-  const agents: AgentSummary[] = children.rows.map((c) => {
+  const children = await childrenOf(db, root.id);
+  const agents: AgentSummary[] = children.map((c) => {
     const own = steps.filter((s) => s.task_id === c.agent_task_id);
     const models = own.filter((s) => s.kind === "model_call");
     return {
-      task_id: c.agent_task_id,
-      agent: c.agent_type,
+      task_id: c.agent_task_id ?? c.id,
+      agent: c.agent_type ?? "",
       objective: redact(c.request ?? ""),
       status: c.status,
       model_calls: models.length,

@@ -1,9 +1,10 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import type { AgentResult, Plan } from "../agents/contracts.js";
-import type { ProgressEvent } from "../graphs/progress.js";
-import { namedFailure, type Failure, type FailureReason } from "../core/errors.js";
-import { canTransition, type TaskStatus } from "./status.js";
+import type { AgentResult, Plan } from "../../agents/contracts.js";
+import type { ProgressEvent } from "../../graphs/progress.js";
+import { namedFailure, type Failure, type FailureReason } from "../../core/errors.js";
+import { canTransition, type TaskStatus } from "./rules.js";
+import { childOf, childrenOf, insertEvent } from "./sql.js";
 import { transition, type TaskRow } from "./store.js";
 
 /**
@@ -20,12 +21,7 @@ async function moveChild(
   worker: string,
   failure?: Failure,
 ) {
-  const child = (
-    await client.query<TaskRow>("select * from tasks where root_id = $1 and agent_task_id = $2", [
-      rootId,
-      agentTaskId,
-    ])
-  ).rows[0];
+  const child = await childOf(client, rootId, agentTaskId);
   if (!child || child.status === to) return;
   // A child that waited for a person runs again before it finishes: waiting -> running -> done.
   if (child.status === "waiting_for_approval" && (to === "done" || to === "failed")) {
@@ -55,10 +51,13 @@ export async function insertChildren(
       [id, root.id, task.task_id, task.type, task.objective],
     );
     if (rowCount) {
-      await client.query(
-        "insert into task_events (task_id, from_status, to_status, reason, attempt) values ($1, null, 'queued', 'planned', 0)",
-        [id],
-      );
+      await insertEvent(client, {
+        task_id: id,
+        from_status: null,
+        to_status: "queued",
+        reason: "planned",
+        attempt: 0,
+      });
     }
   }
 }
@@ -123,8 +122,7 @@ export async function settleChildren(
   results: AgentResult[],
   worker: string,
 ): Promise<void> {
-  const { rows } = await client.query<TaskRow>("select * from tasks where parent_id = $1", [root.id]);
-  for (const child of rows) {
+  for (const child of await childrenOf(client, root.id)) {
     const result = results.find((r) => r.task_id === child.agent_task_id);
     if (result && (child.status === "running" || child.status === "waiting_for_approval")) {
       await moveChild(

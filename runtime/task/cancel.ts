@@ -1,8 +1,9 @@
 import type pg from "pg";
-import { InputError } from "../core/errors.js";
-import { enqueue, scheduleCompensation, DEFAULT_QUEUE } from "./queue.js";
-import { ACTIVE_STATUSES } from "./status.js";
+import { InputError } from "../../core/errors.js";
+import { enqueue, scheduleCompensation, DEFAULT_QUEUE } from "../queue.js";
+import { ACTIVE_STATUSES } from "./rules.js";
 import { getTask, inTransaction, transition, type TaskRow } from "./store.js";
+import { readTask, setQueue, treeOf } from "./sql.js";
 
 export const CANCEL_CHANNEL = "keel_cancel";
 
@@ -18,10 +19,7 @@ export async function cancelTree(
 ): Promise<{ root: TaskRow; cancelled: number }> {
   const task = await getTask(pool, taskId);
   return inTransaction(pool, async (client) => {
-    const { rows } = await client.query<TaskRow>(
-      "select * from tasks where root_id = $1 order by parent_id nulls first for update",
-      [task.root_id],
-    );
+    const rows = await treeOf(client, task.root_id, true);
     await client.query(
       "update tasks set cancel_requested = true, fencing_token = fencing_token + 1 where root_id = $1",
       [task.root_id],
@@ -38,7 +36,7 @@ export async function cancelTree(
     );
     await client.query("select pg_notify($1, $2)", [CANCEL_CHANNEL, task.root_id]);
     if (cancelled > 0) await scheduleCompensation(client, task.root_id);
-    const root = (await client.query<TaskRow>("select * from tasks where id = $1", [task.root_id])).rows[0]!;
+    const root = (await readTask(client, task.root_id))!;
     return { root, cancelled };
   });
 }
@@ -57,7 +55,7 @@ export async function retryTask(pool: pg.Pool, taskId: string): Promise<TaskRow>
       [taskId],
     );
     // Retried by hand: it goes to the workers' queue, whoever drove it before.
-    await client.query("update tasks set queue = $2 where id = $1", [taskId, DEFAULT_QUEUE]);
+    await setQueue(client, taskId, DEFAULT_QUEUE);
     const queued = await transition(client, taskId, "queued", { reason: "retried by hand" });
     await enqueue(client, queued, "retry");
     return queued;

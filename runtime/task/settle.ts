@@ -1,22 +1,23 @@
 import type pg from "pg";
-import type { Database } from "../checkpoints/database.js";
-import type { KeelConfig } from "../core/config.js";
+import type { Database } from "../../checkpoints/database.js";
+import type { KeelConfig } from "../../core/config.js";
 import {
   failureOf,
   namedFailure,
   WorkerStoppingError,
   type Failure,
   type FailureReason,
-} from "../core/errors.js";
-import { FAILURES } from "../core/failures.js";
-import { KEEL, recordSpan, tracedContext } from "../observability/spans.js";
-import { recordStep } from "../observability/trajectory.js";
-import { recordApprovals } from "./approvals.js";
+} from "../../core/errors.js";
+import { FAILURES } from "../../core/failures.js";
+import { KEEL, recordSpan, tracedContext } from "../../observability/spans.js";
+import { recordStep } from "../../observability/trajectory.js";
+import { recordApprovals } from "../approvals.js";
 import { insertChildren, markWaiting, settleChildren } from "./children.js";
-import { enqueue, scheduleCompensation, scheduleWatch, unwatch } from "./queue.js";
-import type { RunOutcome } from "./runner.js";
-import { FencedOutError } from "./status.js";
+import { enqueue, scheduleCompensation, scheduleWatch, unwatch } from "../queue.js";
+import type { RunOutcome } from "../runner.js";
+import { FencedOutError } from "./rules.js";
 import { inTransaction, transition, type TaskRow } from "./store.js";
+import { setQueue } from "./sql.js";
 
 /** How a worker's drive of a task ends up in the task store: done, waiting, failed, retried or released. */
 export interface SettleContext {
@@ -80,8 +81,7 @@ export async function failOrRetry(
     { parent: tracedContext(task.trace_context), error: failure.reason },
   );
   if (retrying) {
-    if (options.queue)
-      await client.query("update tasks set queue = $2 where id = $1", [task.id, options.queue]);
+    if (options.queue) await setQueue(client, task.id, options.queue);
     const queued = await transition(client, task.id, "queued", {
       reason: rule.countsAttempt ? `retry in ${delay} ms` : "released by a stopping worker",
       worker: ctx.workerId,
