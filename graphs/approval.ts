@@ -1,7 +1,8 @@
 import { z } from "zod";
+import { AgentType } from "../agents/contracts.js";
 import { TOOLS } from "../agents/index.js";
 import { InputError } from "../core/errors.js";
-import { Decision } from "../policy/risk.js";
+import { Decision, RiskTier } from "../policy/risk.js";
 import { validateArgs } from "../tools/contract.js";
 
 /** One risky tool call waiting for a person. */
@@ -9,7 +10,7 @@ export const PendingAction = z.object({
   tool_call_id: z.string().describe("Id of the proposed tool call"),
   tool: z.string().describe("Tool name"),
   args: z.unknown().describe("Proposed arguments"),
-  risk: z.string().describe("Risk tier of the tool"),
+  risk: RiskTier.describe("Risk tier of the tool"),
   decision: Decision.optional().describe("What the policy decided: async_approval or sync_approval"),
   why: z.array(z.string()).optional().describe("The policy's reasons, for the reviewer"),
 });
@@ -19,7 +20,7 @@ export type PendingAction = z.infer<typeof PendingAction>;
 export const ApprovalRequest = z.object({
   kind: z.literal("approval"),
   task_id: z.string().describe("The AgentTask that proposed the actions"),
-  agent: z.string().describe("The sub-agent"),
+  agent: AgentType.describe("The sub-agent"),
   objective: z.string().describe("What the task is for, so the reviewer has the context"),
   actions: z.array(PendingAction).min(1).describe("Every action waiting, in the order proposed"),
 });

@@ -2,7 +2,7 @@ import type pg from "pg";
 import type { AgentResult, Plan } from "../agents/contracts.js";
 import { FAILURES, parseFailureReason, type Fault, type FailureReason } from "../core/failures.js";
 import { parseRunResult } from "../graphs/result.js";
-import type { ApprovalRow } from "../runtime/approvals.js";
+import { listApprovals, type ApprovalRow } from "../runtime/approvals.js";
 import { getTree, type TaskRow } from "../runtime/task/store.js";
 
 /** Where a request stands, in one object: what `--json` prints and what the human views are drawn from. */
@@ -43,10 +43,7 @@ export interface TaskOutcome {
 
 export async function describeTask(db: pg.Pool, taskId: string): Promise<TaskOutcome> {
   const [root, ...children] = await getTree(db, taskId);
-  const { rows: approvals } = await db.query<ApprovalRow>(
-    "select * from approvals where task_id = $1 and status = 'pending' order by created_at",
-    [root!.id],
-  );
+  const approvals = await listApprovals(db, "pending", root!.id);
   const { rows: effects } = await db.query<{
     tool: string;
     agent: string;

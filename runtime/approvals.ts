@@ -1,7 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
-import { InputError, namedFailure, NotFoundError } from "../core/errors.js";
-import { ApprovalDecision, checkEditedArgs, type ApprovalRequest } from "../graphs/approval.js";
+import { z } from "zod";
+import { InputError, namedFailure, NotFoundError, SystemError } from "../core/errors.js";
+import { ApprovalDecision, ApprovalRequest, checkEditedArgs } from "../graphs/approval.js";
 import { KEEL, recordSpan } from "../observability/spans.js";
 import { recordStep } from "../observability/trajectory.js";
 import { redact } from "../policy/pii.js";
@@ -28,16 +29,43 @@ export interface ApprovalRow {
   expires_at: Date;
 }
 
-/** Everything a reviewer needs without opening anything else. */
-export interface ApprovalContext {
-  request: string;
-  task_id: string;
-  agent: string;
-  objective: string;
-  actions: ApprovalRequest["actions"];
-  why: string;
+/** Everything a reviewer needs without opening anything else; stored as the row's `context`, parsed when read. */
+export const ApprovalContext = z.object({
+  request: z.string(),
+  task_id: z.string(),
+  agent: ApprovalRequest.shape.agent,
+  objective: z.string(),
+  actions: ApprovalRequest.shape.actions,
+  why: z.string(),
   /** For a sync approval: the text the reviewer must type to confirm (the tool names, comma-separated). */
-  confirm?: string;
+  confirm: z.string().optional(),
+});
+export type ApprovalContext = z.infer<typeof ApprovalContext>;
+
+/**
+ * Runs a statement over `approvals` and parses what it returns: a context or decision that does not match its
+ * schema is an error naming the approval, never a cast.
+ */
+async function queryApprovals(
+  db: Pick<pg.ClientBase, "query">,
+  sql: string,
+  params: unknown[],
+): Promise<ApprovalRow[]> {
+  const { rows } = await db.query<ApprovalRow>(sql, params);
+  return rows.map((row) => {
+    const context = ApprovalContext.safeParse(row.context);
+    const decision = ApprovalDecision.nullable().safeParse(row.decision);
+    if (!context.success || !decision.success) {
+      throw new SystemError(
+        "internal",
+        `Approval ${row.id} holds a ${context.success ? "decision" : "context"} Keel cannot read: ${(context.error ??
+          decision.error)!.issues
+          .map((issue) => `${issue.path.join(".")}: ${issue.message}`)
+          .join("; ")}.`,
+      );
+    }
+    return { ...row, context: context.data, decision: decision.data };
+  });
 }
 
 /** What a reviewer types to confirm a sync approval: the names of the held tools, in order. */
@@ -119,11 +147,11 @@ export async function listApprovals(
   status: ApprovalRow["status"] | "all" = "pending",
   taskId?: string,
 ): Promise<ApprovalRow[]> {
-  const { rows } = await db.query<ApprovalRow>(
+  return queryApprovals(
+    db,
     "select * from approvals where ($1 = 'all' or status = $1) and ($2::uuid is null or task_id = $2) order by created_at",
     [status, taskId ?? null],
   );
-  return rows;
 }
 
 export async function getApproval(
@@ -133,9 +161,11 @@ export async function getApproval(
 ): Promise<ApprovalRow> {
   if (!/^[0-9a-f-]{36}$/i.test(id))
     throw new NotFoundError(`No approval has id ${id}. keel approvals lists the pending ones.`);
-  const row = (
-    await db.query<ApprovalRow>(`select * from approvals where id = $1${lock ? " for update" : ""}`, [id])
-  ).rows[0];
+  const [row] = await queryApprovals(
+    db,
+    `select * from approvals where id = $1${lock ? " for update" : ""}`,
+    [id],
+  );
   if (!row) throw new NotFoundError(`No approval has id ${id}. keel approvals lists the pending ones.`);
   return row;
 }
@@ -170,7 +200,8 @@ export async function decide(
     }
     if (parsed.action === "edit") checkEditedArgs(approval.context.actions, parsed.args ?? {});
     const status = parsed.action === "reject" ? "rejected" : "approved";
-    const { rows } = await client.query<ApprovalRow>(
+    const rows = await queryApprovals(
+      client,
       `update approvals set status = $2, decision = $3, reviewer = $4, reason = $5, decided_at = now() where id = $1 returning *`,
       [approvalId, status, JSON.stringify(parsed), parsed.reviewer ?? null, parsed.reason ?? null],
     );
@@ -238,7 +269,8 @@ export async function decisionsFor(
   taskId: string,
   interruptIds: string[],
 ): Promise<Record<string, ApprovalDecision>> {
-  const { rows } = await db.query<ApprovalRow>(
+  const rows = await queryApprovals(
+    db,
     "select * from approvals where task_id = $1 and interrupt_id = any($2) and status in ('approved', 'rejected') order by decided_at desc",
     [taskId, interruptIds],
   );
@@ -250,7 +282,8 @@ export async function decisionsFor(
 /** Expires a still-pending approval: the task fails (reason approval_expired) and its other approvals are withdrawn. */
 export async function expireApproval(db: pg.Pool, approvalId: string): Promise<boolean> {
   return inTransaction(db, async (client) => {
-    const { rows } = await client.query<ApprovalRow>(
+    const rows = await queryApprovals(
+      client,
       "update approvals set status = 'expired', decided_at = now() where id = $1 and status = 'pending' and expires_at <= now() returning *",
       [approvalId],
     );
@@ -277,7 +310,8 @@ export async function expireApproval(db: pg.Pool, approvalId: string): Promise<b
 
 /** Approval waits as spans of the run that resumes them: from the request to the decision, with the reviewer. */
 export async function traceApprovalWaits(db: pg.Pool, taskId: string, interruptIds: string[]): Promise<void> {
-  const { rows } = await db.query<ApprovalRow>(
+  const rows = await queryApprovals(
+    db,
     "select * from approvals where task_id = $1 and interrupt_id = any($2) and decided_at is not null",
     [taskId, interruptIds],
   );

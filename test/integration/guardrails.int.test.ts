@@ -10,7 +10,7 @@ import type { GraphDeps } from "../../graphs/deps.js";
 import { compensateRun } from "../../graphs/compensation.js";
 import { DEFAULT_POLICY, parsePolicy, type Policy } from "../../policy/file.js";
 import { Dependencies } from "../../policy/resilience.js";
-import { decide, listApprovals } from "../../runtime/approvals.js";
+import { decide, getApproval, listApprovals } from "../../runtime/approvals.js";
 import { cancelTree } from "../../runtime/task/cancel.js";
 import { describeTask } from "../../reports/status.js";
 import { prepareQueue } from "../../runtime/queue.js";
@@ -106,6 +106,24 @@ describe("sync approval", () => {
     );
     expect(decision).toMatchObject({ decision: "sync_approval", inputs: { confidence: 0.9 } });
     expect(decision!.reasons.join("; ")).toMatch(/the policy file sets send_message to sync_approval/);
+  });
+  it("reads a stored approval through its schema: a context Keel cannot read is named, not cast", async () => {
+    const [approval] = await listApprovals(t.db.pool, "all");
+    expect(approval!.context.actions[0]).toMatchObject({ tool: "send_message", risk: "high" });
+    const client = await t.db.pool.connect();
+    try {
+      await client.query("begin");
+      await client.query(
+        `update approvals set context = jsonb_set(context, '{agent}', '"nobody"') where id = $1`,
+        [approval!.id],
+      );
+      await expect(getApproval(client, approval!.id)).rejects.toThrow(
+        new RegExp(`Approval ${approval!.id} holds a context Keel cannot read: agent: Invalid option`),
+      );
+    } finally {
+      await client.query("rollback");
+      client.release();
+    }
   });
 });
 

@@ -1,4 +1,7 @@
+import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import path from "node:path";
 import { emptyCheckpoint } from "@langchain/langgraph";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createCheckpointer } from "../../checkpoints/saver.js";
@@ -7,7 +10,7 @@ import { decide, listApprovals } from "../../runtime/approvals.js";
 import { cancelTree, retryTask } from "../../runtime/task/cancel.js";
 import { FencedSaver } from "../../runtime/fence.js";
 import { isSettled } from "../../runtime/follow.js";
-import { prepareQueue } from "../../runtime/queue.js";
+import { DEFAULT_QUEUE, prepareQueue, runJob, scheduleWatch } from "../../runtime/queue.js";
 import { FencedOutError, IllegalTransitionError } from "../../runtime/task/rules.js";
 import { getTree, inTransaction, submit, transition } from "../../runtime/task/store.js";
 import { retryDelayMs } from "../../runtime/task/settle.js";
@@ -17,6 +20,8 @@ import { fakeModel, scriptedDeps } from "../fakes/deps.js";
 import { FlakyModel, HangingModel } from "../fakes/hanging-model.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { eventsOfTask, waitForTask } from "../helpers/tasks.js";
+
+const DYING_RUNNER = path.join(import.meta.dirname, "../fakes/dying-job-runner.ts");
 
 let t: TestDatabase;
 const workers: TaskWorker[] = [];
@@ -214,10 +219,7 @@ describe("workers", () => {
       [task.id],
     );
     await t.db.pool.query("select graphile_worker.remove_job($1)", [`run:${task.id}`]);
-    await t.db.pool.query(
-      "select graphile_worker.add_job('keel_watch_task', json_build_object('task_id', $1::text), job_key => $2)",
-      [task.id, `watch:${task.id}`],
-    );
+    await scheduleWatch(t.db.pool, task.id, new Date());
     await startWorker();
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.attempts).toBe(2);
@@ -228,13 +230,16 @@ describe("workers", () => {
 
   it("re-queues a queued task whose job a dead worker had taken, when its watch comes round", async () => {
     const { task } = await submitRequest("Calculate 11 * 11");
-    await t.db.pool.query(
-      "update graphile_worker._private_jobs set locked_at = now() - interval '10 seconds', locked_by = 'dead-worker' where key = $1",
-      [`run:${task.id}`],
-    );
-    await t.db.pool.query("update graphile_worker._private_jobs set run_at = now() where key = $1", [
-      `watch:${task.id}`,
-    ]);
+    // A real job runner takes the run job and is killed holding it; the job stays locked by the dead process.
+    const dying = spawn(process.execPath, ["--import", "tsx", DYING_RUNNER, t.url, runJob(DEFAULT_QUEUE)], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let said = "";
+    dying.stdout.on("data", (chunk: Buffer) => (said += chunk.toString()));
+    const [, signal] = (await once(dying, "exit")) as [number | null, string | null];
+    expect([said.trim(), signal]).toEqual(["taken", "SIGKILL"]);
+    expect((await getTree(t.db.pool, task.id))[0]!.status).toBe("queued");
+    await scheduleWatch(t.db.pool, task.id, new Date()); // the watch comes round now rather than in a lease
     await startWorker();
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.attempts).toBe(1);
@@ -340,9 +345,7 @@ describe("approvals", () => {
       [task.id],
     );
     await t.db.pool.query("select graphile_worker.remove_job($1)", [`run:${task.id}`]);
-    await t.db.pool.query("update graphile_worker._private_jobs set run_at = now() where key = $1", [
-      `watch:${task.id}`,
-    ]);
+    await scheduleWatch(t.db.pool, task.id, new Date());
     await startWorker();
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.final_answer).toMatch(/Sent/);
