@@ -2,7 +2,7 @@ import pg from "pg";
 import type { KeelConfig } from "../core/config.js";
 import { SystemError } from "../core/errors.js";
 import { acquireEmbeddedPostgres, type EmbeddedServer } from "./embedded.js";
-import { migrate } from "./migrations.js";
+import { migrate } from "./migrations/index.js";
 
 /** An open connection pool on a migrated Keel database. */
 export interface Database {

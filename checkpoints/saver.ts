@@ -1,6 +1,6 @@
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type { Database } from "./database.js";
-import { withMigrationLock } from "./migrations.js";
+import { withMigrationLock } from "./migrations/index.js";
 
 /**
  * PostgresSaver on Keel's pool. `setup()` (LangGraph's own migrations) runs under the same advisory lock as

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Logger, runMigrations } from "graphile-worker";
 import type pg from "pg";
-import { withMigrationLock } from "../checkpoints/migrations.js";
+import { withMigrationLock } from "../checkpoints/migrations/index.js";
 
 /**
  * Keel's jobs on graphile-worker. Jobs only say "look at task X now"; the task row (status, lease, fencing token)

@@ -1,7 +1,7 @@
 import pg from "pg";
 import { randomUUID } from "node:crypto";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { MIGRATIONS, migrate } from "../../checkpoints/migrations.js";
+import { MIGRATIONS, migrate } from "../../checkpoints/migrations/index.js";
 import { KNOWLEDGE_BASE } from "../../checkpoints/seed/knowledge.js";
 import { generateBusinessData } from "../../checkpoints/seed/business.js";
 
@@ -43,7 +43,7 @@ describe("migrations", () => {
     expect(generateBusinessData(1)).not.toEqual(generateBusinessData());
   });
 
-  it("keeps ids unique", () => {
-    expect(new Set(MIGRATIONS.map((m) => m.id)).size).toBe(MIGRATIONS.length);
+  it("keeps ids unique and gapless across the area files, in the order they run", () => {
+    expect(MIGRATIONS.map((m) => m.id)).toEqual(Array.from({ length: MIGRATIONS.length }, (_, i) => i + 1));
   });
 });
