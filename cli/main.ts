@@ -19,6 +19,7 @@ import {
   retryCommand,
   statusCommand,
   submitCommand,
+  type SubmitOptions,
   watchCommand,
   workerCommand,
 } from "./tasks.js";
@@ -152,21 +153,9 @@ program
     `the queue whose workers may run it (keel worker --queue <name>; default: ${DEFAULT_QUEUE})`,
     (v) => queueNames(v)[0]!,
   )
-  .action(
-    async (
-      request: string,
-      opts: {
-        idempotencyKey?: string;
-        maxRetries?: number;
-        json?: boolean;
-        as?: string;
-        workflow?: string;
-        queue?: string;
-      },
-    ) => {
-      process.exitCode = await submitCommand(loadConfig(), request, opts);
-    },
-  );
+  .action(async (request: string, opts: SubmitOptions) => {
+    process.exitCode = await submitCommand(loadConfig(), request, opts);
+  });
 
 program
   .command("worker")

@@ -17,18 +17,17 @@ import { decisionFromFlags } from "./run.js";
 const ago = (d: Date | null) =>
   d ? `${Math.max(0, Math.round((Date.now() - d.getTime()) / 1000))}s ago` : "-";
 
-export function submitCommand(
-  config: KeelConfig,
-  request: string,
-  opts: {
-    idempotencyKey?: string;
-    maxRetries?: number;
-    json?: boolean;
-    as?: string;
-    workflow?: string;
-    queue?: string;
-  },
-) {
+/** The options of `keel submit`, as commander parses them. */
+export interface SubmitOptions {
+  idempotencyKey?: string;
+  maxRetries?: number;
+  json?: boolean;
+  as?: string;
+  workflow?: string;
+  queue?: string;
+}
+
+export function submitCommand(config: KeelConfig, request: string, opts: SubmitOptions) {
   return withDatabase(config, opts.json, async (db) => {
     const { task, created } = await submitRequest(db.pool, config, loadPolicy(config.policyFile).scope, {
       request,

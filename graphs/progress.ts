@@ -8,6 +8,11 @@ const about = {
   task_id: z.string().describe("The AgentTask"),
   agent: AgentType,
 };
+const aboutCall = {
+  ...about,
+  tool: z.string().describe("The tool called"),
+  tool_call_id: z.string().describe("The call's id"),
+};
 
 /**
  * Progress events written to LangGraph's `custom` stream, so that `keel run`, Studio and any SDK client see the
@@ -47,16 +52,12 @@ export const ProgressEvent = z
     }),
     z.object({
       type: z.literal("tool_call"),
-      ...about,
-      tool: z.string().describe("The tool called"),
-      tool_call_id: z.string().describe("The call's id"),
+      ...aboutCall,
       args: z.unknown().describe("The arguments as the agent gave them"),
     }),
     z.object({
       type: z.literal("tool_result"),
-      ...about,
-      tool: z.string().describe("The tool called"),
-      tool_call_id: z.string().describe("The call's id"),
+      ...aboutCall,
       status: ToolCallStatus,
       detail: z.string().describe("The start of what the tool returned, or why it did not run"),
     }),

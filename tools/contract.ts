@@ -66,6 +66,9 @@ const NAME = /^[a-z][a-z0-9_]{1,63}$/;
 /** Tools with a side effect ask the model how sure it is; the policy escalates unsure calls to a person. */
 export const CONFIDENCE_ARG = "confidence";
 
+/** What every read-only tool declares: low risk, no effect, safe to run again. Spread it into a ToolSpec. */
+export const READ_ONLY = { risk: "low", effects: "none", reversible: true, idempotent: true } as const;
+
 export function defineTool<I extends z.ZodType, O extends z.ZodType>(spec: ToolSpec<I, O>): KeelTool<I, O> {
   if (!NAME.test(spec.name))
     throw new WiringError(`Tool name "${spec.name}" must be snake_case (a-z, 0-9, _).`);

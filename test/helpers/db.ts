@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import pg from "pg";
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
 import { openDatabase, type Database } from "../../checkpoints/database.js";
 import { loadConfig, type KeelConfig } from "../../core/config.js";
 
@@ -35,4 +35,19 @@ export async function createTestDatabase(env: Record<string, string> = {}): Prom
       await client.end();
     },
   };
+}
+
+/**
+ * Gives the test file its own database for all its tests: created before the first, dropped after the last.
+ * `ready` receives it (and the environment that points a `keel` process at it).
+ */
+export function useTestDatabase(ready: (t: TestDatabase, env: { DATABASE_URL: string }) => void): void {
+  let t: TestDatabase | undefined;
+  beforeAll(async () => {
+    t = await createTestDatabase();
+    ready(t, { DATABASE_URL: t.url });
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
 }

@@ -1,17 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
 import { json, keel, KEEL_BIN } from "../helpers/cli.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { useTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 let t: TestDatabase;
 let env: Record<string, string>;
-beforeAll(async () => {
-  t = await createTestDatabase();
-  env = { DATABASE_URL: t.url };
-});
-afterAll(async () => {
-  await t?.drop();
-});
+useTestDatabase((db, dbEnv) => ((t = db), (env = dbEnv)));
 
 describe("keel submit / worker / status / list / watch", () => {
   it("submits idempotently, and refuses a key reused for another request", async () => {

@@ -2,20 +2,14 @@ import { spawn } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { embeddedStatus } from "../../checkpoints/embedded.js";
 import { json, keel } from "../helpers/cli.js";
-import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { useTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 let t: TestDatabase;
 let env: Record<string, string>;
-beforeAll(async () => {
-  t = await createTestDatabase();
-  env = { DATABASE_URL: t.url };
-});
-afterAll(async () => {
-  await t?.drop();
-});
+useTestDatabase((db, dbEnv) => ((t = db), (env = dbEnv)));
 
 interface RunJson {
   task_id: string;

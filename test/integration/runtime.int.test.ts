@@ -21,6 +21,19 @@ import { FlakyModel, HangingModel } from "../fakes/hanging-model.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { eventsOfTask, waitForTask } from "../helpers/tasks.js";
 
+/**
+ * Leaves the task as a worker that claimed it and died leaves it: running, its lease in the past, no run job,
+ * and a lease check due now. `set` adds columns to the update.
+ */
+async function diedHolding(taskId: string, set = ""): Promise<void> {
+  await t.db.pool.query(
+    `update tasks set status = 'running', lease_owner = 'dead-worker', lease_expires_at = now() - interval '1 second'${set} where id = $1`,
+    [taskId],
+  );
+  await t.db.pool.query("select graphile_worker.remove_job($1)", [`run:${taskId}`]);
+  await scheduleWatch(t.db.pool, taskId, new Date());
+}
+
 const DYING_RUNNER = path.join(import.meta.dirname, "../fakes/dying-job-runner.ts");
 
 let t: TestDatabase;
@@ -214,12 +227,7 @@ describe("workers", () => {
   it("takes over a task whose worker died once its lease expires, from the checkpoint", async () => {
     const { task } = await submitRequest("Calculate the first 10 Fibonacci numbers");
     // A worker claimed it and died: running, lease in the past, a lease check due now.
-    await t.db.pool.query(
-      "update tasks set status = 'running', attempts = 1, lease_owner = 'dead-worker', lease_expires_at = now() - interval '1 second', fencing_token = 7 where id = $1",
-      [task.id],
-    );
-    await t.db.pool.query("select graphile_worker.remove_job($1)", [`run:${task.id}`]);
-    await scheduleWatch(t.db.pool, task.id, new Date());
+    await diedHolding(task.id, ", attempts = 1, fencing_token = 7");
     await startWorker();
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.attempts).toBe(2);
@@ -340,12 +348,7 @@ describe("approvals", () => {
     const [approval] = (await listApprovals(t.db.pool)).filter((a) => a.task_id === task.id);
     await decide(t.db.pool, approval!.id, { action: "approve", reviewer: "kim" });
     // A worker claimed the resume and died before it wrote anything.
-    await t.db.pool.query(
-      "update tasks set status = 'running', lease_owner = 'dead-worker', lease_expires_at = now() - interval '1 second' where id = $1",
-      [task.id],
-    );
-    await t.db.pool.query("select graphile_worker.remove_job($1)", [`run:${task.id}`]);
-    await scheduleWatch(t.db.pool, task.id, new Date());
+    await diedHolding(task.id);
     await startWorker();
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.final_answer).toMatch(/Sent/);

@@ -110,34 +110,22 @@ describe("defineTool and executeTool", () => {
     expect(validateArgs(write, { a: 1, b: 2, confidence: 0.4 })).toEqual({ ok: true, args: { a: 1, b: 2 } });
   });
 
-  it("retries a transient failure as often as the tool allows, and no more", async () => {
+  it.each([
+    ["a transient failure as often as the tool allows, and no more", new TransientError("try again"), 3],
+    ["a failure that another try cannot fix not at all", new Error("the disk is read-only"), 1],
+  ])("retries %s", async (_what, failure, expectedCalls) => {
     let calls = 0;
-    const flaky = defineTool({
+    const failing = defineTool({
       ...add,
-      name: "flaky",
+      name: "failing",
       retry: { attempts: 2 },
       run: () => {
         calls++;
-        return Promise.reject(new TransientError("try again"));
+        return Promise.reject(failure);
       },
     });
-    expect(await executeTool(flaky, { a: 1, b: 1 }, ctx())).toMatchObject({ status: "error" });
-    expect(calls).toBe(3);
-  });
-
-  it("does not retry a failure that another try cannot fix", async () => {
-    let calls = 0;
-    const broken = defineTool({
-      ...add,
-      name: "broken",
-      retry: { attempts: 2 },
-      run: () => {
-        calls++;
-        return Promise.reject(new Error("the disk is read-only"));
-      },
-    });
-    expect(await executeTool(broken, { a: 1, b: 1 }, ctx())).toMatchObject({ status: "error" });
-    expect(calls).toBe(1);
+    expect(await executeTool(failing, { a: 1, b: 1 }, ctx())).toMatchObject({ status: "error" });
+    expect(calls).toBe(expectedCalls);
   });
 
   it("makes calls beyond the rate limit wait their turn, within the tool's timeout", async () => {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { defineTool } from "../contract.js";
+import { defineTool, READ_ONLY } from "../contract.js";
 import { runInSandbox } from "./sandbox.js";
 
 export const runJavaScript = defineTool({
@@ -16,10 +16,7 @@ export const runJavaScript = defineTool({
     console: z.array(z.string()).describe("Lines written with console.log"),
     error: z.string().optional().describe("Why the program failed"),
   }),
-  risk: "low",
-  effects: "none",
-  reversible: true,
-  idempotent: true,
+  ...READ_ONLY,
   retry: { attempts: 1 },
   agents: ["code"],
   timeoutMs: 10_000,

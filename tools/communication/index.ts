@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { HttpStatusError, ToolCallError } from "../../core/errors.js";
-import { defineTool } from "../contract.js";
+import { defineTool, READ_ONLY } from "../contract.js";
 
 const Message = z.object({
   to: z.email().describe("Recipient e-mail address"),
@@ -14,10 +14,7 @@ export const draftMessage = defineTool({
   description: "Draft a message (recipient, subject, body) and get back a formatted preview. Sends nothing.",
   input: Message,
   output: Message.extend({ preview: z.string().describe("The message as the recipient will see it") }),
-  risk: "low",
-  effects: "none",
-  reversible: true,
-  idempotent: true,
+  ...READ_ONLY,
   agents: ["communication"],
   timeoutMs: 2_000,
   retry: { attempts: 0 },

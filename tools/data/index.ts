@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ToolCallError } from "../../core/errors.js";
-import { defineTool } from "../contract.js";
+import { defineTool, READ_ONLY } from "../contract.js";
 
 /** The schema the data agent sees; Keel's own tables are not part of the sample dataset. */
 const SCHEMA = "demo";
@@ -12,10 +12,7 @@ export const listTables = defineTool({
   output: z.object({
     tables: z.array(z.object({ name: z.string(), description: z.string(), rows: z.number() })),
   }),
-  risk: "low",
-  effects: "none",
-  reversible: true,
-  idempotent: true,
+  ...READ_ONLY,
   retry: { attempts: 1 },
   agents: ["data"],
   timeoutMs: 5_000,
@@ -43,10 +40,7 @@ export const describeTable = defineTool({
     table: z.string(),
     columns: z.array(z.object({ name: z.string(), type: z.string(), nullable: z.boolean() })),
   }),
-  risk: "low",
-  effects: "none",
-  reversible: true,
-  idempotent: true,
+  ...READ_ONLY,
   retry: { attempts: 1 },
   agents: ["data"],
   timeoutMs: 5_000,
@@ -95,10 +89,7 @@ export const runSql = defineTool({
     row_count: z.number().describe("Rows returned (after the limit)"),
     truncated: z.boolean().describe("True when more rows existed than the limit"),
   }),
-  risk: "low",
-  effects: "none",
-  reversible: true,
-  idempotent: true,
+  ...READ_ONLY,
   retry: { attempts: 1 },
   agents: ["data"],
   timeoutMs: 15_000,

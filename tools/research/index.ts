@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { ToolCallError } from "../../core/errors.js";
-import { defineTool } from "../contract.js";
+import { defineTool, READ_ONLY } from "../contract.js";
 
 /** Full-text search over the knowledge base (Postgres tsvector, ranked). */
 export const searchKnowledgeBase = defineTool({
@@ -21,10 +21,7 @@ export const searchKnowledgeBase = defineTool({
       }),
     ),
   }),
-  risk: "low",
-  effects: "none",
-  reversible: true,
-  idempotent: true,
+  ...READ_ONLY,
   retry: { attempts: 1 },
   agents: ["research"],
   timeoutMs: 5_000,
@@ -58,10 +55,7 @@ export const readDocument = defineTool({
     tags: z.array(z.string()),
     body: z.string(),
   }),
-  risk: "low",
-  effects: "none",
-  reversible: true,
-  idempotent: true,
+  ...READ_ONLY,
   retry: { attempts: 1 },
   agents: ["research"],
   timeoutMs: 5_000,
