@@ -40,6 +40,11 @@ export const KeelConfig = z.object({
       sqlTimeoutMs: z.number().int().positive().describe("statement_timeout for run_sql"),
       sandboxTimeoutMs: z.number().int().positive().describe("CPU time limit for sandboxed code"),
       sandboxMemoryBytes: z.number().int().positive().describe("Memory limit for sandboxed code"),
+      modelTimeoutMs: z
+        .number()
+        .int()
+        .positive()
+        .describe("KEEL_MODEL_TIMEOUT_MS: how long one try of a model call may take before it is retried"),
     })
     .describe("Budgets and limits"),
   runtime: z
@@ -238,6 +243,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       sqlTimeoutMs: intFrom(env, "KEEL_SQL_TIMEOUT_MS", 2000),
       sandboxTimeoutMs: intFrom(env, "KEEL_SANDBOX_TIMEOUT_MS", 1000),
       sandboxMemoryBytes: intFrom(env, "KEEL_SANDBOX_MEMORY_BYTES", 32 * 1024 * 1024),
+      modelTimeoutMs: intFrom(env, "KEEL_MODEL_TIMEOUT_MS", 60_000),
     },
     runtime: {
       leaseSeconds: intFrom(env, "KEEL_LEASE_SECONDS", 30),

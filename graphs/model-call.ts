@@ -4,6 +4,7 @@ import type { LangGraphRunnableConfig } from "@langchain/langgraph";
 import { errorClass, inSpan, KEEL, recordSpan, SpanKind } from "../observability/spans.js";
 import { recordStepQuietly } from "../observability/trajectory.js";
 import { addUsage, charge } from "../tools/usage.js";
+import { TransientError } from "../core/errors.js";
 import type { GraphDeps } from "./deps.js";
 import { runContext } from "./run-context.js";
 
@@ -72,6 +73,16 @@ function replyOf(output: LLMResult): Reply {
   };
 }
 
+/** Settles with `work`, or rejects as soon as `signal` aborts, whether or not the model honours the signal. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason as Error);
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 /**
  * Every model call of a run goes through here: charged to the task tree's budget before it runs, through the
  * model endpoint's retry and circuit breaker, traced as an OpenTelemetry GenAI `chat` span, recorded as a
@@ -133,28 +144,47 @@ export async function callModel<T>(
         if (pool && threadId) await charge(pool, threadId, "model", deps.policy.budgets);
         const value = await deps.dependencies.get("model endpoint").execute(
           (signal) => {
-            const combined = config.signal ? AbortSignal.any([config.signal, signal]) : signal;
-            return invoke({
-              signal: combined,
-              callbacks: [
-                {
-                  handleLLMNewToken() {
-                    firstTokenMs ??= performance.now() - startedMs;
+            // Each try is bounded: a server that takes the request and never answers is a transient failure.
+            const limit = deps.limits.modelTimeoutMs;
+            const timeout = AbortSignal.timeout(limit);
+            const combined = AbortSignal.any(
+              config.signal ? [config.signal, signal, timeout] : [signal, timeout],
+            );
+            const bounded = (error: unknown): never => {
+              if (timeout.aborted && !signal.aborted && !config.signal?.aborted) {
+                throw new TransientError(
+                  `the model ${info.name} did not answer within ${limit} ms (KEEL_MODEL_TIMEOUT_MS)`,
+                  undefined,
+                  undefined,
+                  "timeout",
+                );
+              }
+              throw error;
+            };
+            return untilAborted(
+              invoke({
+                signal: combined,
+                callbacks: [
+                  {
+                    handleLLMNewToken() {
+                      firstTokenMs ??= performance.now() - startedMs;
+                    },
+                    handleLLMEnd(output: LLMResult) {
+                      firstTokenMs ??= performance.now() - startedMs;
+                      const r = replyOf(output);
+                      reply = {
+                        ...r,
+                        usage: {
+                          input_tokens: reply.usage.input_tokens + r.usage.input_tokens,
+                          output_tokens: reply.usage.output_tokens + r.usage.output_tokens,
+                        },
+                      };
+                    },
                   },
-                  handleLLMEnd(output: LLMResult) {
-                    firstTokenMs ??= performance.now() - startedMs;
-                    const r = replyOf(output);
-                    reply = {
-                      ...r,
-                      usage: {
-                        input_tokens: reply.usage.input_tokens + r.usage.input_tokens,
-                        output_tokens: reply.usage.output_tokens + r.usage.output_tokens,
-                      },
-                    };
-                  },
-                },
-              ],
-            });
+                ],
+              }),
+              combined,
+            ).catch(bounded);
           },
           config.signal,
           {

@@ -37,6 +37,8 @@ export function createModel(
     maxTokens: config.model.maxTokens,
     // Retries and the circuit breaker are Keel's (one place, Retry-After respected), not the client's.
     maxRetries: 0,
+    // Keel bounds each try itself (callModel); this is a backstop for calls made outside it.
+    timeout: config.limits.modelTimeoutMs,
   });
 }
 

@@ -6,7 +6,9 @@ export type ScriptedReply =
   | { content: string }
   | { tool_calls: { name: string; arguments: unknown }[] }
   /** A failure: the HTTP status, and the Retry-After header (seconds) when set. */
-  | { status: number; retryAfter?: number };
+  | { status: number; retryAfter?: number }
+  /** Takes the request and never answers (the connection stays open until the server closes). */
+  | { hang: true };
 
 export interface ScriptedServer {
   url: string;
@@ -42,6 +44,7 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
         res.end(JSON.stringify({ error: { message: `script exhausted after ${n - 1} replies` } }));
         return;
       }
+      if ("hang" in reply) return;
       if ("status" in reply) {
         const headers: Record<string, string> = { "content-type": "application/json" };
         if (reply.retryAfter !== undefined) headers["retry-after"] = String(reply.retryAfter);
@@ -80,6 +83,10 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
     url: `http://127.0.0.1:${port}/v1`,
     requests,
     arrivals,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections(); // hung requests too
+      }),
   };
 }

@@ -115,6 +115,33 @@ describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)
     }
   });
 
+  it("bounds a model call whose server never answers: retried, then a named failure, exit 1", async () => {
+    const server = await startScriptedServer([{ hang: true }, { hang: true }]);
+    try {
+      const result = await keel(["run", "--json", "Count the orders"], {
+        ...modelEnv(server.url),
+        KEEL_MAX_RETRIES: "0",
+        KEEL_DEPENDENCY_RETRIES: "1",
+        KEEL_DEPENDENCY_RETRY_BASE_MS: "10",
+        KEEL_MODEL_TIMEOUT_MS: "300",
+      });
+      expect(result.code).toBe(1);
+      expect(json(result)).toMatchObject({
+        status: "failed",
+        error: {
+          code: "dependency_failed",
+          fault: "system",
+          message: expect.stringMatching(
+            /model endpoint failed 2 times in a row \(last: the model scripted-model did not answer within 300 ms/,
+          ),
+        },
+      });
+      expect(server.requests).toHaveLength(2);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("retries transient model errors, waiting at least as long as Retry-After asks", async () => {
     const server = await startScriptedServer([
       { status: 429, retryAfter: 1 },
