@@ -40,16 +40,29 @@ export class HangingModel extends BaseChatModel {
   }
 }
 
-/** The offline model, but its first `failures` calls throw as a flaky model server would. */
+/**
+ * The offline model, but its first `failures` calls throw as a flaky model server would. With `about`, only calls
+ * whose conversation mentions it count, so a stray task of another test that the same worker picks up cannot
+ * use the failures up.
+ */
 export class FlakyModel extends OfflineChatModel {
   calls = 0;
 
-  constructor(private readonly failures: number) {
+  constructor(
+    private readonly failures: number,
+    private readonly about?: string,
+  ) {
     super();
   }
 
   override async _generate(...args: Parameters<OfflineChatModel["_generate"]>): Promise<ChatResult> {
-    if (this.calls++ < this.failures) throw new Error("model server hiccup");
+    const [messages] = args;
+    const concerned =
+      this.about === undefined ||
+      messages.some((m) =>
+        (typeof m.content === "string" ? m.content : JSON.stringify(m.content)).includes(this.about!),
+      );
+    if (concerned && this.calls++ < this.failures) throw new Error("model server hiccup");
     return super._generate(...args);
   }
 }

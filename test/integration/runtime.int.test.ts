@@ -203,7 +203,7 @@ describe("workers", () => {
   });
 
   it("retries a failed attempt after a backoff and continues from the checkpoint", async () => {
-    const flaky = new FlakyModel(1);
+    const flaky = new FlakyModel(1, "Calculate 6 * 7");
     await startWorker({ model: () => flaky });
     const { task } = await submitRequest("Calculate 6 * 7");
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
