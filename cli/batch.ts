@@ -1,3 +1,4 @@
+import { POLICY_CATALOG } from "../agents/index.js";
 import fs from "node:fs/promises";
 import cliProgress from "cli-progress";
 import type { KeelConfig } from "../core/config.js";
@@ -51,7 +52,7 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
   for (const e of parsed.errors) console.error(`keel batch: line ${e.line}: ${e.message} (skipped)`);
   if (parsed.lines.length === 0)
     return reportError(new InputError(`${file} has no runnable lines.`), opts.json);
-  const scope = loadPolicy(config.policyFile).scope;
+  const scope = loadPolicy(config.policyFile, POLICY_CATALOG).scope;
 
   return withDatabase(config, opts.json, async (db) => {
     const started = Date.now();

@@ -1,3 +1,4 @@
+import { POLICY_CATALOG } from "../agents/index.js";
 import type { Database } from "../checkpoints/database.js";
 import { isInteractiveTerminal, type KeelConfig } from "../core/config.js";
 import { createLogger } from "../observability/log.js";
@@ -190,13 +191,18 @@ export async function runCommand(
   }
   return withDatabase(config, opts.json, async (db) => {
     const queue = callerQueue("run");
-    const { task } = await submitRequest(db.pool, config, loadPolicy(config.policyFile).scope, {
-      request,
-      queue,
-      idempotencyKey: opts.idempotencyKey,
-      submittedBy: opts.as,
-      workflow: opts.workflow,
-    });
+    const { task } = await submitRequest(
+      db.pool,
+      config,
+      loadPolicy(config.policyFile, POLICY_CATALOG).scope,
+      {
+        request,
+        queue,
+        idempotencyKey: opts.idempotencyKey,
+        submittedBy: opts.as,
+        workflow: opts.workflow,
+      },
+    );
     if (!opts.json) console.log(`keel: task ${task.id} · ${describeModel(config)} · ${db.kind} Postgres`);
     return driveAndFollow(db, config, task.id, queue, opts);
   });

@@ -1,3 +1,4 @@
+import { POLICY_CATALOG } from "../agents/index.js";
 import type { KeelConfig } from "../core/config.js";
 import { InputError } from "../core/errors.js";
 import { computeSlo, type SloReport, type SloResult } from "../reports/slo.js";
@@ -41,7 +42,7 @@ export function sloCommand(
 ): Promise<number> {
   let targets;
   try {
-    const policy = loadPolicy(config.policyFile);
+    const policy = loadPolicy(config.policyFile, POLICY_CATALOG);
     if (opts.workflow && !(opts.workflow in policy.slo.workflows) && opts.workflow !== "default") {
       // An unknown workflow name is allowed (it may just have no overrides), but say which targets apply.
       console.error(

@@ -1,3 +1,4 @@
+import { POLICY_CATALOG } from "../agents/index.js";
 import type { KeelConfig } from "../core/config.js";
 import { createLogger } from "../observability/log.js";
 import { isTerminal, followTask } from "../runtime/follow.js";
@@ -29,14 +30,19 @@ export interface SubmitOptions {
 
 export function submitCommand(config: KeelConfig, request: string, opts: SubmitOptions) {
   return withDatabase(config, opts.json, async (db) => {
-    const { task, created } = await submitRequest(db.pool, config, loadPolicy(config.policyFile).scope, {
-      request,
-      idempotencyKey: opts.idempotencyKey,
-      maxRetries: opts.maxRetries,
-      submittedBy: opts.as,
-      workflow: opts.workflow,
-      queue: opts.queue,
-    });
+    const { task, created } = await submitRequest(
+      db.pool,
+      config,
+      loadPolicy(config.policyFile, POLICY_CATALOG).scope,
+      {
+        request,
+        idempotencyKey: opts.idempotencyKey,
+        maxRetries: opts.maxRetries,
+        submittedBy: opts.as,
+        workflow: opts.workflow,
+        queue: opts.queue,
+      },
+    );
     if (opts.json) printJson({ task_id: task.id, created, status: task.status });
     else console.log(task.id);
     if (!created && !opts.json)

@@ -1,3 +1,4 @@
+import { POLICY_CATALOG } from "../agents/index.js";
 import type { Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
 import type { GraphDeps } from "../graphs/deps.js";
@@ -66,7 +67,7 @@ export async function runCases(
       events.set(taskId, list);
     },
   });
-  const policy = options.deps?.policy ?? loadPolicy(config.policyFile);
+  const policy = options.deps?.policy ?? loadPolicy(config.policyFile, POLICY_CATALOG);
   let next = 0;
   try {
     await Promise.all(

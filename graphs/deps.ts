@@ -1,3 +1,4 @@
+import { POLICY_CATALOG } from "../agents/index.js";
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import type pg from "pg";
 import type { AgentType } from "../agents/contracts.js";
@@ -45,7 +46,7 @@ export function defaultDeps(config: KeelConfig = loadConfig()): GraphDeps {
   // Created on first use, so that importing a graph module neither builds a model nor prints its notice.
   let model: BaseChatModel | undefined;
   let policy: Policy | undefined;
-  const currentPolicy = () => (policy ??= loadPolicy(config.policyFile));
+  const currentPolicy = () => (policy ??= loadPolicy(config.policyFile, POLICY_CATALOG));
   const database = lazyDatabase(config);
   return {
     model: () => (model ??= createModel(config)),

@@ -1,5 +1,6 @@
 import fs from "node:fs";
-import { parse as parseYaml, YAMLParseError } from "yaml";
+import { closest, distance } from "fastest-levenshtein";
+import { isMap, LineCounter, parseDocument, type Document } from "yaml";
 import { z } from "zod";
 import { InputError } from "../core/errors.js";
 import { Budgets, DEFAULT_BUDGETS } from "./budget.js";
@@ -32,18 +33,31 @@ export type Policy = z.infer<typeof Policy>;
 
 export const DEFAULT_POLICY: Policy = Policy.parse({});
 
-/** Parses a policy file's text; `source` names it in errors. */
-export function parsePolicy(text: string, source: string): Policy {
-  let raw: unknown;
-  try {
-    raw = parseYaml(text) ?? {};
-  } catch (error) {
-    const where = error instanceof YAMLParseError && error.linePos ? ` at line ${error.linePos[0].line}` : "";
+/**
+ * What the policy file may name: every tool with its arguments and the agents it is offered to, and every agent.
+ * Built from the tool registry (`agents/index.ts`, `POLICY_CATALOG`); this folder does not import the tools.
+ */
+export interface PolicyCatalog {
+  tools: ReadonlyMap<string, { args: readonly string[]; agents: readonly string[] }>;
+  agents: readonly string[];
+}
+
+/**
+ * Parses a policy file's text; `source` names it in errors. With a catalog, a rule that names a tool, agent or
+ * argument that does not exist (it could never apply) is an error with its line and the closest valid name.
+ */
+export function parsePolicy(text: string, source: string, catalog?: PolicyCatalog): Policy {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const error = doc.errors[0]!;
+    const where = ` at line ${lines.linePos(error.pos[0]).line}`;
     throw new InputError(
-      `${source} is not valid YAML${where}: ${(error as Error).message.split("\n")[0]}. Fix the file or remove it to use the default policy.`,
+      `${source} is not valid YAML${where}: ${error.message.split("\n")[0]}. Fix the file or remove it to use the default policy.`,
       "configuration_error",
     );
   }
+  const raw: unknown = doc.toJS() ?? {};
   const parsed = Policy.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues
@@ -67,11 +81,77 @@ export function parsePolicy(text: string, source: string): Policy {
       }
     }
   }
+  if (catalog) checkNames(parsed.data, catalog, source, doc, lines);
   return parsed.data;
 }
 
+/** Refuses names a rule could never match, pointing at the line and the closest valid name. */
+function checkNames(
+  policy: Policy,
+  catalog: PolicyCatalog,
+  source: string,
+  doc: Document,
+  lines: LineCounter,
+): void {
+  const problems: string[] = [];
+  const lineOf = (path: (string | number)[], key = false): string => {
+    const parentPath = key ? path.slice(0, -1) : path;
+    const node = doc.getIn(parentPath, true) as { range?: [number, number] } | undefined;
+    let range = node?.range;
+    if (key && isMap(node)) {
+      const pair = node.items.find((p) => (p.key as { value?: unknown } | null)?.value === path.at(-1));
+      range = (pair?.key as { range?: [number, number] } | undefined)?.range ?? range;
+    }
+    return range ? `line ${lines.linePos(range[0]).line}` : "(line unknown)";
+  };
+  const hint = (name: string, valid: readonly string[]) => {
+    if (valid.length === 0) return "";
+    const near = closest(name, [...valid]);
+    return distance(name, near) <= Math.max(2, Math.floor(name.length / 3))
+      ? `; did you mean "${near}"?`
+      : `; valid: ${valid.join(", ")}`;
+  };
+  const toolNames = [...catalog.tools.keys()];
+  const unknownTool = (name: string, path: (string | number)[], key: boolean) =>
+    `${lineOf(path, key)}: ${path.join(".")} names the tool "${name}", which does not exist${hint(name, toolNames)}`;
+  for (const [name, override] of Object.entries(policy.tools)) {
+    const tool = catalog.tools.get(name);
+    if (!tool) {
+      problems.push(unknownTool(name, ["tools", name], true));
+      continue;
+    }
+    for (const agent of Object.keys(override.agents ?? {})) {
+      if (tool.agents.includes(agent)) continue;
+      const path = ["tools", name, "agents", agent];
+      problems.push(
+        catalog.agents.includes(agent)
+          ? `${lineOf(path, true)}: ${path.join(".")}: ${name} is not offered to the ${agent} agent (only to ${tool.agents.join(", ")}), so the rule could never apply`
+          : `${lineOf(path, true)}: ${path.join(".")} names the agent "${agent}", which does not exist${hint(agent, catalog.agents)}`,
+      );
+    }
+  }
+  policy.rules.forEach((rule, i) => {
+    const tool = catalog.tools.get(rule.tool);
+    if (!tool) {
+      problems.push(unknownTool(rule.tool, ["rules", i, "tool"], false));
+      return;
+    }
+    if (!tool.args.includes(rule.arg)) {
+      problems.push(
+        `${lineOf(["rules", i, "arg"])}: rules.${i}.arg names "${rule.arg}", which is not an argument of ${rule.tool}${hint(rule.arg, tool.args)}`,
+      );
+    }
+  });
+  if (problems.length > 0) {
+    throw new InputError(
+      `${source} names what does not exist, so these rules would never apply: ${problems.join("; ")}.`,
+      "configuration_error",
+    );
+  }
+}
+
 /** The policy in force: the file at `path` when given (it must exist), else the defaults. */
-export function loadPolicy(path: string | undefined): Policy {
+export function loadPolicy(path: string | undefined, catalog: PolicyCatalog): Policy {
   if (!path) return DEFAULT_POLICY;
   let text: string;
   try {
@@ -82,5 +162,5 @@ export function loadPolicy(path: string | undefined): Policy {
       "configuration_error",
     );
   }
-  return parsePolicy(text, path);
+  return parsePolicy(text, path, catalog);
 }

@@ -511,4 +511,19 @@ describe("guardrails from the command line", () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toContain(`${file} is not a valid Keel policy: tiers.high: Invalid option`);
   });
+
+  it.each([["submit"], ["worker"]])(
+    "keel %s refuses a policy rule that names a tool that does not exist",
+    async (command) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "keel-policy-"));
+      const file = path.join(dir, "keel.policy.yaml");
+      fs.writeFileSync(file, "tools:\n  send_mesage: { decision: sync_approval }\n");
+      const args = command === "submit" ? ["submit", "Count the orders"] : ["worker", "--concurrency", "1"];
+      const result = await keel(args, { ...env(), KEEL_POLICY_FILE: file });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toContain(
+        `${file} names what does not exist, so these rules would never apply: line 2: tools.send_mesage names the tool "send_mesage", which does not exist; did you mean "send_message"?`,
+      );
+    },
+  );
 });

@@ -1,3 +1,4 @@
+import { POLICY_CATALOG } from "../../agents/index.js";
 import { describe, expect, it } from "vitest";
 import path from "node:path";
 import { DEFAULT_POLICY, loadPolicy, parsePolicy } from "../../policy/file.js";
@@ -138,13 +139,13 @@ describe("policy file", () => {
   });
 
   it("the documented example file is valid and states the defaults", () => {
-    expect(loadPolicy(path.join(import.meta.dirname, "../../keel.policy.example.yaml"))).toEqual(
-      DEFAULT_POLICY,
-    );
+    expect(
+      loadPolicy(path.join(import.meta.dirname, "../../keel.policy.example.yaml"), POLICY_CATALOG),
+    ).toEqual(DEFAULT_POLICY);
   });
 
   it("reports a policy file that cannot be read", () => {
-    expect(() => loadPolicy("/nonexistent/keel.policy.yaml")).toThrow(
+    expect(() => loadPolicy("/nonexistent/keel.policy.yaml", POLICY_CATALOG)).toThrow(
       /Cannot read the policy file \/nonexistent\/keel.policy.yaml \(ENOENT\)/,
     );
   });
@@ -166,5 +167,41 @@ describe("policy file", () => {
     ],
   ])("reports %s clearly, naming the file and the field", (_name, text, message) => {
     expect(() => parsePolicy(text, "empty.yaml")).toThrow(message);
+  });
+  it.each([
+    [
+      "a misspelt tool",
+      "tools:\n  send_mesage: { decision: sync_approval }\n",
+      /line 2: tools\.send_mesage names the tool "send_mesage", which does not exist; did you mean "send_message"\?/,
+    ],
+    [
+      "a rule on a misspelt tool",
+      "rules:\n  - tool: send_mesage\n    arg: to\n    matches: x\n    decision: logged\n    reason: r\n",
+      /line 2: rules\.0\.tool names the tool "send_mesage", which does not exist; did you mean "send_message"\?/,
+    ],
+    [
+      "a rule on a misspelt argument",
+      "rules:\n  - tool: send_message\n    arg: too\n    matches: x\n    decision: logged\n    reason: r\n",
+      /line 3: rules\.0\.arg names "too", which is not an argument of send_message; did you mean "to"\?/,
+    ],
+    [
+      "an agent that does not exist",
+      "tools:\n  send_message:\n    agents: { comunication: sync_approval }\n",
+      /line 3: tools\.send_message\.agents\.comunication names the agent "comunication", which does not exist; did you mean "communication"\?/,
+    ],
+    [
+      "an agent the tool is not offered to",
+      "tools:\n  send_message:\n    agents: { research: sync_approval }\n",
+      /send_message is not offered to the research agent \(only to communication\), so the rule could never apply/,
+    ],
+  ])("refuses %s, with its line and the closest valid name", (_name, text, message) => {
+    expect(() => parsePolicy(text, "keel.policy.yaml", POLICY_CATALOG)).toThrow(message);
+    expect(() => parsePolicy(text, "keel.policy.yaml", POLICY_CATALOG)).toThrow(/^keel\.policy\.yaml names/);
+  });
+
+  it("accepts rules that name real tools, arguments and agents", () => {
+    const text =
+      "tools:\n  send_message: { agents: { communication: sync_approval } }\nrules:\n  - { tool: send_message, arg: to, matches: x, decision: logged, reason: r }\n";
+    expect(parsePolicy(text, "keel.policy.yaml", POLICY_CATALOG).rules).toHaveLength(1);
   });
 });
