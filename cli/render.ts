@@ -47,6 +47,12 @@ export interface ApprovalView {
   actions: { tool: string; risk: string; args: unknown; decision?: string; why?: string[] }[];
   /** Set for a sync approval: what the second person types to confirm. */
   confirm?: string;
+  /** An edit waiting for a second person: who made it, what it changes, and why it needs more. */
+  proposed_edit?: {
+    by: string | null;
+    reasons: string[];
+    changes: { field: string; from?: unknown; to?: unknown }[];
+  };
 }
 
 export function describeApproval(p: ApprovalView): string[] {
@@ -60,6 +66,12 @@ export function describeApproval(p: ApprovalView): string[] {
       const text = String(value).split("\n");
       lines.push(`    ${key}: ${text[0]}`, ...text.slice(1).map((l) => `      ${l}`));
     }
+  }
+  if (p.proposed_edit) {
+    lines.push(`  edited by ${p.proposed_edit.by ?? "a reviewer"}, waiting for a second person:`);
+    for (const c of p.proposed_edit.changes)
+      lines.push(`    ${c.field}: ${JSON.stringify(c.from ?? null)} -> ${JSON.stringify(c.to)}`);
+    for (const why of p.proposed_edit.reasons) lines.push(`    why: ${why}`);
   }
   if (p.confirm) {
     lines.push(

@@ -162,7 +162,9 @@ async function driveAndFollow(
             opts.reviewer,
           );
           try {
-            await decide(db.pool, pending.approval_id, decision);
+            await decide(db.pool, pending.approval_id, decision, {
+              policy: loadPolicy(config.policyFile, POLICY_CATALOG),
+            });
             break;
           } catch (error) {
             if (!(error instanceof InputError)) throw error;
@@ -234,7 +236,10 @@ export async function resumeCommand(
       );
     }
     for (const pending of outcome.pending_approvals)
-      await decide(db.pool, pending.approval_id, decision, { confirm: opts.confirm });
+      await decide(db.pool, pending.approval_id, decision, {
+        confirm: opts.confirm,
+        policy: loadPolicy(config.policyFile, POLICY_CATALOG),
+      });
     return driveAndFollow(db, config, task.root_id, callerQueue("run"), opts);
   });
 }

@@ -222,12 +222,18 @@ export function decideCommand(
     return Promise.resolve(reportError(error, opts.json));
   }
   return withDatabase(config, opts.json, async (db) => {
-    const row = await decide(db.pool, approvalId, decision, { confirm: opts.confirm });
+    const row = await decide(db.pool, approvalId, decision, {
+      confirm: opts.confirm,
+      policy: loadPolicy(config.policyFile, POLICY_CATALOG),
+    });
     if (opts.json) printJson(row);
-    else
+    else if (row.status === "pending") {
+      // The edit made the call riskier: it now waits for a second person.
+      describeApproval({ approval_id: row.id, ...row.context }).forEach((l) => console.log(l));
+    } else
       console.log(
         `approval ${row.id} ${row.status} by ${row.reviewer ?? "?"}; task ${row.task_id} continues when a worker picks it up`,
       );
-    return 0;
+    return row.status === "pending" ? 3 : 0;
   });
 }

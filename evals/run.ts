@@ -138,7 +138,7 @@ export async function runCases(
             db.pool,
             approval.id,
             { ...answer, reviewer: REVIEWER },
-            { confirm: approval.context.confirm },
+            { confirm: approval.context.confirm, policy },
           );
         }
       }

@@ -2,8 +2,15 @@ import { z } from "zod";
 import { AgentType } from "../agents/contracts.js";
 import { TOOLS } from "../agents/index.js";
 import { InputError } from "../core/errors.js";
-import { Decision, RiskTier } from "../policy/risk.js";
-import { validateArgs } from "../tools/contract.js";
+import { closest, distance } from "fastest-levenshtein";
+import {
+  decide as decideCall,
+  Decision,
+  RiskTier,
+  type PolicyDecision,
+  type RiskPolicy,
+} from "../policy/risk.js";
+import { CONFIDENCE_ARG, validateArgs } from "../tools/contract.js";
 
 /** One risky tool call waiting for a person. */
 export const PendingAction = z.object({
@@ -77,11 +84,29 @@ export function resolveDecisions(
   return decisions;
 }
 
-/** Edited arguments must still satisfy each tool's contract; callers check before touching the run. */
+/**
+ * Edited arguments must name only fields the tool has (a misspelt field would be dropped and the original sent)
+ * and must still satisfy each tool's contract; callers check before touching the run.
+ */
 export function checkEditedArgs(actions: readonly PendingAction[], edit: Record<string, unknown>): void {
   for (const action of actions) {
     const tool = TOOLS.get(action.tool);
     if (!tool) continue;
+    const fields = Object.keys(
+      (tool.definition.function.parameters as { properties?: object }).properties ?? {},
+    ).filter((f) => f !== CONFIDENCE_ARG);
+    for (const field of Object.keys(edit)) {
+      if (fields.includes(field)) continue;
+      const near = fields.length > 0 ? closest(field, fields) : undefined;
+      const hint =
+        near && distance(field, near) <= Math.max(2, Math.floor(field.length / 3))
+          ? `did you mean "${near}"?`
+          : `its fields: ${fields.join(", ")}.`;
+      throw new InputError(
+        `The edit names "${field}", which is not a field of ${action.tool}; ${hint} Nothing was changed.`,
+        "invalid_argument",
+      );
+    }
     const checked = validateArgs(tool, { ...(action.args as object), ...edit });
     if (!checked.ok) {
       throw new InputError(
@@ -90,4 +115,45 @@ export function checkEditedArgs(actions: readonly PendingAction[], edit: Record<
       );
     }
   }
+}
+
+/** One field an edit changed, for the reviewer who approves the edited call. */
+export const EditChange = z.object({
+  field: z.string().describe("The argument"),
+  from: z.unknown().describe("What the agent proposed"),
+  to: z.unknown().describe("What the edit sets"),
+});
+export type EditChange = z.infer<typeof EditChange>;
+
+/** What an edit changes in one action's arguments. */
+export function editChanges(action: PendingAction, edit: Record<string, unknown>): EditChange[] {
+  const before = (action.args ?? {}) as Record<string, unknown>;
+  return Object.entries(edit)
+    .filter(([field, to]) => JSON.stringify(before[field]) !== JSON.stringify(to))
+    .map(([field, to]) => ({ field, from: before[field], to }));
+}
+
+/**
+ * The policy's decision for an action as edited: the same rules as for the agent's own call, on the edited
+ * arguments (a stated confidence does not carry over: a person's edit is judged on its own).
+ */
+export function decideEdit(
+  action: PendingAction,
+  agent: AgentType,
+  edit: Record<string, unknown>,
+  policy: RiskPolicy,
+): PolicyDecision {
+  const tool = TOOLS.get(action.tool);
+  if (!tool) return { decision: "sync_approval", reasons: [`${action.tool} is not a known tool`] };
+  return decideCall(
+    {
+      tool: tool.name,
+      agent,
+      risk: tool.risk,
+      reversible: tool.reversible,
+      effects: tool.effects,
+      args: { ...(action.args as object), ...edit },
+    },
+    policy,
+  );
 }

@@ -2,7 +2,15 @@ import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import { z } from "zod";
 import { InputError, namedFailure, NotFoundError, SystemError } from "../core/errors.js";
-import { ApprovalDecision, ApprovalRequest, checkEditedArgs } from "../graphs/approval.js";
+import {
+  ApprovalDecision,
+  ApprovalRequest,
+  checkEditedArgs,
+  decideEdit,
+  EditChange,
+  editChanges,
+} from "../graphs/approval.js";
+import type { RiskPolicy } from "../policy/risk.js";
 import { KEEL, recordSpan } from "../observability/spans.js";
 import { recordStep } from "../observability/trajectory.js";
 import { redact } from "../policy/pii.js";
@@ -39,6 +47,18 @@ export const ApprovalContext = z.object({
   why: z.string(),
   /** For a sync approval: the text the reviewer must type to confirm (the tool names, comma-separated). */
   confirm: z.string().optional(),
+  /**
+   * An edit that made the call riskier than the approval asked for: it waits for a second person (not the
+   * submitter, not the one who edited), who approves the edited call or rejects it.
+   */
+  proposed_edit: z
+    .object({
+      args: z.record(z.string(), z.unknown()),
+      by: z.string().nullable(),
+      reasons: z.array(z.string()),
+      changes: z.array(EditChange),
+    })
+    .optional(),
 });
 export type ApprovalContext = z.infer<typeof ApprovalContext>;
 
@@ -178,11 +198,24 @@ export async function decide(
   db: pg.Pool,
   approvalId: string,
   decision: ApprovalDecision,
-  options: { confirm?: string } = {},
+  options: {
+    confirm?: string;
+    /** The policy in force: an edit is decided by it again (needed for an edit, refused without it). */
+    policy?: RiskPolicy;
+  } = {},
 ): Promise<ApprovalRow> {
-  const parsed = ApprovalDecision.parse(decision);
+  let parsed = ApprovalDecision.parse(decision);
   return inTransaction(db, async (client) => {
     const approval = await getApproval(client, approvalId, true);
+    const proposed = approval.status === "pending" ? approval.context.proposed_edit : undefined;
+    if (proposed && parsed.action !== "reject" && parsed.reviewer && parsed.reviewer === proposed.by) {
+      throw new InputError(
+        `Approval ${approvalId} holds ${proposed.by}'s edit, which needs a second person; ${proposed.by} cannot approve it. Nothing was changed.`,
+        "conflict",
+      );
+    }
+    // Approving a proposed edit approves the edited call.
+    if (proposed && parsed.action === "approve") parsed = { ...parsed, action: "edit", args: proposed.args };
     if (approval.mode === "sync" && approval.status === "pending" && parsed.action !== "reject") {
       await checkSecondPerson(client, approval, parsed.reviewer, options.confirm);
     }
@@ -198,7 +231,25 @@ export async function decide(
         "conflict",
       );
     }
-    if (parsed.action === "edit") checkEditedArgs(approval.context.actions, parsed.args ?? {});
+    if (parsed.action === "edit") {
+      const edit = parsed.args ?? {};
+      checkEditedArgs(approval.context.actions, edit);
+      if (!options.policy) {
+        throw new SystemError("internal", "An edit is decided by the policy again, and no policy was given.");
+      }
+      const policy = options.policy;
+      const decided = approval.context.actions.map((a) =>
+        decideEdit(a, approval.context.agent, edit, policy),
+      );
+      if (approval.mode === "async" && decided.some((d) => d.decision === "sync_approval")) {
+        return escalate(client, approval, {
+          args: edit,
+          by: parsed.reviewer ?? null,
+          reasons: decided.flatMap((d) => d.reasons),
+          changes: approval.context.actions.flatMap((a) => editChanges(a, edit)),
+        });
+      }
+    }
     const status = parsed.action === "reject" ? "rejected" : "approved";
     const rows = await queryApprovals(
       client,
@@ -212,6 +263,40 @@ export async function decide(
     }
     return rows[0]!;
   });
+}
+
+/**
+ * Holds an edit that made the call riskier: the approval becomes a sync one with the edit proposed, and stays
+ * pending for a second person. The run is not resumed.
+ */
+async function escalate(
+  client: pg.PoolClient,
+  approval: ApprovalRow,
+  proposed: NonNullable<ApprovalContext["proposed_edit"]>,
+): Promise<ApprovalRow> {
+  const context: ApprovalContext = {
+    ...approval.context,
+    proposed_edit: proposed,
+    confirm: confirmationFor(approval.context.actions),
+    why: `${proposed.by ?? "A reviewer"} edited ${proposed.changes.map((c) => c.field).join(", ") || "nothing"}, and the edited call needs a sync approval: ${proposed.reasons.join("; ")}`,
+  };
+  const rows = await queryApprovals(
+    client,
+    "update approvals set mode = 'sync', context = $2 where id = $1 returning *",
+    [approval.id, JSON.stringify(context)],
+  );
+  recordSpan(
+    `approval_escalated ${approval.context.actions.map((a) => a.tool).join(",")}`,
+    {
+      [KEEL.taskId]: approval.agent_task_id ?? "",
+      [KEEL.agent]: approval.context.agent,
+      [KEEL.approvalMode]: "sync",
+      [KEEL.reviewer]: redact(proposed.by ?? ""),
+    },
+    Date.now(),
+    Date.now(),
+  );
+  return rows[0]!;
 }
 
 /** The decision as a trajectory step: who decided what, and how long the action waited for them. */

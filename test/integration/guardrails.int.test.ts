@@ -8,13 +8,14 @@ import { AIMessage } from "@langchain/core/messages";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { GraphDeps } from "../../graphs/deps.js";
 import { compensateRun } from "../../graphs/compensation.js";
+import { POLICY_CATALOG } from "../../agents/index.js";
 import { DEFAULT_POLICY, parsePolicy, type Policy } from "../../policy/file.js";
 import { Dependencies } from "../../policy/resilience.js";
 import { decide, getApproval, listApprovals } from "../../runtime/approvals.js";
 import { cancelTree } from "../../runtime/task/cancel.js";
 import { describeTask } from "../../reports/status.js";
 import { prepareQueue } from "../../runtime/queue.js";
-import { submit, type TaskRow } from "../../runtime/task/store.js";
+import { getTree, submit, type TaskRow } from "../../runtime/task/store.js";
 import { notifyWebhook } from "../../tools/communication/index.js";
 import { defineTool, executeTool } from "../../tools/contract.js";
 import { effectKey, runEffect } from "../../tools/ledger.js";
@@ -116,6 +117,76 @@ describe("sync approval", () => {
     expect(decision).toMatchObject({ decision: "sync_approval", inputs: { confidence: 0.9 } });
     expect(decision!.reasons.join("; ")).toMatch(/the policy file sets send_message to sync_approval/);
   });
+  it("decides an edit by the policy again: a riskier edit waits for a second person, who sees what changed", async () => {
+    const policy = parsePolicy(
+      `rules:\n  - { tool: send_message, arg: to, not_matches: "@harbor\\\\.example$", decision: sync_approval, reason: "recipient outside the company" }\n`,
+      "test",
+      POLICY_CATALOG,
+    );
+    await startWorker(
+      scriptedDeps(
+        t.db.pool,
+        t.config.limits,
+        {
+          planner: plan({ task_id: "t1", type: "communication" }),
+          communication: sender(),
+          synthesizer: synthesizer(),
+        },
+        { policy },
+      ),
+    );
+    const { task } = await submit(t.db.pool, t.config, {
+      request: "Email ops@harbor.example about the drill",
+      submittedBy: "sam",
+    });
+    await waitForTask(t.db.pool, task.id, settled);
+    const [approval] = await listApprovals(t.db.pool, "pending", task.id);
+    expect(approval!.mode).toBe("async"); // inside the company: any reviewer
+
+    // A misspelt field is refused by name, and nothing changes.
+    await expect(
+      decide(t.db.pool, approval!.id, { action: "edit", args: { subjct: "x" }, reviewer: "ana" }, { policy }),
+    ).rejects.toThrow(
+      /The edit names "subjct", which is not a field of send_message; did you mean "subject"\?/,
+    );
+    // An edit cannot skip the policy.
+    await expect(
+      decide(t.db.pool, approval!.id, { action: "edit", args: { subject: "x" }, reviewer: "ana" }),
+    ).rejects.toThrow(/decided by the policy again/);
+
+    const edit = { to: "someone@elsewhere.example" };
+    const held = await decide(
+      t.db.pool,
+      approval!.id,
+      { action: "edit", args: edit, reviewer: "ana" },
+      { policy },
+    );
+    expect(held).toMatchObject({
+      status: "pending",
+      mode: "sync",
+      context: {
+        confirm: "send_message",
+        proposed_edit: {
+          by: "ana",
+          args: edit,
+          changes: [{ field: "to", from: "ops@harbor.example", to: "someone@elsewhere.example" }],
+          reasons: expect.arrayContaining([expect.stringMatching(/recipient outside the company/)]),
+        },
+      },
+    });
+    expect((await getTree(t.db.pool, task.id))[0]!.status).toBe("waiting_for_approval"); // not resumed
+    const approve = (reviewer: string) =>
+      decide(t.db.pool, approval!.id, { action: "approve", reviewer }, { policy, confirm: "send_message" });
+    await expect(approve("ana")).rejects.toThrow(/holds ana's edit, which needs a second person/);
+    await expect(approve("sam")).rejects.toThrow(/needs a reviewer other than the submitter \(sam\)/);
+    await approve("kim");
+    const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
+    expect(done.status).toBe("done");
+    expect(await one("select recipient, approved_by from outbox where thread_id = $1", [task.id])).toEqual([
+      { recipient: "someone@elsewhere.example", approved_by: "kim" },
+    ]);
+  });
+
   it("reads a stored approval through its schema: a context Keel cannot read is named, not cast", async () => {
     const [approval] = await listApprovals(t.db.pool, "all");
     expect(approval!.context.actions[0]).toMatchObject({ tool: "send_message", risk: "high" });
