@@ -62,6 +62,13 @@ export const KeelConfig = z.object({
         .nonnegative()
         .describe("Retries of a failed task, after the first attempt"),
       retryBaseMs: z.number().positive().describe("First retry delay; doubles each attempt, with jitter"),
+      maxCrashes: z
+        .number()
+        .int()
+        .positive()
+        .describe(
+          "KEEL_MAX_CRASHES: runs of a task that may lose their worker before it is stopped as a poison task",
+        ),
     })
     .describe("Task runtime settings"),
   resilience: z
@@ -252,6 +259,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       requestDeadlineSeconds: intFrom(env, "KEEL_REQUEST_DEADLINE_SECONDS", 900),
       maxRetries: env.KEEL_MAX_RETRIES === "0" ? 0 : intFrom(env, "KEEL_MAX_RETRIES", 2),
       retryBaseMs: intFrom(env, "KEEL_RETRY_BASE_MS", 1000),
+      maxCrashes: intFrom(env, "KEEL_MAX_CRASHES", 10),
     },
     resilience: {
       retries: env.KEEL_DEPENDENCY_RETRIES === "0" ? 0 : intFrom(env, "KEEL_DEPENDENCY_RETRIES", 3),

@@ -27,6 +27,7 @@ export const FailureReason = z
     "timeout",
     "lease_expired",
     "released",
+    "poison_task",
     // Rules of the policy, and people.
     "blocked",
     "budget_exceeded",
@@ -46,6 +47,8 @@ export interface FailureRule {
   exitCode: 1 | 2;
   /** Whether the attempt that ended this way counts against the task's attempts. */
   countsAttempt: boolean;
+  /** Whether it counts as a crash (the worker was lost): crashes have their own limit, `max_crashes`. */
+  countsCrash: boolean;
   /** One line for people: what it means and what to do. */
   summary: string;
 }
@@ -54,13 +57,14 @@ const rule = (
   fault: Fault,
   retryable: boolean,
   summary: string,
-  options: { exitCode?: 1 | 2; countsAttempt?: boolean } = {},
+  options: { exitCode?: 1 | 2; countsAttempt?: boolean; countsCrash?: boolean } = {},
 ): FailureRule => ({
   fault,
   retryable,
   summary,
   exitCode: options.exitCode ?? (fault === "user" || fault === "policy" ? 2 : 1),
   countsAttempt: options.countsAttempt ?? true,
+  countsCrash: options.countsCrash ?? false,
 });
 
 /** The one table of what each failure means. A test walks every reason. */
@@ -91,11 +95,17 @@ export const FAILURES: Readonly<Record<FailureReason, FailureRule>> = {
   lease_expired: rule(
     "system",
     true,
-    "the worker running it stopped renewing its lease; retried from its checkpoint",
+    "the worker running it stopped renewing its lease (it crashed or was cut off); retried from its checkpoint without using an attempt",
+    { countsAttempt: false, countsCrash: true },
   ),
   released: rule("system", true, "the worker running it stopped; queued again without using an attempt", {
     countsAttempt: false,
   }),
+  poison_task: rule(
+    "system",
+    false,
+    "its runs kept losing their worker (KEEL_MAX_CRASHES); stopped so that it cannot take more workers down. Its committed effects and approvals stand; see keel trace for where it died",
+  ),
   blocked: rule("policy", false, "a guardrail blocked it; see the rule named"),
   budget_exceeded: rule("policy", false, "a budget of the policy file ran out; see the rule named"),
   rejected: rule("policy", false, "a person rejected a held action", { exitCode: 1 }),

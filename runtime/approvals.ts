@@ -17,6 +17,7 @@ import { redact } from "../policy/pii.js";
 import { enqueue, scheduleApprovalExpiry, scheduleCompensation, scheduleWatch } from "./queue.js";
 import type { PendingApproval } from "./runner.js";
 import { inTransaction, transition, type TaskRow } from "./task/store.js";
+import { settleChildrenWithRoot } from "./task/children.js";
 import { readTask, rootOf } from "./task/sql.js";
 
 /** One row of `approvals`: a held action, its full context, and (once decided) the decision. */
@@ -387,6 +388,12 @@ export async function expireApproval(db: pg.Pool, approvalId: string): Promise<b
           failure: namedFailure("approval_expired", `Approval ${approvalId} expired without a decision.`),
         },
       });
+      await settleChildrenWithRoot(
+        client,
+        task,
+        namedFailure("approval_expired", `Approval ${approvalId} expired without a decision.`),
+        "approval-expiry",
+      );
       await scheduleCompensation(client, task.root_id);
     }
     return true;

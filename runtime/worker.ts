@@ -175,7 +175,7 @@ export class TaskWorker {
         worker: this.id,
         patch: resumable ? {} : { attempts: task.attempts + 1 },
       });
-      const held = await takeLease(client, taskId, this.id, lease);
+      const held = await takeLease(client, taskId, this.id, lease, !resumable);
       await scheduleWatch(client, taskId, held.lease_expires_at);
       return { task: moved, token: held.fencing_token };
     });

@@ -100,4 +100,14 @@ export const TASKS_MIGRATIONS: readonly Migration[] = [
           else error_reason end
         where error_reason is not null;`),
   },
+  {
+    id: 13,
+    name: "crashes counted apart from failed attempts",
+    // crashes: runs that lost their worker (lease expired); they do not use attempts, and max_crashes stops a task
+    // that kills its worker every time. claim_counted: whether the current claim used an attempt (a resume does not).
+    up: sql(`
+      alter table tasks add column crashes int not null default 0;
+      alter table tasks add column max_crashes int not null default 10;
+      alter table tasks add column claim_counted boolean not null default true;`),
+  },
 ];

@@ -150,3 +150,29 @@ export async function settleChildren(
     }
   }
 }
+
+/**
+ * A root that ended failed (out of attempts, a crash limit, a watch that found it dead) settles every AgentTask row
+ * still open: those that started fail with the root's reason, those that never started are cancelled.
+ */
+export async function settleChildrenWithRoot(
+  client: pg.PoolClient,
+  root: TaskRow,
+  failure: Failure,
+  worker: string,
+): Promise<void> {
+  for (const child of await childrenOf(client, root.id)) {
+    if (child.status === "queued") {
+      await transition(client, child.id, "cancelled", {
+        reason: `not run: the request ${failure.reason}`,
+        worker,
+      });
+    } else if (child.status === "running" || child.status === "waiting_for_approval") {
+      await transition(client, child.id, "failed", {
+        reason: failure.reason,
+        worker,
+        patch: { failure: { ...failure, message: `The request ended: ${failure.message}` } },
+      });
+    }
+  }
+}

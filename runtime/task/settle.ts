@@ -12,7 +12,7 @@ import { FAILURES } from "../../core/failures.js";
 import { KEEL, recordSpan, tracedContext } from "../../observability/spans.js";
 import { recordStep } from "../../observability/trajectory.js";
 import { recordApprovals } from "../approvals.js";
-import { insertChildren, markWaiting, settleChildren } from "./children.js";
+import { insertChildren, markWaiting, settleChildren, settleChildrenWithRoot } from "./children.js";
 import { enqueue, scheduleCompensation, scheduleWatch, unwatch } from "../queue.js";
 import type { RunOutcome } from "../runner.js";
 import { FencedOutError } from "./rules.js";
@@ -50,13 +50,34 @@ export async function failOrRetry(
   options: { queue?: string } = {},
 ) {
   const rule = FAILURES[failure.reason];
+  // A run that lost its worker is a crash, not a failed attempt: its attempt is given back (when the claim used
+  // one) and it counts against the task's own, larger crash limit. A task that keeps losing its workers is stopped
+  // as a poison task — and nothing it committed or had approved is undone for it (no compensation).
+  const crashes = task.crashes + (rule.countsCrash ? 1 : 0);
+  const poisoned = rule.countsCrash && crashes >= task.max_crashes;
+  if (poisoned) {
+    failure = namedFailure(
+      "poison_task",
+      `Task ${task.id} lost its worker ${crashes} times (KEEL_MAX_CRASHES is ${task.max_crashes}; last: ${failure.message}); it was stopped so that it takes no more workers down.`,
+    );
+  }
+  const givesBack = !rule.countsAttempt && task.claim_counted && !poisoned;
   const failed = await transition(client, task.id, "failed", {
     reason: failure.reason,
     worker: ctx.workerId,
     token,
-    patch: { failure, lease: "clear", ...(rule.countsAttempt ? {} : { attempts: task.attempts - 1 }) },
+    patch: {
+      failure,
+      lease: "clear",
+      ...(givesBack ? { attempts: task.attempts - 1 } : {}),
+      ...(rule.countsCrash ? { crashes } : {}),
+    },
   });
-  const retrying = failure.retryable && failed.attempts < failed.max_attempts && !failed.cancel_requested;
+  const retrying =
+    !poisoned &&
+    failure.retryable &&
+    (rule.countsAttempt ? failed.attempts < failed.max_attempts : true) &&
+    !failed.cancel_requested;
   const delay =
     retrying && rule.countsAttempt ? retryDelayMs(failed.attempts, ctx.config.runtime.retryBaseMs) : 0;
   await recordStep(client, {
@@ -83,7 +104,11 @@ export async function failOrRetry(
   if (retrying) {
     if (options.queue) await setQueue(client, task.id, options.queue);
     const queued = await transition(client, task.id, "queued", {
-      reason: rule.countsAttempt ? `retry in ${delay} ms` : "released by a stopping worker",
+      reason: rule.countsAttempt
+        ? `retry in ${delay} ms`
+        : rule.countsCrash
+          ? `worker lost (${crashes} of ${task.max_crashes}): retrying`
+          : "released by a stopping worker",
       worker: ctx.workerId,
     });
     await enqueue(client, queued, "retry", new Date(Date.now() + delay));
@@ -94,7 +119,9 @@ export async function failOrRetry(
     );
   } else {
     await unwatch(client, task.id);
-    await scheduleCompensation(client, task.root_id);
+    // Every AgentTask row ends with its root, whoever ended it.
+    await settleChildrenWithRoot(client, failed, failure, ctx.workerId);
+    if (!poisoned) await scheduleCompensation(client, task.root_id);
   }
 }
 

@@ -21,6 +21,11 @@ export interface TaskRow {
   status: TaskStatus;
   attempts: number;
   max_attempts: number;
+  /** Runs that lost their worker (a crash, a cut-off); counted apart from attempts, with their own limit. */
+  crashes: number;
+  max_crashes: number;
+  /** Whether the current claim used an attempt (a resume after an approval does not). */
+  claim_counted: boolean;
   last_error: string | null;
   /** Why it failed (or was last retried): a FailureReason code. */
   error_reason: FailureReason | null;
@@ -126,11 +131,13 @@ export async function takeLease(
   id: string,
   worker: string,
   seconds: number,
+  counted: boolean,
 ): Promise<{ fencing_token: string; lease_expires_at: Date }> {
   const { rows } = await client.query<{ fencing_token: string; lease_expires_at: Date }>(
-    `update tasks set lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3), fencing_token = fencing_token + 1
+    `update tasks set lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3), fencing_token = fencing_token + 1,
+        claim_counted = $4
       where id = $1 returning fencing_token, lease_expires_at`,
-    [id, worker, seconds],
+    [id, worker, seconds, counted],
   );
   return rows[0]!;
 }

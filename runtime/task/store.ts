@@ -16,7 +16,7 @@ export interface TransitionOptions {
   /** The writer's fencing token: the write happens only if the task still carries it. */
   token?: string;
   /** Extra columns to set in the same statement. */
-  patch?: Partial<Pick<TaskRow, "last_error" | "final_answer" | "result" | "attempts">> & {
+  patch?: Partial<Pick<TaskRow, "last_error" | "final_answer" | "result" | "attempts" | "crashes">> & {
     lease?: "clear";
     /** The failure to record (reason, fault, rule, message). */
     failure?: Failure;
@@ -50,7 +50,7 @@ export async function transition(
             error_fault = case when $4::text is null then error_fault else $10 end,
             error_rule = case when $4::text is null then error_rule else $11 end,
             final_answer = coalesce($5, final_answer), result = coalesce($6, result),
-            attempts = coalesce($7, attempts),
+            attempts = coalesce($7, attempts), crashes = coalesce($12, crashes),
             started_at = case when $2 = 'running' then coalesce(started_at, now()) else started_at end,
             finished_at = case when $8 then now() else null end,
             lease_owner = case when $9 then null else lease_owner end,
@@ -68,6 +68,7 @@ export async function transition(
       patch.lease === "clear" || terminal || to === "waiting_for_approval",
       patch.failure?.fault ?? null,
       patch.failure?.rule ?? null,
+      patch.crashes ?? null,
     ],
   );
   await insertEvent(client, {
@@ -144,9 +145,9 @@ export async function submit(
       () =>
         inTransaction(pool, async (client) => {
           const { rows } = await client.query<TaskRow>(
-            `insert into tasks (id, root_id, request, status, max_attempts, idempotency_key, payload_hash,
+            `insert into tasks (id, root_id, request, status, max_attempts, max_crashes, idempotency_key, payload_hash,
                 idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context, queue)
-             values ($1, $1, $2, 'queued', $3, $4, $5, now() + make_interval(hours => $6),
+             values ($1, $1, $2, 'queued', $3, $12, $4, $5, now() + make_interval(hours => $6),
                 now() + make_interval(secs => $7), $8, $9, $10, $11)
              returning *`,
             [
@@ -161,6 +162,7 @@ export async function submit(
               input.workflow ?? "default",
               currentTraceparent() ?? null,
               input.queue ?? DEFAULT_QUEUE,
+              config.runtime.maxCrashes,
             ],
           );
           await insertEvent(client, {

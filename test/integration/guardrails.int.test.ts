@@ -14,7 +14,7 @@ import { Dependencies } from "../../policy/resilience.js";
 import { decide, getApproval, listApprovals } from "../../runtime/approvals.js";
 import { cancelTree } from "../../runtime/task/cancel.js";
 import { describeTask } from "../../reports/status.js";
-import { prepareQueue } from "../../runtime/queue.js";
+import { prepareQueue, scheduleWatch } from "../../runtime/queue.js";
 import { getTree, submit, type TaskRow } from "../../runtime/task/store.js";
 import { notifyWebhook } from "../../tools/communication/index.js";
 import { defineTool, executeTool } from "../../tools/contract.js";
@@ -48,6 +48,8 @@ async function startWorker(deps: Partial<GraphDeps>) {
   return worker;
 }
 const settled = (r: TaskRow) => r.status !== "queued" && r.status !== "running";
+const statusesOf = async (id: string) =>
+  (await getTree(t.db.pool, id)).filter((r) => r.parent_id).map((r) => [r.agent_task_id, r.status]);
 const one = async <T extends object = Record<string, unknown>>(
   sql: string,
   params: unknown[],
@@ -393,6 +395,71 @@ describe("compensation", () => {
     expect(await one("select status from outbox where thread_id = $1", [task.id])).toEqual([
       { status: "withdrawn" },
     ]);
+  });
+
+  it("never undoes a committed effect because workers died: a task that keeps losing them stops as a poison task", async () => {
+    const hanging = new HangingModel();
+    await startSendThenCompute(hanging as unknown as FakeBuiltModel);
+    const { task } = await submit(t.db.pool, t.config, {
+      request: "Email ops@harbor.example, then calculate 2+2",
+    });
+    // The message is sent (committed), then the code agent's model call hangs.
+    await expect.poll(() => hanging.started, { timeout: 20_000 }).toBeGreaterThan(0);
+    expect(await one("select status from outbox where thread_id = $1", [task.id])).toEqual([
+      { status: "queued" },
+    ]);
+    // Its worker is lost for the last time the crash limit allows: another holds the lease, which has run out.
+    await t.db.pool.query(
+      "update tasks set crashes = max_crashes - 1, lease_owner = 'lost-worker', lease_expires_at = now() - interval '1 second' where id = $1",
+      [task.id],
+    );
+    await scheduleWatch(t.db.pool, task.id, new Date());
+    const failed = await waitForTask(t.db.pool, task.id, settled);
+    expect(failed).toMatchObject({
+      status: "failed",
+      error_reason: "poison_task",
+      error_fault: "system",
+      attempts: 1,
+    });
+    expect(failed.crashes).toBe(failed.max_crashes);
+    expect(failed.last_error).toMatch(/lost its worker 10 times/);
+    // Every AgentTask row ended with its root, and the sent message was not withdrawn.
+    expect(await statusesOf(task.id)).toEqual([
+      ["t1", "done"],
+      ["t2", "failed"],
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // a compensation job would have run by now
+    expect(await one("select status from outbox where thread_id = $1", [task.id])).toEqual([
+      { status: "queued" },
+    ]);
+    expect(await one("select state from effects where thread_id = $1", [task.id])).toEqual([
+      { state: "committed" },
+    ]);
+  });
+
+  it("counts a lost worker as a crash, not as a failed attempt: a task on its last attempt is retried", async () => {
+    const hanging = new HangingModel();
+    await startSendThenCompute(hanging as unknown as FakeBuiltModel);
+    const { task } = await submit(t.db.pool, t.config, {
+      request: "Email ops@harbor.example, then calculate 3+3",
+    });
+    await expect.poll(() => hanging.started, { timeout: 20_000 }).toBeGreaterThan(0);
+    await t.db.pool.query(
+      "update tasks set lease_owner = 'lost-worker', lease_expires_at = now() - interval '1 second' where id = $1",
+      [task.id],
+    );
+    await scheduleWatch(t.db.pool, task.id, new Date());
+    // KEEL_MAX_RETRIES is 0 here: a crash that used the only attempt would fail the task and withdraw the message.
+    await expect
+      .poll(async () => (await getTree(t.db.pool, task.id))[0]!.crashes, { timeout: 20_000 })
+      .toBe(1);
+    await expect.poll(() => hanging.started, { timeout: 20_000 }).toBeGreaterThan(1); // the retry runs again
+    const root = (await getTree(t.db.pool, task.id))[0]!;
+    expect(root).toMatchObject({ status: "running", attempts: 1, crashes: 1 });
+    expect(await one("select status from outbox where thread_id = $1", [task.id])).toEqual([
+      { status: "queued" },
+    ]);
+    await cancelTree(t.db.pool, task.id);
   });
 
   it("runs in reverse order and reports a compensation that fails instead of hiding it", async () => {

@@ -230,7 +230,8 @@ describe("workers", () => {
     await diedHolding(task.id, ", attempts = 1, fencing_token = 7");
     await startWorker();
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
-    expect(done.attempts).toBe(2);
+    // The lost worker is a crash, not a failed attempt: the attempt it used is given back.
+    expect(done).toMatchObject({ attempts: 1, crashes: 1 });
     expect(Number(done.fencing_token)).toBeGreaterThan(8);
     const reasons = (await eventsOfTask(t.db.pool, task.id)).map((e) => e.reason);
     expect(reasons).toContain("lease_expired");
@@ -347,11 +348,12 @@ describe("approvals", () => {
     await Promise.all(workers.splice(0).map((w) => w.stop()));
     const [approval] = (await listApprovals(t.db.pool)).filter((a) => a.task_id === task.id);
     await decide(t.db.pool, approval!.id, { action: "approve", reviewer: "kim" });
-    // A worker claimed the resume and died before it wrote anything.
-    await diedHolding(task.id);
+    // A worker claimed the resume (which uses no attempt) and died before it wrote anything.
+    await diedHolding(task.id, ", claim_counted = false");
     await startWorker();
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.final_answer).toMatch(/Sent/);
+    expect(done).toMatchObject({ crashes: 1, attempts: 2 }); // the first run and the retry after the crash
     const { rows } = await t.db.pool.query("select status from approvals where task_id = $1", [task.id]);
     expect(rows).toEqual([{ status: "approved" }]);
     const outbox = await t.db.pool.query("select approved_by from outbox where thread_id = $1", [task.id]);

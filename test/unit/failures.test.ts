@@ -13,28 +13,31 @@ import {
 import { FAILURES, FailureReason, parseFailureReason } from "../../core/failures.js";
 
 // The table users rely on: what each reason does to a task's retries and to a command's exit code.
-const EXPECTED: Record<FailureReason, { fault: string; retryable: boolean; exit: number; counts: boolean }> =
-  {
-    invalid_request: { fault: "user", retryable: false, exit: 2, counts: true },
-    invalid_argument: { fault: "user", retryable: false, exit: 2, counts: true },
-    not_found: { fault: "user", retryable: false, exit: 2, counts: true },
-    conflict: { fault: "user", retryable: false, exit: 2, counts: true },
-    invalid_plan: { fault: "model", retryable: false, exit: 2, counts: true },
-    model_error: { fault: "model", retryable: true, exit: 1, counts: true },
-    tool_error: { fault: "model", retryable: true, exit: 1, counts: true },
-    database_error: { fault: "system", retryable: true, exit: 1, counts: true },
-    configuration_error: { fault: "user", retryable: false, exit: 2, counts: true },
-    dependency_failed: { fault: "system", retryable: true, exit: 1, counts: true },
-    internal: { fault: "system", retryable: true, exit: 1, counts: true },
-    timeout: { fault: "system", retryable: false, exit: 1, counts: true },
-    lease_expired: { fault: "system", retryable: true, exit: 1, counts: true },
-    released: { fault: "system", retryable: true, exit: 1, counts: false },
-    blocked: { fault: "policy", retryable: false, exit: 2, counts: true },
-    budget_exceeded: { fault: "policy", retryable: false, exit: 2, counts: true },
-    rejected: { fault: "policy", retryable: false, exit: 1, counts: true },
-    approval_expired: { fault: "policy", retryable: false, exit: 1, counts: true },
-    subtask_failed: { fault: "system", retryable: false, exit: 1, counts: true },
-  };
+const EXPECTED: Record<
+  FailureReason,
+  { fault: string; retryable: boolean; exit: number; counts: boolean; crash?: boolean }
+> = {
+  invalid_request: { fault: "user", retryable: false, exit: 2, counts: true },
+  invalid_argument: { fault: "user", retryable: false, exit: 2, counts: true },
+  not_found: { fault: "user", retryable: false, exit: 2, counts: true },
+  conflict: { fault: "user", retryable: false, exit: 2, counts: true },
+  invalid_plan: { fault: "model", retryable: false, exit: 2, counts: true },
+  model_error: { fault: "model", retryable: true, exit: 1, counts: true },
+  tool_error: { fault: "model", retryable: true, exit: 1, counts: true },
+  database_error: { fault: "system", retryable: true, exit: 1, counts: true },
+  configuration_error: { fault: "user", retryable: false, exit: 2, counts: true },
+  dependency_failed: { fault: "system", retryable: true, exit: 1, counts: true },
+  internal: { fault: "system", retryable: true, exit: 1, counts: true },
+  timeout: { fault: "system", retryable: false, exit: 1, counts: true },
+  lease_expired: { fault: "system", retryable: true, exit: 1, counts: false, crash: true },
+  released: { fault: "system", retryable: true, exit: 1, counts: false },
+  poison_task: { fault: "system", retryable: false, exit: 1, counts: true },
+  blocked: { fault: "policy", retryable: false, exit: 2, counts: true },
+  budget_exceeded: { fault: "policy", retryable: false, exit: 2, counts: true },
+  rejected: { fault: "policy", retryable: false, exit: 1, counts: true },
+  approval_expired: { fault: "policy", retryable: false, exit: 1, counts: true },
+  subtask_failed: { fault: "system", retryable: false, exit: 1, counts: true },
+};
 
 describe("failure reasons", () => {
   it("the table covers every reason, and nothing else", () => {
@@ -49,6 +52,7 @@ describe("failure reasons", () => {
       retryable: rule.retryable,
       exit: rule.exitCode,
       counts: rule.countsAttempt,
+      ...(rule.countsCrash ? { crash: true } : {}),
     }).toEqual(EXPECTED[reason]);
     expect(rule.summary.length).toBeGreaterThan(10);
     // An error of that code carries the same decision, and a command ends with the same exit code.
