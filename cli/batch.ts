@@ -1,3 +1,4 @@
+import { KEEL } from "./render.js";
 import { POLICY_CATALOG } from "../agents/index.js";
 import fs from "node:fs/promises";
 import cliProgress from "cli-progress";
@@ -149,7 +150,9 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
     } else {
       summaryLines(summary, (Date.now() - started) / 1000).forEach((l) => console.log(l));
       for (const r of results.filter((x) => x.status === "waiting_for_approval")) {
-        console.log(`  waiting: line ${r.line} task ${r.task_id} — keel approve ${r.approvals.join(" / ")}`);
+        console.log(
+          `  waiting: line ${r.line} task ${r.task_id} — ${KEEL} approve ${r.approvals.join(" / ")}`,
+        );
       }
       if (opts.out) console.log(`  results: ${opts.out}`);
     }

@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../core/config.js";
 import { observability, startObservability } from "../observability/index.js";
@@ -46,8 +47,21 @@ function workflowName(value: string): string {
   return value;
 }
 
+// Output piped into a reader that stops early (keel trace … | head) ends the command quietly, not with EPIPE.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    process.exit(process.exitCode ?? 0);
+  });
+}
+
+const { version } = JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+
 const program = new Command("keel")
   .description("Keel: a multi-agent orchestrator for agent work that must be reliable.")
+  .version(version, "-V, --version", "print Keel's version")
   .showHelpAfterError("(run keel --help for usage)")
   .exitOverride();
 

@@ -1,3 +1,4 @@
+import { commandName } from "../core/config.js";
 import type { ProgressEvent } from "../graphs/progress.js";
 
 /** Human-readable progress, one line per event, written as it happens. */
@@ -55,6 +56,19 @@ export interface ApprovalView {
   };
 }
 
+/** How the commands Keel prints start: `keel` when the shell has it on PATH, else `npx keel`. */
+export const KEEL = commandName();
+
+/** An age for people: "12 s ago", "3 min ago", "2 h ago", "5 d ago". */
+export function ago(at: Date | null, now = Date.now()): string {
+  if (!at) return "-";
+  const seconds = Math.max(0, Math.round((now - at.getTime()) / 1000));
+  if (seconds < 60) return `${seconds} s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 86_400) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86_400)} d ago`;
+}
+
 export function describeApproval(p: ApprovalView): string[] {
   const id = p.approval_id ? ` [approval ${p.approval_id}]` : "";
   const lines = [`approval needed${id}: task ${p.task_id} (${p.agent}) — ${p.objective}`];
@@ -76,7 +90,7 @@ export function describeApproval(p: ApprovalView): string[] {
   if (p.confirm) {
     lines.push(
       `  sync approval: a second person (not the submitter) approves it, typing the held tools:`,
-      `    keel approve ${p.approval_id ?? "<approval-id>"} --reviewer <name> --confirm "${p.confirm}"`,
+      `    ${KEEL} approve ${p.approval_id ?? "<approval-id>"} --reviewer <name> --confirm "${p.confirm}"`,
     );
   }
   return lines;
@@ -86,8 +100,8 @@ export function resumeHint(taskId: string, approvalIds: string[]): string[] {
   return [
     `The task is waiting for approval. Task: ${taskId}`,
     "Decide (from any process; a worker then continues the task from its checkpoint):",
-    `  keel resume ${taskId} --approve            (or: keel approve ${approvalIds[0] ?? "<approval-id>"})`,
-    `  keel resume ${taskId} --approve --edit '{"subject": "…"}'`,
-    `  keel resume ${taskId} --reject --reason "…"   (or: keel reject ${approvalIds[0] ?? "<approval-id>"} --reason "…")`,
+    `  ${KEEL} resume ${taskId} --approve            (or: ${KEEL} approve ${approvalIds[0] ?? "<approval-id>"})`,
+    `  ${KEEL} resume ${taskId} --approve --edit '{"subject": "…"}'`,
+    `  ${KEEL} resume ${taskId} --reject --reason "…"   (or: ${KEEL} reject ${approvalIds[0] ?? "<approval-id>"} --reason "…")`,
   ];
 }

@@ -17,7 +17,7 @@ import { submitRequest } from "../runtime/submit.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { askForDecision } from "./ask.js";
 import { printJson, reportError, withDatabase } from "./common.js";
-import { describeApproval, renderEvent, resumeHint } from "./render.js";
+import { describeApproval, KEEL, renderEvent, resumeHint } from "./render.js";
 
 interface CommonOptions {
   input: boolean;
@@ -50,7 +50,7 @@ function pickRequest(request: string | undefined, sample: number | undefined): s
     return found.request;
   }
   if (request === undefined)
-    throw new InputError('Say what you want done: keel run "<request>", or keel run --sample 1.');
+    throw new InputError(`Say what you want done: ${KEEL} run "<request>", or ${KEEL} run --sample 1.`);
   return request;
 }
 

@@ -12,11 +12,8 @@ import { DEFAULT_QUEUE } from "../runtime/queue.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { loadPolicy } from "../policy/file.js";
 import { printJson, reportError, withDatabase } from "./common.js";
-import { describeApproval } from "./render.js";
+import { ago, describeApproval } from "./render.js";
 import { decisionFromFlags } from "./run.js";
-
-const ago = (d: Date | null) =>
-  d ? `${Math.max(0, Math.round((Date.now() - d.getTime()) / 1000))}s ago` : "-";
 
 /** The options of `keel submit`, as commander parses them. */
 export interface SubmitOptions {

@@ -18,6 +18,11 @@ export const KeelConfig = z.object({
   user: z
     .string()
     .describe("KEEL_USER: who submits and reviews from this shell, unless a flag says otherwise"),
+  command: z
+    .string()
+    .describe(
+      "How to run keel from this shell, for the commands Keel prints: keel when on PATH, else npx keel",
+    ),
   failpoint: z
     .string()
     .optional()
@@ -219,6 +224,18 @@ function observabilityFrom(env: Env, cwd: string): KeelConfig["observability"] {
 }
 
 /** Reads Keel's configuration from the environment (defaults to `process.env`). */
+/**
+ * `keel` when the shell that started this process can run it by that name; `npx keel` otherwise, and whenever
+ * npm started it (npm and npx put the project's bin folder on PATH only for the processes they start).
+ */
+export function commandName(env: Env = process.env): string {
+  if (env.npm_lifecycle_event || env.npm_command === "exec") return "npx keel";
+  const onPath = (env.PATH ?? "")
+    .split(path.delimiter)
+    .some((dir) => dir !== "" && fs.existsSync(path.join(dir, "keel")));
+  return onPath ? "keel" : "npx keel";
+}
+
 export function loadConfig(env: Env = process.env, cwd: string = process.cwd()): KeelConfig {
   const nonEmpty = (name: string) => (env[name] && env[name] !== "" ? env[name] : undefined);
   return KeelConfig.parse({
@@ -232,6 +249,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
         : undefined,
     webhookUrl: urlFrom(env, "KEEL_WEBHOOK_URL"),
     user: nonEmpty("KEEL_USER") ?? nonEmpty("USER") ?? "cli-user",
+    command: commandName(env),
     failpoint: nonEmpty("KEEL_FAILPOINT"),
     model: {
       apiKey: nonEmpty("OPENAI_API_KEY"),

@@ -1,6 +1,6 @@
 import type pg from "pg";
 import { NotFoundError } from "../core/errors.js";
-import { childrenOf, historyOf, rootOf } from "../runtime/task/sql.js";
+import { childrenOf, historyOf, resolveId, rootOf } from "../runtime/task/sql.js";
 import { redact } from "../policy/pii.js";
 import { stepsOf, type StepRow } from "../observability/trajectory.js";
 
@@ -109,10 +109,7 @@ function stepDetail(step: StepRow): string {
  * retries, errors), its status changes, and the policy decisions and guardrail verdicts made along the way.
  */
 export async function readTaskTrace(db: Pick<pg.Pool, "query">, taskId: string): Promise<TaskTrace> {
-  if (!/^[0-9a-f-]{36}$/i.test(taskId)) {
-    throw new NotFoundError(`No task has id ${taskId}. keel list shows task ids.`);
-  }
-  const root = await rootOf(db, taskId);
+  const root = await rootOf(db, await resolveId(db, "tasks", taskId, "keel list"));
   if (!root) throw new NotFoundError(`No task has id ${taskId}. keel list shows task ids.`);
   const start = root.created_at.getTime();
   const entry = (e: Partial<TimelineEntry> & Pick<TimelineEntry, "kind" | "name" | "status">, at: Date) => {

@@ -18,7 +18,7 @@ import { enqueue, scheduleApprovalExpiry, scheduleCompensation, scheduleWatch } 
 import type { PendingApproval } from "./runner.js";
 import { inTransaction, transition, type TaskRow } from "./task/store.js";
 import { settleChildrenWithRoot } from "./task/children.js";
-import { readTask, rootOf } from "./task/sql.js";
+import { readTask, resolveId, rootOf } from "./task/sql.js";
 
 /** One row of `approvals`: a held action, its full context, and (once decided) the decision. */
 export interface ApprovalRow {
@@ -180,8 +180,7 @@ export async function getApproval(
   id: string,
   lock = false,
 ): Promise<ApprovalRow> {
-  if (!/^[0-9a-f-]{36}$/i.test(id))
-    throw new NotFoundError(`No approval has id ${id}. keel approvals lists the pending ones.`);
+  id = await resolveId(db, "approvals", id, "keel approvals");
   const [row] = await queryApprovals(
     db,
     `select * from approvals where id = $1${lock ? " for update" : ""}`,
@@ -208,6 +207,7 @@ export async function decide(
   let parsed = ApprovalDecision.parse(decision);
   return inTransaction(db, async (client) => {
     const approval = await getApproval(client, approvalId, true);
+    approvalId = approval.id; // a prefix names the approval from here on by its whole id
     const proposed = approval.status === "pending" ? approval.context.proposed_edit : undefined;
     if (proposed && parsed.action !== "reject" && parsed.reviewer && parsed.reviewer === proposed.by) {
       throw new InputError(

@@ -52,11 +52,11 @@ export async function retryTask(pool: pg.Pool, taskId: string): Promise<TaskRow>
   return inTransaction(pool, async (client) => {
     await client.query(
       "update tasks set max_attempts = greatest(max_attempts, attempts + 1), cancel_requested = false where id = $1",
-      [taskId],
+      [task.id],
     );
     // Retried by hand: it goes to the workers' queue, whoever drove it before.
-    await setQueue(client, taskId, DEFAULT_QUEUE);
-    const queued = await transition(client, taskId, "queued", { reason: "retried by hand" });
+    await setQueue(client, task.id, DEFAULT_QUEUE);
+    const queued = await transition(client, task.id, "queued", { reason: "retried by hand" });
     await enqueue(client, queued, "retry");
     return queued;
   });

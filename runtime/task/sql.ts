@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { InputError, NotFoundError } from "../../core/errors.js";
 import type { Fault, FailureReason } from "../../core/errors.js";
 import type { TaskStatus } from "./rules.js";
 
@@ -179,4 +180,39 @@ export async function insertEvent(
     "insert into task_events (task_id, from_status, to_status, reason, attempt, worker) values ($1, $2, $3, $4, $5, $6)",
     [event.task_id, event.from_status, event.to_status, event.reason, event.attempt, event.worker ?? null],
   );
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const PREFIX = /^[0-9a-f]{8}[0-9a-f-]{0,27}$/i;
+
+/**
+ * A task or approval id as people type it: the whole id, or its first 8 (or more) characters when only one id
+ * starts with them. `list` names the command that shows the ids, for the error.
+ */
+export async function resolveId(
+  db: Queryable,
+  table: "tasks" | "approvals",
+  value: string,
+  list: string,
+): Promise<string> {
+  const what = table === "tasks" ? "task" : "approval";
+  if (UUID.test(value)) return value.toLowerCase();
+  if (!PREFIX.test(value)) {
+    throw new NotFoundError(
+      `No ${what} has id ${value}. Ids look like 3f2b9c1e-…, and their first 8 characters are enough; ${list} shows them.`,
+    );
+  }
+  const { rows } = await db.query<{ id: string }>(
+    `select id from ${table} where id::text like $1 order by created_at desc limit 3`,
+    [`${value.toLowerCase()}%`],
+  );
+  if (rows.length === 0)
+    throw new NotFoundError(`No ${what} id starts with ${value}. ${list} shows the ids there are.`);
+  if (rows.length > 1) {
+    throw new InputError(
+      `More than one ${what} id starts with ${value} (${rows.map((r) => r.id).join(", ")}${rows.length > 2 ? ", …" : ""}); give more characters.`,
+      "invalid_argument",
+    );
+  }
+  return rows[0]!.id;
 }

@@ -6,7 +6,7 @@ import { InputError, NotFoundError, type Failure } from "../../core/errors.js";
 import { currentTraceparent, inSpan, KEEL, SpanKind } from "../../observability/spans.js";
 import { DEFAULT_QUEUE, enqueue, scheduleWatch } from "../queue.js";
 import { assertTransition, FencedOutError, TaskStatus } from "./rules.js";
-import { insertEvent, lockTask, readTask, treeOf, type TaskEvent, type TaskRow } from "./sql.js";
+import { insertEvent, lockTask, readTask, resolveId, treeOf, type TaskEvent, type TaskRow } from "./sql.js";
 
 export type { TaskEvent, TaskRow } from "./sql.js";
 
@@ -188,9 +188,9 @@ export async function submit(
   }
 }
 
-export async function getTask(db: Queryable, id: string): Promise<TaskRow> {
-  if (!/^[0-9a-f-]{36}$/i.test(id))
-    throw new NotFoundError(`No task has id ${id}. Task ids look like 3f2b…-…; keel list shows them.`);
+/** A task by its id, or by the first 8 (or more) characters of it when they name one task. */
+export async function getTask(db: Queryable, idOrPrefix: string): Promise<TaskRow> {
+  const id = await resolveId(db, "tasks", idOrPrefix, "keel list");
   const row = await readTask(db, id);
   if (!row) throw new NotFoundError(`No task has id ${id}. keel list shows the tasks there are.`);
   return row;

@@ -1,10 +1,11 @@
 import { spawn } from "node:child_process";
+import { once } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { embeddedStatus } from "../../checkpoints/embedded.js";
-import { json, keel } from "../helpers/cli.js";
+import { json, keel, KEEL_BIN } from "../helpers/cli.js";
 import { useTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 let t: TestDatabase;
@@ -98,6 +99,58 @@ describe("keel run / keel resume across processes", () => {
     expect(rejected.stdout).toMatch(/status: failed \(rejected\)/);
     const { rows } = await t.db.pool.query("select 1 from outbox where thread_id = $1", [threadId]);
     expect(rows).toEqual([]);
+  });
+
+  it("takes ids by their first 8 characters, shows ages for people, and prints commands that run as printed", async () => {
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "keel-bin-"));
+    fs.writeFileSync(path.join(bin, "keel"), "#!/bin/sh\n", { mode: 0o755 });
+    const onPath = { ...env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ""}` };
+    const notOnPath = { ...env, npm_lifecycle_event: "", npm_command: "" };
+    const waiting = await keel(
+      ["run", "--no-input", "Email oncall@harbor.example that the drill moves to Monday"],
+      onPath,
+    );
+    expect(waiting.code).toBe(3);
+    const threadId = /Task: (\S+)/.exec(waiting.stdout)![1]!;
+    expect(waiting.stdout).toContain(`\n  keel resume ${threadId} --approve`);
+    const status = await keel(["status", threadId.slice(0, 8)], notOnPath);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(new RegExp(`task ${threadId}: waiting_for_approval .*created \\d+ s ago`));
+    const other = await keel(
+      ["run", "--no-input", "Email ops@harbor.example that the drill is on"],
+      notOnPath,
+    );
+    expect(other.stdout).toMatch(/\n {2}npx keel resume \S+ --approve/);
+    const approvals = json<{ id: string; task_id: string }[]>(await keel(["approvals", "--json"], env));
+    const approval = approvals.find((a) => a.task_id === threadId)!;
+    const approved = await keel(["approve", approval.id.slice(0, 8), "--reviewer", "dana"], env);
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(approved.stdout).toContain(`approval ${approval.id} approved by dana`);
+    const unknown = await keel(["status", "00000000"], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/No task id starts with 00000000/);
+    const malformed = await keel(["status", "3f2b"], env);
+    expect(malformed.code).toBe(2);
+    expect(malformed.stderr).toMatch(/their first 8 characters are enough/);
+  });
+
+  it("prints its version, and ends quietly when the reader of its output goes away", async () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(import.meta.dirname, "../../package.json"), "utf8")) as {
+      version: string;
+    };
+    const version = await keel(["--version"], env);
+    expect([version.code, version.stdout.trim()]).toEqual([0, pkg.version]);
+    // As `keel samples | head -0` does: the pipe is closed before Keel writes to it.
+    const child = spawn(process.execPath, [KEEL_BIN, "samples"], {
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    child.stdout.destroy();
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const [code] = (await once(child, "close")) as [number | null];
+    expect(stderr).not.toMatch(/EPIPE|Error/);
+    expect(code).toBe(0);
   });
 
   it("answers at the interactive prompt when a terminal is attached", async () => {
