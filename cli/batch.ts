@@ -20,6 +20,8 @@ export interface BatchOptions {
 }
 
 const settled = (status: string) => status !== "queued" && status !== "running";
+/** How long --no-workers waits with every task still queued before it says that no worker seems to run. */
+const IDLE_WARNING_MS = 10_000;
 
 function summaryLines(s: BatchSummary, seconds: number): string[] {
   const ms = (v: number | null) => (v === null ? "-" : `${(v / 1000).toFixed(2)}s`);
@@ -95,6 +97,7 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
     process.once("SIGINT", onSigint);
     bar?.start(ids.length, 0, { done: 0, failed: 0, waiting: 0, rate: "0.0" });
     let lastLine = 0;
+    let warnedIdle = false;
     let tasks = await batchTasks(db.pool, ids);
     const settledAtStart = tasks.filter((t) => settled(t.status)).length;
     try {
@@ -112,6 +115,18 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
           );
         }
         if (count === ids.length) break;
+        // With --no-workers, say so when no worker has started anything: the batch would otherwise wait silently.
+        if (
+          !worker &&
+          !warnedIdle &&
+          Date.now() - started > IDLE_WARNING_MS &&
+          tasks.every((t) => t.status === "queued")
+        ) {
+          warnedIdle = true;
+          console.error(
+            `keel batch: no worker has started any of these ${ids.length} tasks in ${IDLE_WARNING_MS / 1000} s; start one (${KEEL} worker) on the default queue, or run without --no-workers.`,
+          );
+        }
         await new Promise((r) => setTimeout(r, 300));
       }
     } finally {
@@ -132,18 +147,32 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
       "select id, task_id from approvals where task_id = any($1) and status = 'pending'",
       [ids],
     );
-    const results = submitted.map(({ line, task }) => {
+    // One result per input line: a line that did not run says why (malformed, refused by the submit pipeline).
+    const ran = submitted.map(({ line, task }) => {
       const row = byId.get(task.id)!;
       return {
         line: line.line,
         id: line.id ?? null,
-        task_id: task.id,
-        status: row.status,
+        task_id: task.id as string | null,
+        status: row.status as string,
         final_answer: row.final_answer,
-        error_reason: row.error_reason,
+        error_reason: row.error_reason as string | null,
+        error: row.last_error,
         approvals: approvals.filter((a) => a.task_id === task.id).map((a) => a.id),
       };
     });
+    const idOf = new Map(parsed.lines.map((l) => [l.line, l.id ?? null]));
+    const notRun = errors.map((e) => ({
+      line: e.line,
+      id: idOf.get(e.line) ?? null,
+      task_id: null,
+      status: parsed.errors.includes(e) ? "malformed" : "refused",
+      final_answer: null,
+      error_reason: e.reason,
+      error: e.message,
+      approvals: [] as string[],
+    }));
+    const results = [...ran, ...notRun].sort((a, b) => a.line - b.line);
     if (opts.out) await fs.writeFile(opts.out, results.map((r) => JSON.stringify(r)).join("\n") + "\n");
     if (opts.json) {
       console.log(JSON.stringify({ summary, malformed_lines: errors, results }, null, 2));

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import type pg from "pg";
 import { z } from "zod";
 import type { KeelConfig } from "../core/config.js";
-import { InputError } from "../core/errors.js";
+import { failureOf, InputError, type FailureReason } from "../core/errors.js";
 import { BlockedRequestError } from "../policy/guard.js";
 import type { ScopePolicy } from "../policy/scope.js";
 import { readTasks, type TaskRow } from "./task/sql.js";
@@ -23,6 +23,8 @@ export interface ParsedLine extends BatchLine {
 export interface LineError {
   line: number;
   message: string;
+  /** Why the line did not run: `invalid_request` for a malformed line, else the submit pipeline's reason. */
+  reason: FailureReason;
 }
 
 /**
@@ -39,7 +41,7 @@ export function parseBatch(text: string): { lines: ParsedLine[]; errors: LineErr
     try {
       json = JSON.parse(raw);
     } catch (error) {
-      errors.push({ line, message: `not JSON (${(error as Error).message})` });
+      errors.push({ line, message: `not JSON (${(error as Error).message})`, reason: "invalid_request" });
       return;
     }
     const parsed = BatchLine.safeParse(json);
@@ -47,6 +49,7 @@ export function parseBatch(text: string): { lines: ParsedLine[]; errors: LineErr
       errors.push({
         line,
         message: parsed.error.issues.map((i) => `${i.path.join(".") || "line"}: ${i.message}`).join("; "),
+        reason: "invalid_request",
       });
       return;
     }
@@ -85,7 +88,7 @@ export async function submitBatch(
       submitted.push({ line, task, created });
     } catch (error) {
       if (!(error instanceof InputError || error instanceof BlockedRequestError)) throw error;
-      refused.push({ line: line.line, message: error.message });
+      refused.push({ line: line.line, message: error.message, reason: failureOf(error).reason });
     }
   }
   return { submitted, refused };

@@ -11,7 +11,8 @@ export const TASK_STATUSES = TaskStatus.options;
 /** The legal transitions; everything else is refused. */
 const NEXT: Readonly<Record<TaskStatus, readonly TaskStatus[]>> = {
   queued: ["running", "cancelled"],
-  running: ["waiting_for_approval", "done", "failed", "cancelled"],
+  // running -> queued: a clean release (a stopping worker gives the task back); it is not a failure.
+  running: ["waiting_for_approval", "done", "failed", "cancelled", "queued"],
   waiting_for_approval: ["running", "failed", "cancelled"],
   failed: ["queued"],
   done: [],

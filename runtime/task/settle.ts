@@ -49,6 +49,8 @@ export async function failOrRetry(
   token?: string,
   options: { queue?: string } = {},
 ) {
+  if (failure.reason === "released" && !task.cancel_requested)
+    return release(ctx, client, task, token, options);
   const rule = FAILURES[failure.reason];
   // A run that lost its worker is a crash, not a failed attempt: its attempt is given back (when the claim used
   // one) and it counts against the task's own, larger crash limit. A task that keeps losing its workers is stopped
@@ -123,6 +125,28 @@ export async function failOrRetry(
     await settleChildrenWithRoot(client, failed, failure, ctx.workerId);
     if (!poisoned) await scheduleCompensation(client, task.root_id);
   }
+}
+
+/**
+ * A stopping worker gives a task back: running -> queued at once, the attempt its claim used returned, nothing
+ * recorded as a failure. Another worker (or the same command, run again) continues it from its checkpoint.
+ */
+async function release(
+  ctx: SettleContext,
+  client: pg.PoolClient,
+  task: TaskRow,
+  token: string | undefined,
+  options: { queue?: string },
+): Promise<void> {
+  if (options.queue) await setQueue(client, task.id, options.queue);
+  const queued = await transition(client, task.id, "queued", {
+    reason: "released by a stopping worker",
+    worker: ctx.workerId,
+    token,
+    patch: { lease: "clear", ...(task.claim_counted ? { attempts: task.attempts - 1 } : {}) },
+  });
+  await enqueue(client, queued, "retry");
+  await scheduleWatch(client, task.id, new Date(Date.now() + ctx.config.runtime.leaseSeconds * 1000));
 }
 
 export async function settleOutcome(ctx: SettleContext, claim: Claim, outcome: RunOutcome): Promise<void> {

@@ -113,13 +113,66 @@ describe("keel batch", () => {
       status: "waiting_for_approval",
       approvals: [expect.any(String)],
     });
+    // A result line for every input line, those that did not run included, with why.
     const written = fs
       .readFileSync(out, "utf8")
       .trim()
       .split("\n")
-      .map((l) => JSON.parse(l) as { line: number });
-    expect(written.map((r) => r.line)).toEqual([1, 3, 5]);
+      .map(
+        (l) =>
+          JSON.parse(l) as { line: number; id: string | null; status: string; error_reason: string | null },
+      );
+    expect(written.map((r) => [r.line, r.id, r.status, r.error_reason])).toEqual([
+      [1, "a", "done", null],
+      [2, null, "malformed", "invalid_request"],
+      [3, "mail", "waiting_for_approval", null],
+      [4, null, "malformed", "invalid_request"],
+      [5, "b", "done", null],
+      [6, "empty", "refused", "invalid_request"],
+      [7, "attack", "refused", "blocked"],
+    ]);
   });
+
+  it("reports a reused id with another request on its line and runs the rest", async () => {
+    const first = write("reuse-1.jsonl", ['{"request": "Calculate 2 * 21", "id": "same"}']);
+    expect((await keel(["batch", first], { DATABASE_URL: t.url })).code).toBe(0);
+    const second = write("reuse-2.jsonl", [
+      '{"request": "Calculate 3 * 14", "id": "same"}',
+      '{"request": "Calculate 6 * 7", "id": "other"}',
+    ]);
+    const result = await keel(["batch", second, "--json"], { DATABASE_URL: t.url });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(
+      /line 1: Idempotency key "batch:id:same" was already used for a different request/,
+    );
+    const report = json<{
+      summary: { done: number };
+      results: { line: number; status: string; error_reason: string }[];
+    }>(result);
+    expect(report.summary.done).toBe(1);
+    expect(report.results.map((r) => [r.line, r.status])).toEqual([
+      [1, "refused"],
+      [2, "done"],
+    ]);
+    expect(report.results[0]!.error_reason).toBe("conflict");
+  });
+
+  it("with --no-workers, says so when no worker starts anything", async () => {
+    const file = write("idle.jsonl", ['{"request": "Calculate 5 * 5", "id": "idle"}']);
+    const child = spawn(process.execPath, [KEEL_BIN, "batch", file, "--no-workers"], {
+      env: { ...process.env, DATABASE_URL: t.url },
+      stdio: "pipe",
+    });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+    const deadline = Date.now() + 30_000;
+    while (!stderr.includes("no worker has started") && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    child.kill("SIGINT");
+    expect(await exited).toBe(130);
+    expect(stderr).toMatch(/no worker has started any of these 1 tasks in 10 s; start one \(.*keel worker\)/);
+  }, 40_000);
 
   it("after Ctrl-C half-way, a re-run finishes the rest and redoes nothing that finished", async () => {
     const lines = Array.from({ length: 12 }, (_, i) =>

@@ -13,6 +13,7 @@ const LEGAL: [TaskStatus, TaskStatus][] = [
   ["running", "waiting_for_approval"],
   ["running", "done"],
   ["running", "failed"],
+  ["running", "queued"],
   ["waiting_for_approval", "running"],
   ["waiting_for_approval", "failed"],
   ["failed", "queued"],
