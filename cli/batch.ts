@@ -153,10 +153,10 @@ export async function batchCommand(config: KeelConfig, file: string, opts: Batch
       return {
         line: line.line,
         id: line.id ?? null,
-        task_id: task.id as string | null,
-        status: row.status as string,
+        task_id: task.id,
+        status: row.status,
         final_answer: row.final_answer,
-        error_reason: row.error_reason as string | null,
+        error_reason: row.error_reason,
         error: row.last_error,
         approvals: approvals.filter((a) => a.task_id === task.id).map((a) => a.id),
       };
