@@ -160,6 +160,7 @@ async function driveAndFollow(
           const decision = await askForDecision(
             { approval_id: pending.approval_id, ...pending.context },
             opts.reviewer,
+            controller.signal,
           );
           try {
             await decide(db.pool, pending.approval_id, decision, {
@@ -173,12 +174,34 @@ async function driveAndFollow(
         }
       }
     }
+  } catch (error) {
+    if (!controller.signal.aborted) throw error;
   } finally {
     process.removeListener("SIGINT", onSigint);
     await worker.stop();
     await moveToQueue(db.pool, [taskId], DEFAULT_QUEUE);
   }
+  // Only Ctrl-C gets here (every other way out returns or throws above): the work so far is in the checkpoint;
+  // say where the task is and how to go on.
+  const outcome = await describeTask(db.pool, taskId);
+  const lines =
+    outcome.status === "waiting_for_approval"
+      ? resumeHint(
+          outcome.task_id,
+          outcome.pending_approvals.map((p) => p.approval_id),
+        )
+      : ACTIVE.includes(outcome.status)
+        ? [
+            `Interrupted. Task ${outcome.task_id} is ${outcome.status}, on the default queue: a running ${KEEL} worker continues it from its checkpoint,`,
+            `or continue it here with: ${KEEL} resume ${outcome.task_id}`,
+          ]
+        : [`Interrupted. Task ${outcome.task_id} is ${outcome.status}.`];
+  if (opts.json) printJson({ ...outcome, interrupted: true });
+  for (const line of lines) console.error(line);
+  return 130;
 }
+
+const ACTIVE: readonly string[] = ["queued", "running"];
 
 export async function runCommand(
   config: KeelConfig,
@@ -216,9 +239,10 @@ export async function resumeCommand(
   taskId: string,
   opts: ResumeOptions,
 ): Promise<number> {
-  let decision: ApprovalDecision;
+  const decides = opts.approve || opts.reject || opts.edit !== undefined;
+  let decision: ApprovalDecision | undefined;
   try {
-    decision = decisionFromFlags(opts);
+    if (decides) decision = decisionFromFlags(opts);
   } catch (error) {
     return reportError(error, opts.json);
   }
@@ -229,6 +253,21 @@ export async function resumeCommand(
         : error;
     });
     const outcome = await describeTask(db.pool, task.root_id);
+    if (!decision) {
+      // No decision to give: continue a task that is queued or running (e.g. after Ctrl-C), here.
+      if (outcome.status === "waiting_for_approval") {
+        throw new InputError(
+          `Task ${outcome.task_id} waits for a decision: give --approve, --reject [--reason …] or --edit '<json>'.`,
+        );
+      }
+      if (!ACTIVE.includes(outcome.status)) {
+        throw new InputError(
+          `Task ${outcome.task_id} is ${outcome.status}; there is nothing to continue.`,
+          "conflict",
+        );
+      }
+      return driveAndFollow(db, config, task.root_id, callerQueue("run"), opts);
+    }
     if (outcome.pending_approvals.length === 0) {
       throw new InputError(
         `Task ${taskId} is not waiting for approval (it is ${outcome.status}).`,

@@ -1,8 +1,10 @@
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { json, keel } from "../helpers/cli.js";
+import { json, keel, KEEL_BIN } from "../helpers/cli.js";
 import { startScriptedServer } from "../fakes/openai-server.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
@@ -137,6 +139,41 @@ describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)
         },
       });
       expect(server.requests).toHaveLength(2);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("Ctrl-C mid-run ends cleanly, says how to go on, and the next command continues the task", async () => {
+    const server = await startScriptedServer([{ hang: true }]);
+    try {
+      const child = spawn(process.execPath, [KEEL_BIN, "run", "--no-input", "Calculate 12 * 12"], {
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...modelEnv(server.url) },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+      const exited = once(child, "close");
+      const deadline = Date.now() + 30_000;
+      while (server.requests.length === 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      child.kill("SIGINT");
+      const [code] = (await exited) as [number | null];
+      expect(code, stderr).toBe(130);
+      const taskId = /task (\S+) ·/.exec(stdout)![1]!;
+      expect(stderr).toContain(`Interrupted. Task ${taskId} is queued, on the default queue`);
+      expect(stderr).toMatch(new RegExp(`or continue it here with: (npx )?keel resume ${taskId}`));
+      expect(stderr).not.toMatch(/at .*\.ts:\d+/); // no stack trace
+      const { rows } = await t.db.pool.query("select status, queue, attempts from tasks where id = $1", [
+        taskId,
+      ]);
+      expect(rows).toEqual([{ status: "queued", queue: "default", attempts: 0 }]);
+      // The next command continues it (here with the offline model).
+      const resumed = await keel(["resume", taskId.slice(0, 8), "--json"], { DATABASE_URL: t.url });
+      expect(resumed.code, resumed.stderr).toBe(0);
+      expect(json(resumed)).toMatchObject({ status: "done", final_answer: expect.stringMatching(/144/) });
     } finally {
       await server.close();
     }
