@@ -149,7 +149,10 @@ function describeValue(value: unknown): string {
 export function codeTurn(t: Transcript): Turn {
   const program = writeProgram(t.objective, rowsFromContext(t.context));
   const run = last(t, "run_javascript");
-  if (!program) return done(`I could not express "${t.objective}" as a computation.`);
+  if (!program)
+    return done(
+      `I cannot do this offline: the offline model has no rule for "${t.objective}", and it does not guess. Use a real model (OPENAI_API_KEY / OPENAI_BASE_URL) for it.`,
+    );
   if (!run) return { content: "", calls: [{ name: "run_javascript", args: { code: program.code } }] };
   const out = run.value as { ok?: boolean; result?: unknown; error?: string };
   if (!run.ok || !out.ok)

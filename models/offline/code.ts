@@ -26,6 +26,10 @@ function columns(rows: Record<string, unknown>[]): { label?: string; value?: str
   return { label, value };
 }
 
+/** Words that change what a computation means, which the rules here do not handle. */
+const UNHANDLED =
+  /\b(squares?|squared|cubes?|cubed|powers?|roots?|odd|even|multiples?|divisible|divisors?|digits?|between|range|to the power|log(?:arithm)?s?|percentile|variance|deviation|compound|interest)\b/;
+
 export function writeProgram(
   objective: string,
   rows: Record<string, unknown>[] | undefined,
@@ -85,6 +89,23 @@ export function writeProgram(
       };
     }
   }
+  // A sum over a range: "the sum of (the squares|cubes of) (the numbers) 1 to 10" / "from 1 through 100".
+  const range =
+    /\bsum of (?:the )?(?:(squares|cubes) of )?(?:the )?(?:(?:whole |natural )?(?:numbers|integers) )?(?:from )?(-?\d+) (?:to|through|until|-) (-?\d+)\b/.exec(
+      o,
+    );
+  if (range) {
+    const [, power, from, to] = range;
+    const exponent = power === "squares" ? 2 : power === "cubes" ? 3 : 1;
+    const term = exponent === 1 ? "k" : `k ** ${exponent}`;
+    return {
+      describes: `the sum of ${power ?? "the numbers"}${power ? " of" : ""} ${from} to ${to}`,
+      code: `let sum = 0;\nfor (let k = ${from}; k <= ${to}; k++) sum += ${term};\nsum;`,
+    };
+  }
+  // Fail closed: a list statistic is only right when the numbers are the list. Words that change what is computed
+  // (squares of, odd, between, …) with no rule above mean the offline model does not understand the request.
+  if (UNHANDLED.test(o)) return undefined;
   const listed = numbers(o);
   if (/\b(average|mean|median|sum|total|max|min)\b/.test(o) && listed.length >= 2) {
     return {

@@ -1,6 +1,8 @@
+import vm from "node:vm";
 import { describe, expect, it } from "vitest";
 import { SAMPLES } from "../../evals/samples.js";
 import { planRequest } from "../../models/offline/planner.js";
+import { writeProgram } from "../../models/offline/code.js";
 import { questionToSql } from "../../models/offline/sql.js";
 
 const agentsOf = (request: string) => [...new Set(planRequest(request).tasks.map((t) => t.type))].sort();
@@ -72,5 +74,30 @@ describe("offline question-to-SQL", () => {
 
   it("returns nothing for a question the dataset cannot answer", () => {
     expect(questionToSql("what is the weather like")).toBeUndefined();
+  });
+});
+
+describe("offline program writer", () => {
+  const run = (objective: string) => {
+    const program = writeProgram(objective, undefined);
+    // A program's value is its last expression, as in the sandbox; a fresh context runs it here.
+    return program ? (vm.runInNewContext(program.code) as unknown) : undefined;
+  };
+
+  it.each([
+    ["Compute the sum of the squares of 1 to 10", 385],
+    ["What is the sum of the cubes of 1 to 3?", 36],
+    ["Calculate the sum of the numbers from 1 to 100", 5050],
+    ["Calculate the average of 3, 5 and 10", { sum: 18, average: 6, median: 5, min: 3, max: 10 }],
+  ])("computes %s", (objective, expected) => {
+    expect(run(objective)).toEqual(expected);
+  });
+
+  it.each([
+    "Compute the sum of the odd numbers below 20",
+    "What is the variance of 3, 5 and 10?",
+    "Sum the multiples of 3 and 5 below 1000",
+  ])("fails closed on what it has no rule for: %s", (objective) => {
+    expect(writeProgram(objective, undefined)).toBeUndefined();
   });
 });
