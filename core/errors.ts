@@ -74,6 +74,19 @@ export class ToolCallError extends KeelError {
   }
 }
 
+/**
+ * The model's reply cannot be used: empty, cut off at the token limit, a call to a tool that does not exist,
+ * arguments that are not JSON. Names the model; another try may do better.
+ */
+export class ModelOutputError extends KeelError {
+  constructor(
+    readonly model: string,
+    problem: string,
+  ) {
+    super("model_error", "model", `The model ${model} ${problem}.`, { retryable: true });
+  }
+}
+
 /** A tool's output broke its declared output schema; the agent is told, the call counts as a tool error. */
 export class OutputContractError extends ToolCallError {}
 

@@ -29,7 +29,7 @@ import { recordGuardrailEvent } from "../observability/audit.js";
 import { agentSpanAttributes, recordHandoffs } from "./handoffs.js";
 import { checkPlan } from "./check-plan.js";
 import type { GraphDeps } from "./deps.js";
-import { callModel } from "./model-call.js";
+import { callModel, checkReply } from "./model-call.js";
 import { emit } from "./progress.js";
 import { buildSubagentGraph } from "./subagent.js";
 import { keelConfigurable, runContext } from "./run-context.js";
@@ -236,6 +236,7 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
     const { value: reply } = await callModel(deps, config, { agent: "synthesizer", messages }, (options) =>
       deps.model("synthesizer").invoke(messages, options),
     );
+    checkReply(reply, deps.modelInfo?.name ?? "in use", { maxTokens: deps.modelInfo?.maxTokens });
     const text = typeof reply.content === "string" ? reply.content : JSON.stringify(reply.content);
     emit(config, { type: "answer", text });
     return { final_answer: text };
@@ -306,12 +307,14 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: Grap
       const message = timeout.aborted
         ? `Timed out after ${task.timeout_seconds} s (timeout_seconds).`
         : `The ${type} agent failed: ${(error as Error).message}`;
+      const reason = timeout.aborted ? "timeout" : failureOf(error).reason;
       emit(config, {
         type: "agent_done",
         task_id: task.task_id,
         agent: type,
         status: "failed",
         summary: message,
+        reason,
       });
       const { threadId, attempt } = runContext(config);
       if (threadId) {
@@ -336,7 +339,7 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: Grap
         tokens: 0,
         cost_usd: 0,
         error: message,
-        reason: timeout.aborted ? "timeout" : failureOf(error).reason,
+        reason,
       };
       return { results: [failed] };
     }

@@ -4,7 +4,7 @@ import type { LangGraphRunnableConfig } from "@langchain/langgraph";
 import { errorClass, inSpan, KEEL, recordSpan, SpanKind } from "../observability/spans.js";
 import { recordStepQuietly } from "../observability/trajectory.js";
 import { addUsage, charge } from "../tools/usage.js";
-import { TransientError } from "../core/errors.js";
+import { ModelOutputError, TransientError } from "../core/errors.js";
 import type { GraphDeps } from "./deps.js";
 import { runContext } from "./run-context.js";
 
@@ -244,4 +244,40 @@ export async function callModel<T>(
     },
     { kind: SpanKind.CLIENT },
   );
+}
+
+/**
+ * Refuses a reply nothing can be done with, as a named model fault: empty, cut off at the token limit, or a tool
+ * call whose arguments are not JSON. `tools` are the names the agent has (none for the synthesizer); a call to a
+ * name that is no tool at all is a fault too (a call to another agent's tool is the contract's to refuse).
+ */
+export function checkReply(
+  reply: BaseMessage,
+  model: string,
+  options: { maxTokens?: number; knownTools?: ReadonlySet<string> } = {},
+): void {
+  const message = reply as BaseMessage & {
+    tool_calls?: { name: string }[];
+    invalid_tool_calls?: { name?: string; error?: string }[];
+    response_metadata?: { finish_reason?: string };
+  };
+  const finish = message.response_metadata?.finish_reason;
+  if (finish === "length") {
+    throw new ModelOutputError(
+      model,
+      `was cut off at its token limit${options.maxTokens ? ` (${options.maxTokens}, KEEL_MAX_TOKENS)` : ""} before it finished its reply`,
+    );
+  }
+  const invalid = message.invalid_tool_calls?.[0];
+  if (invalid) {
+    throw new ModelOutputError(
+      model,
+      `called ${invalid.name ?? "a tool"} with arguments that are not JSON${invalid.error ? ` (${invalid.error})` : ""}`,
+    );
+  }
+  const calls = message.tool_calls ?? [];
+  const unknown = options.knownTools && calls.find((c) => !options.knownTools!.has(c.name));
+  if (unknown) throw new ModelOutputError(model, `called "${unknown.name}", which is not a tool`);
+  if (calls.length === 0 && textOf(reply).trim() === "")
+    throw new ModelOutputError(model, "returned an empty reply");
 }

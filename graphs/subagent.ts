@@ -39,7 +39,7 @@ import {
   type PendingAction,
 } from "./approval.js";
 import type { GraphDeps } from "./deps.js";
-import { callModel } from "./model-call.js";
+import { callModel, checkReply } from "./model-call.js";
 import { emit } from "./progress.js";
 import { runContext } from "./run-context.js";
 
@@ -138,6 +138,7 @@ export function buildSubagentGraph(
   const tools = new Map<string, KeelTool>(spec.tools.map((t) => [t.name, t]));
   const maxSteps = deps.limits.maxAgentSteps;
 
+  const knownTools: ReadonlySet<string> = new Set(registry.keys());
   const start = (state: State): Update => ({ messages: [new HumanMessage(taskBrief(state.task))] });
 
   const agent = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
@@ -162,6 +163,10 @@ export function buildSubagentGraph(
       { agent: spec.type, taskId: state.task.task_id, turn: state.steps + 1, messages },
       (options) => bound.invoke(messages, options),
     );
+    checkReply(reply, deps.modelInfo?.name ?? "in use", {
+      maxTokens: deps.modelInfo?.maxTokens,
+      knownTools: knownTools,
+    });
     const tokens = usage.input_tokens + usage.output_tokens;
     return {
       messages: [reply],

@@ -3,7 +3,9 @@ import type { AddressInfo } from "node:net";
 
 /** One scripted reply: assistant text, or tool calls (name + arguments object). */
 export type ScriptedReply =
-  | { content: string }
+  | { content: string; finish_reason?: string }
+  /** A tool call whose arguments are sent exactly as given (e.g. text that is not JSON). */
+  | { raw_tool_call: { name: string; arguments: string } }
   | { tool_calls: { name: string; arguments: unknown }[] }
   /** A failure: the HTTP status, and the Retry-After header (seconds) when set. */
   | { status: number; retryAfter?: number }
@@ -55,15 +57,21 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
       const message =
         "content" in reply
           ? { role: "assistant", content: reply.content }
-          : {
-              role: "assistant",
-              content: null,
-              tool_calls: reply.tool_calls.map((c, i) => ({
-                id: `call_${n}_${i}`,
-                type: "function",
-                function: { name: c.name, arguments: JSON.stringify(c.arguments) },
-              })),
-            };
+          : "raw_tool_call" in reply
+            ? {
+                role: "assistant",
+                content: null,
+                tool_calls: [{ id: `call_${n}_0`, type: "function", function: reply.raw_tool_call }],
+              }
+            : {
+                role: "assistant",
+                content: null,
+                tool_calls: reply.tool_calls.map((c, i) => ({
+                  id: `call_${n}_${i}`,
+                  type: "function",
+                  function: { name: c.name, arguments: JSON.stringify(c.arguments) },
+                })),
+              };
       res.writeHead(200, { "content-type": "application/json" });
       res.end(
         JSON.stringify({
@@ -71,7 +79,13 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
           object: "chat.completion",
           created: 0,
           model: parsed.model,
-          choices: [{ index: 0, message, finish_reason: "content" in reply ? "stop" : "tool_calls" }],
+          choices: [
+            {
+              index: 0,
+              message,
+              finish_reason: "content" in reply ? (reply.finish_reason ?? "stop") : "tool_calls",
+            },
+          ],
           usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
         }),
       );

@@ -188,7 +188,7 @@ describe("bad input exits 2 and stores nothing", () => {
     ],
     ["a non-JSON --edit", ["resume", "x", "--edit", "{subject: oops"], /--edit must be a JSON object/],
     ["--approve with --reject", ["resume", "x", "--approve", "--reject"], /not both/],
-    ["resume without a decision", ["resume", "x"], /Say what to do/],
+    ["resume of an unknown task", ["resume", "x"], /No run has thread id x/],
     ["an unknown command", ["launch"], /unknown command/],
   ])("%s", async (_label, args, message) => {
     const result = await keel(args, env);

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { json, keel, KEEL_BIN } from "../helpers/cli.js";
-import { startScriptedServer } from "../fakes/openai-server.js";
+import { startScriptedServer, type ScriptedReply } from "../fakes/openai-server.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 let t: TestDatabase;
@@ -178,6 +178,64 @@ describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)
       await server.close();
     }
   });
+
+  it.each([
+    ["an empty reply", { content: "" }, /The model scripted-model returned an empty reply/],
+    [
+      "a reply cut off at the token limit",
+      { content: "On-call engineers get", finish_reason: "length" },
+      /The model scripted-model was cut off at its token limit \(4096, KEEL_MAX_TOKENS\)/,
+    ],
+    [
+      "arguments that are not JSON",
+      { raw_tool_call: { name: "search_kb", arguments: '{"query": "on-call' } },
+      /The model scripted-model called search_kb with arguments that are not JSON/,
+    ],
+    [
+      "a call to a tool that does not exist",
+      { tool_calls: [{ name: "delete_everything", arguments: {} }] },
+      /The model scripted-model called "delete_everything", which is not a tool/,
+    ],
+  ] as [string, ScriptedReply, RegExp][])(
+    "names %s as a model fault of the model in use",
+    async (_what, reply, message) => {
+      const plan = {
+        tool_calls: [
+          {
+            name: "submit_plan",
+            arguments: {
+              tasks: [{ task_id: "t1", type: "research", objective: "Find the on-call stipend" }],
+            },
+          },
+        ],
+      };
+      const server = await startScriptedServer([plan, reply, { content: "Nothing was found [t1]." }]);
+      try {
+        const result = await keel(["run", "--json", "What is the on-call stipend?"], {
+          ...modelEnv(server.url),
+          KEEL_MAX_RETRIES: "0",
+        });
+        const out = json<{
+          status: string;
+          children: { agent_task_id: string; status: string; error: unknown }[];
+        }>(result);
+        expect(out.status).toBe("failed");
+        const { rows } = await t.db.pool.query<{
+          error_reason: string;
+          error_fault: string;
+          last_error: string;
+        }>(
+          "select error_reason, error_fault, last_error from tasks where parent_id = (select id from tasks where request = $1 and parent_id is null order by created_at desc limit 1)",
+          ["What is the on-call stipend?"],
+        );
+        expect(rows).toEqual([
+          { error_reason: "model_error", error_fault: "model", last_error: expect.stringMatching(message) },
+        ]);
+      } finally {
+        await server.close();
+      }
+    },
+  );
 
   it("retries transient model errors, waiting at least as long as Retry-After asks", async () => {
     const server = await startScriptedServer([
