@@ -76,26 +76,31 @@ const stoppedByPolicy = (reason: "blocked" | "budget_exceeded", rule: string) =>
   attempts: 1,
 });
 
+/** Sam asks for one message to ops@harbor.example under `policy`; returns the task once it stops for a person. */
+async function sendUnder(policy: Policy): Promise<TaskRow> {
+  await startWorker(
+    scriptedDeps(
+      t.db.pool,
+      t.config.limits,
+      {
+        planner: plan({ task_id: "t1", type: "communication" }),
+        communication: sender(),
+        synthesizer: synthesizer(),
+      },
+      { policy },
+    ),
+  );
+  const { task } = await submit(t.db.pool, t.config, {
+    request: "Email ops@harbor.example about the drill",
+    submittedBy: "sam",
+  });
+  return waitForTask(t.db.pool, task.id, settled);
+}
+
 describe("sync approval", () => {
   it("needs a reviewer other than the submitter and a typed confirmation", async () => {
     const policy = parsePolicy("tools: { send_message: { decision: sync_approval } }", "test");
-    await startWorker(
-      scriptedDeps(
-        t.db.pool,
-        t.config.limits,
-        {
-          planner: plan({ task_id: "t1", type: "communication" }),
-          communication: sender(),
-          synthesizer: synthesizer(),
-        },
-        { policy },
-      ),
-    );
-    const { task } = await submit(t.db.pool, t.config, {
-      request: "Email ops@harbor.example about the drill",
-      submittedBy: "sam",
-    });
-    await waitForTask(t.db.pool, task.id, settled);
+    const task = await sendUnder(policy);
     const [approval] = (await listApprovals(t.db.pool)).filter((a) => a.task_id === task.id);
     expect(approval).toMatchObject({ mode: "sync", context: { confirm: "send_message" } });
     const approve = (reviewer: string, confirm?: string) =>
@@ -125,23 +130,7 @@ describe("sync approval", () => {
       "test",
       POLICY_CATALOG,
     );
-    await startWorker(
-      scriptedDeps(
-        t.db.pool,
-        t.config.limits,
-        {
-          planner: plan({ task_id: "t1", type: "communication" }),
-          communication: sender(),
-          synthesizer: synthesizer(),
-        },
-        { policy },
-      ),
-    );
-    const { task } = await submit(t.db.pool, t.config, {
-      request: "Email ops@harbor.example about the drill",
-      submittedBy: "sam",
-    });
-    await waitForTask(t.db.pool, task.id, settled);
+    const task = await sendUnder(policy);
     const [approval] = await listApprovals(t.db.pool, "pending", task.id);
     expect(approval!.mode).toBe("async"); // inside the company: any reviewer
 
@@ -397,23 +386,31 @@ describe("compensation", () => {
     ]);
   });
 
-  it("never undoes a committed effect because workers died: a task that keeps losing them stops as a poison task", async () => {
+  /** The message is sent (committed), then the code agent's model call hangs: a run in the middle of its work. */
+  const sendThenHang = async (request: string) => {
     const hanging = new HangingModel();
     await startSendThenCompute(hanging as unknown as FakeBuiltModel);
-    const { task } = await submit(t.db.pool, t.config, {
-      request: "Email ops@harbor.example, then calculate 2+2",
-    });
-    // The message is sent (committed), then the code agent's model call hangs.
+    const { task } = await submit(t.db.pool, t.config, { request });
     await expect.poll(() => hanging.started, { timeout: 20_000 }).toBeGreaterThan(0);
+    return { task, hanging };
+  };
+  /** The run's worker is lost: another holds the lease, which has run out, and the lease check is due now. */
+  const loseWorker = async (taskId: string, set = "") => {
+    await t.db.pool.query(
+      `update tasks set lease_owner = 'lost-worker', lease_expires_at = now() - interval '1 second'${set} where id = $1`,
+      [taskId],
+    );
+    await scheduleWatch(t.db.pool, taskId, new Date());
+  };
+
+  it("never undoes a committed effect because workers died: a task that keeps losing them stops as a poison task", async () => {
+    const { task, hanging } = await sendThenHang("Email ops@harbor.example, then calculate 2+2");
+    expect(hanging.started).toBeGreaterThan(0);
     expect(await one("select status from outbox where thread_id = $1", [task.id])).toEqual([
       { status: "queued" },
     ]);
-    // Its worker is lost for the last time the crash limit allows: another holds the lease, which has run out.
-    await t.db.pool.query(
-      "update tasks set crashes = max_crashes - 1, lease_owner = 'lost-worker', lease_expires_at = now() - interval '1 second' where id = $1",
-      [task.id],
-    );
-    await scheduleWatch(t.db.pool, task.id, new Date());
+    // Its worker is lost for the last time the crash limit allows.
+    await loseWorker(task.id, ", crashes = max_crashes - 1");
     const failed = await waitForTask(t.db.pool, task.id, settled);
     expect(failed).toMatchObject({
       status: "failed",
@@ -438,17 +435,8 @@ describe("compensation", () => {
   });
 
   it("counts a lost worker as a crash, not as a failed attempt: a task on its last attempt is retried", async () => {
-    const hanging = new HangingModel();
-    await startSendThenCompute(hanging as unknown as FakeBuiltModel);
-    const { task } = await submit(t.db.pool, t.config, {
-      request: "Email ops@harbor.example, then calculate 3+3",
-    });
-    await expect.poll(() => hanging.started, { timeout: 20_000 }).toBeGreaterThan(0);
-    await t.db.pool.query(
-      "update tasks set lease_owner = 'lost-worker', lease_expires_at = now() - interval '1 second' where id = $1",
-      [task.id],
-    );
-    await scheduleWatch(t.db.pool, task.id, new Date());
+    const { task, hanging } = await sendThenHang("Email ops@harbor.example, then calculate 3+3");
+    await loseWorker(task.id);
     // KEEL_MAX_RETRIES is 0 here: a crash that used the only attempt would fail the task and withdraw the message.
     await expect
       .poll(async () => (await getTree(t.db.pool, task.id))[0]!.crashes, { timeout: 20_000 })

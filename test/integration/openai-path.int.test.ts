@@ -29,6 +29,25 @@ const modelEnv = (url: string) => ({
   KEEL_MODEL: "scripted-model",
 });
 
+/** `keel run` against the server gives up on the model endpoint: exit 1, a dependency failure with `message`. */
+async function expectDependencyFailure(
+  url: string,
+  extra: Record<string, string>,
+  message: RegExp,
+): Promise<void> {
+  const result = await keel(["run", "--json", "Count the orders"], {
+    ...modelEnv(url),
+    KEEL_MAX_RETRIES: "0",
+    KEEL_DEPENDENCY_RETRY_BASE_MS: "10",
+    ...extra,
+  });
+  expect(result.code).toBe(1);
+  expect(json(result)).toMatchObject({
+    status: "failed",
+    error: { code: "dependency_failed", fault: "system", message: expect.stringMatching(message) },
+  });
+}
+
 describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)", () => {
   it("plans with submit_plan, drives a sub-agent's tools and synthesizes", async () => {
     const server = await startScriptedServer([
@@ -94,23 +113,11 @@ describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)
   it("gives up on a model server that keeps failing: exit 1, naming the dependency and how often", async () => {
     const server = await startScriptedServer([]);
     try {
-      const result = await keel(["run", "--json", "Count the orders"], {
-        ...modelEnv(server.url),
-        KEEL_MAX_RETRIES: "0",
-        KEEL_DEPENDENCY_RETRIES: "2",
-        KEEL_DEPENDENCY_RETRY_BASE_MS: "10",
-      });
-      expect(result.code).toBe(1);
-      expect(json(result)).toMatchObject({
-        status: "failed",
-        error: {
-          code: "dependency_failed",
-          fault: "system",
-          message: expect.stringMatching(
-            /model endpoint failed 3 times in a row \(last: 500 script exhausted/,
-          ),
-        },
-      });
+      await expectDependencyFailure(
+        server.url,
+        { KEEL_DEPENDENCY_RETRIES: "2" },
+        /model endpoint failed 3 times in a row \(last: 500 script exhausted/,
+      );
       expect(server.requests).toHaveLength(3); // the first try and two retries, no more
     } finally {
       await server.close();
@@ -120,24 +127,11 @@ describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)
   it("bounds a model call whose server never answers: retried, then a named failure, exit 1", async () => {
     const server = await startScriptedServer([{ hang: true }, { hang: true }]);
     try {
-      const result = await keel(["run", "--json", "Count the orders"], {
-        ...modelEnv(server.url),
-        KEEL_MAX_RETRIES: "0",
-        KEEL_DEPENDENCY_RETRIES: "1",
-        KEEL_DEPENDENCY_RETRY_BASE_MS: "10",
-        KEEL_MODEL_TIMEOUT_MS: "300",
-      });
-      expect(result.code).toBe(1);
-      expect(json(result)).toMatchObject({
-        status: "failed",
-        error: {
-          code: "dependency_failed",
-          fault: "system",
-          message: expect.stringMatching(
-            /model endpoint failed 2 times in a row \(last: the model scripted-model did not answer within 300 ms/,
-          ),
-        },
-      });
+      await expectDependencyFailure(
+        server.url,
+        { KEEL_DEPENDENCY_RETRIES: "1", KEEL_MODEL_TIMEOUT_MS: "300" },
+        /model endpoint failed 2 times in a row \(last: the model scripted-model did not answer within 300 ms/,
+      );
       expect(server.requests).toHaveLength(2);
     } finally {
       await server.close();
