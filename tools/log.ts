@@ -73,7 +73,7 @@ export async function recordDecision(
       input.agent,
       input.tool,
       decision.decision,
-      decision.reasons.map((r) => redact(r)),
+      decision.reasons.map(redact),
       JSON.stringify(redactDeep(input)),
     ],
   );
