@@ -147,9 +147,11 @@ export async function callModel<T>(
             // Each try is bounded: a server that takes the request and never answers is a transient failure.
             const limit = deps.limits.modelTimeoutMs;
             const timeout = AbortSignal.timeout(limit);
-            const combined = AbortSignal.any(
-              config.signal ? [config.signal, signal, timeout] : [signal, timeout],
-            );
+            // The try's own bound (its timeout, the endpoint policy) is raced here, so a model that ignores its
+            // signal cannot outlast it; the run's abort (cancel, deadline, a stopping worker) reaches the model
+            // through its signal, and LangGraph itself stops the run on it.
+            const tryBound = AbortSignal.any([signal, timeout]);
+            const combined = config.signal ? AbortSignal.any([config.signal, tryBound]) : tryBound;
             const bounded = (error: unknown): never => {
               if (timeout.aborted && !signal.aborted && !config.signal?.aborted) {
                 throw new TransientError(
@@ -183,7 +185,7 @@ export async function callModel<T>(
                   },
                 ],
               }),
-              combined,
+              tryBound,
             ).catch(bounded);
           },
           config.signal,
