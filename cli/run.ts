@@ -7,7 +7,7 @@ import { FAILURES } from "../core/failures.js";
 import { SAMPLES } from "../evals/samples.js";
 import type { ApprovalDecision } from "../graphs/approval.js";
 import { describeModel } from "../models/index.js";
-import { loadPolicy } from "../policy/file.js";
+import { loadPolicy, type Policy } from "../policy/file.js";
 import { decide } from "../runtime/approvals.js";
 import { followTask, isSettledForCaller } from "../runtime/follow.js";
 import { describeTask, type TaskOutcome } from "../reports/status.js";
@@ -137,6 +137,9 @@ async function driveAndFollow(
     releaseTo: DEFAULT_QUEUE,
     onEvent: (id, event) => id === taskId && renderEvent(event, say),
   });
+  // Read when a decision is first made at the prompt, once for the whole run.
+  let loaded: Policy | undefined;
+  const policy = () => (loaded ??= loadPolicy(config.policyFile, POLICY_CATALOG));
   const controller = new AbortController();
   const onSigint = () => controller.abort(new Error("interrupted"));
   process.once("SIGINT", onSigint);
@@ -163,9 +166,7 @@ async function driveAndFollow(
             controller.signal,
           );
           try {
-            await decide(db.pool, pending.approval_id, decision, {
-              policy: loadPolicy(config.policyFile, POLICY_CATALOG),
-            });
+            await decide(db.pool, pending.approval_id, decision, { policy: policy() });
             break;
           } catch (error) {
             if (!(error instanceof InputError)) throw error;

@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { AgentType } from "../agents/contracts.js";
-import { TOOLS } from "../agents/index.js";
+import { POLICY_CATALOG, TOOLS } from "../agents/index.js";
 import { InputError } from "../core/errors.js";
-import { closest, distance } from "fastest-levenshtein";
+import { closestName } from "../core/names.js";
 import {
   decide as decideCall,
   Decision,
@@ -92,16 +92,12 @@ export function checkEditedArgs(actions: readonly PendingAction[], edit: Record<
   for (const action of actions) {
     const tool = TOOLS.get(action.tool);
     if (!tool) continue;
-    const fields = Object.keys(
-      (tool.definition.function.parameters as { properties?: object }).properties ?? {},
-    ).filter((f) => f !== CONFIDENCE_ARG);
+    // The arguments the tool declares (as the policy file may name them), less the confidence the model states.
+    const fields = (POLICY_CATALOG.tools.get(tool.name)?.args ?? []).filter((f) => f !== CONFIDENCE_ARG);
     for (const field of Object.keys(edit)) {
       if (fields.includes(field)) continue;
-      const near = fields.length > 0 ? closest(field, fields) : undefined;
-      const hint =
-        near && distance(field, near) <= Math.max(2, Math.floor(field.length / 3))
-          ? `did you mean "${near}"?`
-          : `its fields: ${fields.join(", ")}.`;
+      const near = closestName(field, fields);
+      const hint = near ? `did you mean "${near}"?` : `its fields: ${fields.join(", ")}.`;
       throw new InputError(
         `The edit names "${field}", which is not a field of ${action.tool}; ${hint} Nothing was changed.`,
         "invalid_argument",

@@ -1,8 +1,8 @@
 import fs from "node:fs";
-import { closest, distance } from "fastest-levenshtein";
 import { isMap, LineCounter, parseDocument, type Document } from "yaml";
 import { z } from "zod";
 import { InputError } from "../core/errors.js";
+import { closestName } from "../core/names.js";
 import { Budgets, DEFAULT_BUDGETS } from "./budget.js";
 import { RiskPolicy } from "./risk.js";
 import { DEFAULT_SCOPE, ScopePolicy } from "./scope.js";
@@ -106,10 +106,8 @@ function checkNames(
   };
   const hint = (name: string, valid: readonly string[]) => {
     if (valid.length === 0) return "";
-    const near = closest(name, [...valid]);
-    return distance(name, near) <= Math.max(2, Math.floor(name.length / 3))
-      ? `; did you mean "${near}"?`
-      : `; valid: ${valid.join(", ")}`;
+    const near = closestName(name, valid);
+    return near ? `; did you mean "${near}"?` : `; valid: ${valid.join(", ")}`;
   };
   const toolNames = [...catalog.tools.keys()];
   const unknownTool = (name: string, path: (string | number)[], key: boolean) =>
