@@ -391,6 +391,13 @@ describe("compensation", () => {
     const hanging = new HangingModel();
     await startSendThenCompute(hanging as unknown as FakeBuiltModel);
     const { task } = await submit(t.db.pool, t.config, { request });
+    // This task's own state, not the model's call count: a stray task of an earlier test may call it too.
+    await expect
+      .poll(() => statusesOf(task.id), { timeout: 20_000 })
+      .toEqual([
+        ["t1", "done"],
+        ["t2", "running"],
+      ]);
     await expect.poll(() => hanging.started, { timeout: 20_000 }).toBeGreaterThan(0);
     return { task, hanging };
   };

@@ -261,7 +261,9 @@ describe("workers", () => {
     await waitForTask(t.db.pool, task.id, (r) => r.status === "running");
     while (hanging.started === 0) await new Promise((r) => setTimeout(r, 20));
     await first.stop();
-    expect(hanging.aborted).toBe(1);
+    // The stop reached the model call (a stray queued task of an earlier test may have been running too).
+    expect(hanging.aborted).toBeGreaterThanOrEqual(1);
+    expect(hanging.aborted).toBe(hanging.started);
     await startWorker();
     const done = await waitForTask(t.db.pool, task.id, (r) => r.status === "done");
     expect(done.attempts).toBe(1);
