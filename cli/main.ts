@@ -2,7 +2,7 @@ import fs from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../core/config.js";
 import { observability, startObservability } from "../observability/index.js";
-import { exitCodeFor, isKeelError } from "../core/errors.js";
+import { exitCodeFor, isKeelError, WorkerStoppingError } from "../core/errors.js";
 import { SAMPLES } from "../evals/samples.js";
 import { DEFAULT_QUEUE, QUEUE_NAME } from "../runtime/queue.js";
 import { TASK_STATUSES, type TaskStatus } from "../runtime/task/rules.js";
@@ -54,6 +54,14 @@ for (const stream of [process.stdout, process.stderr]) {
     process.exit(process.exitCode ?? 0);
   });
 }
+
+// A run this process stopped on purpose (Ctrl-C, SIGTERM: its worker gives the task back) can leave a graph task's
+// promise rejecting with WorkerStoppingError after the run itself has settled; that is the stop, not a crash.
+// Any other unhandled rejection still ends the process as before.
+process.on("unhandledRejection", (reason) => {
+  if (reason instanceof WorkerStoppingError) return;
+  throw reason;
+});
 
 const { version } = JSON.parse(fs.readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
   version: string;

@@ -184,6 +184,8 @@ describe("keel batch", () => {
       env,
       stdio: "pipe",
     });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
     const doneCount = async () =>
       (
@@ -194,7 +196,7 @@ describe("keel batch", () => {
     const deadline = Date.now() + 60_000;
     while ((await doneCount()) < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     child.kill("SIGINT");
-    expect(await exited).toBe(130);
+    expect(await exited, stderr).toBe(130);
     const before = await t.db.pool.query<{ id: string; finished_at: Date }>(
       "select id, finished_at from tasks where idempotency_key like 'batch:id:n%' and status = 'done'",
     );
