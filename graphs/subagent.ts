@@ -226,7 +226,7 @@ export function buildSubagentGraph(
           `policy_decision ${tool.name}`,
           {
             [KEEL.decision]: decision.decision,
-            [KEEL.reasons]: decision.reasons.map(redact),
+            [KEEL.reasons]: decision.reasons.map((r) => redact(r)),
             "gen_ai.tool.name": tool.name,
             [KEEL.agent]: spec.type,
             [KEEL.taskId]: state.task.task_id,

@@ -69,23 +69,33 @@ export function detectPii(text: string): PiiFinding[] {
   return findings.sort((a, b) => a.index - b.index);
 }
 
-/** The text with every PII finding replaced by `[<kind>]`. */
-export function redact(text: string): string {
+/** Personal data whose leak does harm on its own: payment cards, bank accounts, national id numbers. */
+export const HIGH_RISK_PII: ReadonlySet<PiiKind> = new Set(["card", "iban", "us_ssn", "uk_nino"]);
+
+/** The high-risk kinds of personal data anywhere in a JSON-like value, each once. */
+export function highRiskPii(value: unknown): PiiKind[] {
+  const text = typeof value === "string" ? value : JSON.stringify(value ?? null);
+  return [...new Set(detectPii(text).map((f) => f.kind))].filter((k) => HIGH_RISK_PII.has(k));
+}
+
+/** The text with every PII finding (or, given `kinds`, every finding of those kinds) replaced by `[<kind>]`. */
+export function redact(text: string, kinds?: ReadonlySet<PiiKind>): string {
   let out = "";
   let at = 0;
   for (const f of detectPii(text)) {
+    if (kinds && !kinds.has(f.kind)) continue;
     out += `${text.slice(at, f.index)}[${f.kind}]`;
     at = f.index + f.match.length;
   }
   return out + text.slice(at);
 }
 
-/** A JSON-like value with every string redacted (keys are kept). */
-export function redactDeep<T>(value: T): T {
-  if (typeof value === "string") return redact(value) as T;
-  if (Array.isArray(value)) return value.map((v: unknown) => redactDeep(v)) as T;
+/** A JSON-like value with every string redacted (keys are kept); `kinds` as for `redact`. */
+export function redactDeep<T>(value: T, kinds?: ReadonlySet<PiiKind>): T {
+  if (typeof value === "string") return redact(value, kinds) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => redactDeep(v, kinds)) as T;
   if (value && typeof value === "object" && !(value instanceof Date)) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v)])) as T;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactDeep(v, kinds)])) as T;
   }
   return value;
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { highRiskPii } from "./pii.js";
 
 /** How much harm a tool can do. */
 export const RiskTier = z.enum(["low", "medium", "high", "critical"]).describe("Risk tier of a tool");
@@ -131,6 +132,15 @@ export function decide(input: DecisionInput, policy: RiskPolicy): PolicyDecision
     }
   }
   const writes = input.effects !== "none";
+  // The right half of the guardrail sandwich: a call that would carry payment or national-id data out of the
+  // task needs the strongest approval, whatever else the policy says.
+  const carried = writes ? highRiskPii(input.args) : [];
+  if (carried.length > 0 && decision !== "sync_approval") {
+    decision = "sync_approval";
+    reasons.push(
+      `the call carries high-risk personal data (${carried.join(", ")}): a second person must approve it (sync approval)`,
+    );
+  }
   const low = input.confidence === undefined || input.confidence < policy.low_confidence_below;
   if (low && (writes || !input.reversible) && !needsApproval(decision)) {
     decision = "async_approval";

@@ -13,7 +13,7 @@ import {
 import type { RiskPolicy } from "../policy/risk.js";
 import { KEEL, recordSpan } from "../observability/spans.js";
 import { recordStep } from "../observability/trajectory.js";
-import { redact } from "../policy/pii.js";
+import { HIGH_RISK_PII, redact, redactDeep } from "../policy/pii.js";
 import { enqueue, scheduleApprovalExpiry, scheduleCompensation, scheduleWatch } from "./queue.js";
 import type { PendingApproval } from "./runner.js";
 import { inTransaction, transition, type TaskRow } from "./task/store.js";
@@ -119,12 +119,13 @@ export async function recordApprovals(
     if (known.rowCount) continue;
     const id = randomUUID();
     const sync = p.request.actions.some((a) => a.decision === "sync_approval");
+    // What reviewers are shown keeps addresses (they decide on them) but never card, bank or national-id numbers.
     const context: ApprovalContext = {
-      request: task.request ?? "",
+      request: redact(task.request ?? "", HIGH_RISK_PII),
       task_id: p.request.task_id,
       agent: p.request.agent,
-      objective: p.request.objective,
-      actions: p.request.actions,
+      objective: redact(p.request.objective, HIGH_RISK_PII),
+      actions: redactDeep(p.request.actions, HIGH_RISK_PII),
       why: p.request.actions
         .map((a) =>
           a.why?.length

@@ -73,7 +73,7 @@ export async function recordDecision(
       input.agent,
       input.tool,
       decision.decision,
-      decision.reasons.map(redact),
+      decision.reasons.map((r) => redact(r)),
       JSON.stringify(redactDeep(input)),
     ],
   );

@@ -178,6 +178,42 @@ describe("sync approval", () => {
     ]);
   });
 
+  it("asks a second person before a message carries a card number, and never shows the number to reviewers", async () => {
+    const card = "4111 1111 1111 1111";
+    await startWorker(
+      scriptedDeps(
+        t.db.pool,
+        t.config.limits,
+        {
+          planner: plan({ task_id: "t1", type: "communication" }),
+          communication: fakeModel()
+            .respondWithTools([
+              {
+                name: "send_message",
+                args: { ...message, body: `Use card ${card} for the booking.`, confidence: 0.95 },
+                id: "send",
+              },
+            ])
+            .respond(new AIMessage("Sent.")),
+          synthesizer: synthesizer(),
+        },
+        { policy: DEFAULT_POLICY },
+      ),
+    );
+    const { task } = await submit(t.db.pool, t.config, {
+      request: `Email ops@harbor.example to book with card ${card}`,
+      submittedBy: "sam",
+    });
+    await waitForTask(t.db.pool, task.id, settled);
+    const [approval] = await listApprovals(t.db.pool, "pending", task.id);
+    expect(approval).toMatchObject({ mode: "sync", context: { confirm: "send_message" } });
+    expect(approval!.context.actions[0]!.why!.join("; ")).toMatch(/carries high-risk personal data \(card\)/);
+    const shown = JSON.stringify(approval!.context);
+    expect(shown).not.toContain(card);
+    expect(shown).toContain("[card]");
+    expect(approval!.context.actions[0]!.args).toMatchObject({ to: "ops@harbor.example" }); // addresses stay
+  });
+
   it("reads a stored approval through its schema: a context Keel cannot read is named, not cast", async () => {
     const [approval] = await listApprovals(t.db.pool, "all");
     expect(approval!.context.actions[0]).toMatchObject({ tool: "send_message", risk: "high" });

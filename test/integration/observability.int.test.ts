@@ -293,11 +293,19 @@ describe("redaction", () => {
     });
     await waitForTask(t.db.pool, pii.id, (r) => r.status === "waiting_for_approval", 60_000);
     const [approval] = (await listApprovals(t.db.pool)).filter((a) => a.task_id === pii.id);
-    await decide(t.db.pool, approval!.id, { action: "approve", reviewer: "ana" });
+    // A message carrying a card number and an IBAN needs the strongest approval, and its reviewer never sees them.
+    expect(approval).toMatchObject({ mode: "sync", context: { confirm: "send_message" } });
+    expect(JSON.stringify(approval!.context)).not.toMatch(/4111|DE89/);
+    await decide(
+      t.db.pool,
+      approval!.id,
+      { action: "approve", reviewer: "ana" },
+      { confirm: "send_message" },
+    );
     await waitForTask(t.db.pool, pii.id, (r) => r.status === "done", 60_000);
     await flushTracing();
 
-    // The PII really went through the run: the task row (which the run needs) and the reviewer's view have it.
+    // The PII really went through the run: the task row (which the run needs until it is purged) has it.
     const stored = async (sql: string) =>
       (await t.db.pool.query<{ text: string | null }>(sql, [pii.id])).rows[0]?.text ?? "";
     const request = await stored("select request as text from tasks where id = $1");

@@ -133,6 +133,32 @@ rules:
   });
 });
 
+describe("high-risk personal data in outgoing calls", () => {
+  it.each([
+    ["a card number", "Card 4111 1111 1111 1111, exp 12/29", "card"],
+    ["a national id", "SSN 123-45-6789", "us_ssn"],
+    ["an IBAN", "Pay to DE89 3704 0044 0532 0130 00", "iban"],
+  ])("escalates a call that carries %s to a sync approval, naming it", (_what, body, kind) => {
+    const d = decide(
+      call("high", true, "internal", 0.95, { tool: "send_message", args: { body } }),
+      DEFAULT_POLICY,
+    );
+    expect(d.decision).toBe("sync_approval");
+    expect(d.reasons.join("; ")).toContain(`the call carries high-risk personal data (${kind})`);
+  });
+
+  it("leaves calls without it, and read-only tools, alone", () => {
+    const order = { body: "Order 4111111111111112 shipped" }; // not a valid card number (Luhn)
+    expect(decide(call("high", true, "internal", 0.95, { args: order }), DEFAULT_POLICY).decision).toBe(
+      "async_approval",
+    );
+    const read = { query: "card 4111 1111 1111 1111" };
+    expect(decide(call("low", true, "none", undefined, { args: read }), DEFAULT_POLICY).decision).toBe(
+      "autonomous",
+    );
+  });
+});
+
 describe("policy file", () => {
   it("an empty file is the default policy", () => {
     expect(parsePolicy("", "empty.yaml")).toEqual(DEFAULT_POLICY);
