@@ -17,6 +17,8 @@ import {
   cancelCommand,
   decideCommand,
   listCommand,
+  purgeCommand,
+  type PurgeOptions,
   retryCommand,
   statusCommand,
   submitCommand,
@@ -254,6 +256,24 @@ program
   .option("--json", "print one JSON object")
   .action(async (taskId: string, opts: { json?: boolean }) => {
     process.exitCode = await retryCommand(loadConfig(), taskId, opts);
+  });
+
+program
+  .command("purge")
+  .description(
+    "Erase a finished request's stored content: its request, answers, results and checkpoints, and the text of its approvals, messages, effects and trace. Ids, statuses, reviewers, times and costs stay for audit. Workers do it by themselves with KEEL_PURGE_AFTER_DAYS.",
+  )
+  .argument("[task-id]", "the request (or any task of it) to purge; it must be done, failed or cancelled")
+  .addOption(
+    new Option(
+      "--older-than <days>",
+      "instead, purge every finished request that ended this many days ago or more",
+    ).argParser(positiveInt),
+  )
+  .option("--dry-run", "show what would be purged and change nothing")
+  .option("--json", "print what was purged as JSON")
+  .action(async (taskId: string | undefined, opts: PurgeOptions) => {
+    process.exitCode = await purgeCommand(loadConfig(), taskId, opts);
   });
 
 program

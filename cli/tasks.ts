@@ -12,7 +12,9 @@ import { DEFAULT_QUEUE } from "../runtime/queue.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { loadPolicy } from "../policy/file.js";
 import { printJson, reportError, withDatabase } from "./common.js";
-import { ago, describeApproval } from "./render.js";
+import { ago, describeApproval, KEEL } from "./render.js";
+import { purgeOlderThan, purgeRequest, type PurgeReport } from "../runtime/purge.js";
+import { InputError } from "../core/errors.js";
 import { decisionFromFlags } from "./run.js";
 
 /** The options of `keel submit`, as commander parses them. */
@@ -86,7 +88,7 @@ export function statusCommand(config: KeelConfig, taskId: string, opts: { json?:
     console.log(
       `task ${outcome.task_id}: ${outcome.status} (attempt ${outcome.attempts}/${outcome.max_attempts}, created ${ago(root.created_at)})`,
     );
-    console.log(`  request: ${root.request ?? ""}`);
+    console.log(`  request: ${root.purged_at ? `[purged ${ago(root.purged_at)}]` : (root.request ?? "")}`);
     if (outcome.error) {
       const { code, fault, rule, message } = outcome.error;
       console.log(
@@ -126,6 +128,7 @@ export function listCommand(
           created_at: r.created_at,
           request: r.request,
           error_reason: r.error_reason,
+          purged_at: r.purged_at,
         })),
       );
       return 0;
@@ -133,7 +136,7 @@ export function listCommand(
     if (rows.length === 0) console.log("no tasks");
     for (const r of rows)
       console.log(
-        `${r.id}  ${r.status.padEnd(20)} ${ago(r.created_at).padStart(9)}  ${(r.request ?? "").slice(0, 70)}`,
+        `${r.id}  ${r.status.padEnd(20)} ${ago(r.created_at).padStart(9)}  ${r.purged_at ? "[purged]" : (r.request ?? "").slice(0, 70)}`,
       );
     return 0;
   });
@@ -233,4 +236,52 @@ export function decideCommand(
       );
     return row.status === "pending" ? 3 : 0;
   });
+}
+
+/** The options of `keel purge`, as commander parses them. */
+export interface PurgeOptions {
+  olderThan?: number;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+/** Erases one finished request's stored content, or every finished request older than `--older-than` days. */
+export function purgeCommand(config: KeelConfig, taskId: string | undefined, opts: PurgeOptions) {
+  return withDatabase(config, opts.json, async (db) => {
+    if ((taskId === undefined) === (opts.olderThan === undefined)) {
+      throw new InputError(
+        `Say what to purge: ${KEEL} purge <task-id>, or ${KEEL} purge --older-than <days> for every finished request that old (not both).`,
+        "invalid_argument",
+      );
+    }
+    const verb = opts.dryRun ? "would purge" : "purged";
+    if (taskId !== undefined) {
+      const report = await purgeRequest(db.pool, taskId, { dryRun: opts.dryRun });
+      if (opts.json) printJson({ dry_run: Boolean(opts.dryRun), ...report });
+      else printPurge(verb, report);
+      return 0;
+    }
+    const { purged, skipped } = await purgeOlderThan(db.pool, opts.olderThan!, {
+      dryRun: opts.dryRun,
+      limit: 10_000,
+    });
+    if (opts.json) {
+      printJson({ dry_run: Boolean(opts.dryRun), older_than_days: opts.olderThan, purged, skipped });
+      return 0;
+    }
+    if (purged.length === 0 && skipped.length === 0)
+      console.log(`keel: no finished request older than ${opts.olderThan} day(s) is left to purge`);
+    for (const report of purged) printPurge(verb, report);
+    for (const s of skipped) console.log(`skipped ${s.task_id}: ${s.reason}`);
+    if (purged.length > 1) console.log(`keel: ${verb} ${purged.length} request(s)`);
+    return skipped.length > 0 ? 1 : 0;
+  });
+}
+
+function printPurge(verb: string, r: PurgeReport): void {
+  console.log(
+    `${verb} ${r.task_id} (${r.status}): ${r.tasks} task(s), ${r.checkpoints} checkpoint(s) and ${r.checkpoint_writes} write(s) deleted; content erased from ${r.approvals} approval(s), ${r.outbox} outbox message(s), ${r.effects} effect(s), ${r.trajectory_steps} trace step(s), ${r.policy_decisions} decision(s), ${r.guardrail_events} guardrail event(s)`,
+  );
+  if (r.outbox_unsent > 0)
+    console.log(`  note: ${r.outbox_unsent} outbox message(s) were still queued, not marked sent by a relay`);
 }

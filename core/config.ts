@@ -74,6 +74,14 @@ export const KeelConfig = z.object({
         .describe(
           "KEEL_MAX_CRASHES: runs of a task that may lose their worker before it is stopped as a poison task",
         ),
+      purgeAfterDays: z
+        .number()
+        .int()
+        .positive()
+        .optional()
+        .describe(
+          "KEEL_PURGE_AFTER_DAYS: finished requests older than this are purged (content erased, checkpoints deleted) by the workers' hourly housekeeping; unset keeps them",
+        ),
     })
     .describe("Task runtime settings"),
   resilience: z
@@ -278,6 +286,9 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       maxRetries: env.KEEL_MAX_RETRIES === "0" ? 0 : intFrom(env, "KEEL_MAX_RETRIES", 2),
       retryBaseMs: intFrom(env, "KEEL_RETRY_BASE_MS", 1000),
       maxCrashes: intFrom(env, "KEEL_MAX_CRASHES", 10),
+      purgeAfterDays: nonEmpty("KEEL_PURGE_AFTER_DAYS")
+        ? intFrom(env, "KEEL_PURGE_AFTER_DAYS", 30)
+        : undefined,
     },
     resilience: {
       retries: env.KEEL_DEPENDENCY_RETRIES === "0" ? 0 : intFrom(env, "KEEL_DEPENDENCY_RETRIES", 3),

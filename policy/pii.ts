@@ -99,3 +99,18 @@ export function redactDeep<T>(value: T, kinds?: ReadonlySet<PiiKind>): T {
   }
   return value;
 }
+
+/** What stands in for erased text. */
+export const PURGED = "[purged]";
+
+/**
+ * Keeps a JSON value's shape and drops its content: every string becomes `[purged]`; keys, numbers, booleans and
+ * nulls stay, so a purged record still shows which arguments a call had and what it cost.
+ */
+export function eraseStrings(value: unknown): unknown {
+  if (typeof value === "string") return PURGED;
+  if (Array.isArray(value)) return value.map(eraseStrings);
+  if (value && typeof value === "object")
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, eraseStrings(v)]));
+  return value;
+}

@@ -13,7 +13,7 @@ import {
 import type { RiskPolicy } from "../policy/risk.js";
 import { KEEL, recordSpan } from "../observability/spans.js";
 import { recordStep } from "../observability/trajectory.js";
-import { HIGH_RISK_PII, redact, redactDeep } from "../policy/pii.js";
+import { eraseStrings, HIGH_RISK_PII, PURGED, redact, redactDeep } from "../policy/pii.js";
 import { enqueue, scheduleApprovalExpiry, scheduleCompensation, scheduleWatch } from "./queue.js";
 import type { PendingApproval } from "./runner.js";
 import { inTransaction, transition, type TaskRow } from "./task/store.js";
@@ -91,6 +91,47 @@ async function queryApprovals(
 
 /** What a reviewer types to confirm a sync approval: the names of the held tools, in order. */
 export const confirmationFor = (actions: ApprovalRequest["actions"]) => actions.map((a) => a.tool).join(",");
+
+/**
+ * An approval's context and decision with their content erased (for `keel purge`), still readable through their
+ * schemas: who decided, how, in which mode, on which tools and at which risk stay; requests, objectives,
+ * arguments and reasons go (the policy's reasons keep their words, without personal data).
+ */
+export function purgedApproval(
+  context: unknown,
+  decision: unknown,
+): { context: ApprovalContext; decision: ApprovalDecision | null } {
+  const c = ApprovalContext.parse(context);
+  const d = ApprovalDecision.nullable().parse(decision ?? null);
+  return {
+    context: {
+      ...c,
+      request: PURGED,
+      objective: PURGED,
+      why: redact(c.why),
+      actions: c.actions.map((a) => ({
+        ...a,
+        args: eraseStrings(a.args),
+        why: a.why?.map((w) => redact(w)),
+      })),
+      proposed_edit: c.proposed_edit && {
+        ...c.proposed_edit,
+        args: eraseStrings(c.proposed_edit.args) as Record<string, unknown>,
+        reasons: c.proposed_edit.reasons.map((r) => redact(r)),
+        changes: c.proposed_edit.changes.map((x) => ({
+          field: x.field,
+          from: eraseStrings(x.from),
+          to: eraseStrings(x.to),
+        })),
+      },
+    },
+    decision: d && {
+      ...d,
+      args: d.args && (eraseStrings(d.args) as Record<string, unknown>),
+      reason: d.reason === undefined ? undefined : PURGED,
+    },
+  };
+}
 
 /** Whether a person still has to decide something for this task. */
 export async function hasPendingApprovals(

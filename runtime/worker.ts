@@ -11,6 +11,7 @@ import { compensateRun } from "../graphs/compensation.js";
 import { bestEffort } from "../observability/audit.js";
 import { silentLogger, type Logger } from "../observability/log.js";
 import { pruneTrajectories } from "../observability/trajectory.js";
+import { purgeOlderThan } from "./purge.js";
 import {
   contextFromTraceparent,
   currentTraceparent,
@@ -367,11 +368,20 @@ export class TaskWorker {
     }
   }
 
-  /** Drops trajectory steps past the retention period, then looks again in an hour. */
+  /**
+   * Housekeeping: drops trajectory steps past their retention period and, with KEEL_PURGE_AFTER_DAYS set, purges
+   * finished requests past theirs (a bounded batch each time); then looks again in an hour.
+   */
   private async prune(): Promise<void> {
     const removed = await pruneTrajectories(this.db.pool, this.config.observability.retentionDays);
     if (removed)
       this.log.info({ removed, days: this.config.observability.retentionDays }, "trajectory pruned");
+    const days = this.config.runtime.purgeAfterDays;
+    if (days) {
+      const { purged, skipped } = await purgeOlderThan(this.db.pool, days);
+      if (purged.length || skipped.length)
+        this.log.info({ purged: purged.length, skipped: skipped.length, days }, "finished requests purged");
+    }
     await schedulePrune(this.db.pool, new Date(Date.now() + 3600_000));
   }
 

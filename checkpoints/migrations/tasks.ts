@@ -2,7 +2,7 @@ import { sql, type Migration } from "./sql.js";
 
 /**
  * The task runtime: `tasks` and `task_events` (7), approvals (7), child and approval lookups and the fence
- * function checkpoint writes call (8), queues and typed failures (12). Migration 11 (observability.ts) adds a
+ * function checkpoint writes call (8), queues and typed failures (12), crash counts (13), purges (14). Migration 11 (observability.ts) adds a
  * task's trace context and workflow.
  */
 export const TASKS_MIGRATIONS: readonly Migration[] = [
@@ -109,5 +109,11 @@ export const TASKS_MIGRATIONS: readonly Migration[] = [
       alter table tasks add column crashes int not null default 0;
       alter table tasks add column max_crashes int not null default 10;
       alter table tasks add column claim_counted boolean not null default true;`),
+  },
+  {
+    id: 14,
+    name: "purged requests",
+    // purged_at: when keel purge (or the retention setting) erased the request's content (runtime/purge.ts).
+    up: sql(`alter table tasks add column purged_at timestamptz;`),
   },
 ];

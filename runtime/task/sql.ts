@@ -53,6 +53,8 @@ export interface TaskRow {
   updated_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  /** When `keel purge` (or the retention setting) erased its content; a purged request cannot run again. */
+  purged_at: Date | null;
 }
 
 export interface TaskEvent {

@@ -11,6 +11,8 @@ describe("configuration from the environment", () => {
       resilience: { retries: 3, breakerThreshold: 5 },
     });
     expect(config.webhookUrl).toBeUndefined();
+    expect(config.runtime.purgeAfterDays).toBeUndefined(); // finished requests are kept unless asked
+    expect(loadConfig({ KEEL_PURGE_AFTER_DAYS: "90" }).runtime.purgeAfterDays).toBe(90);
   });
 
   it.each([
@@ -36,6 +38,8 @@ describe("configuration from the environment", () => {
       "forever",
       /KEEL_TRAJECTORY_RETENTION_DAYS=forever is not a positive number/,
     ],
+    ["KEEL_PURGE_AFTER_DAYS", "never", /KEEL_PURGE_AFTER_DAYS=never is not a positive number/],
+    ["KEEL_PURGE_AFTER_DAYS", "0", /KEEL_PURGE_AFTER_DAYS=0 is not a positive number/],
   ])("refuses %s=%s with a message that says what to give", (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
