@@ -2,8 +2,6 @@ import type pg from "pg";
 import { InputError, NotFoundError } from "../core/errors.js";
 import { eraseStrings, PURGED, redact } from "../policy/pii.js";
 import { purgedApproval } from "./approvals.js";
-
-export { PURGED };
 import { ACTIVE_STATUSES } from "./task/rules.js";
 import { getTask, inTransaction } from "./task/store.js";
 
@@ -63,140 +61,117 @@ class DryRun extends Error {
 }
 
 async function purgeIn(client: pg.PoolClient, rootId: string, dryRun: boolean): Promise<PurgeReport> {
-  {
-    // The root's lock orders this against retry, cancel and a worker's claim, which all update the root.
-    const root = (
-      await client.query<{ status: string; purged_at: Date | null }>(
-        "select status, purged_at from tasks where id = $1 for update",
-        [rootId],
-      )
-    ).rows[0];
-    if (!root) throw new NotFoundError(`No task has id ${rootId}.`);
-    const active = await client.query<{ id: string; agent_task_id: string | null; status: string }>(
-      "select id, agent_task_id, status from tasks where root_id = $1 and status = any($2) order by parent_id nulls first",
-      [rootId, ACTIVE_STATUSES],
-    );
-    const first = active.rows[0];
-    if (first) {
-      const which = first.id === rootId ? "it" : `its task ${first.agent_task_id ?? first.id}`;
-      throw new InputError(
-        `Request ${rootId} is not finished (${which} is ${first.status}); only a done, failed or cancelled request can be purged. Wait for it to end, or cancel it first.`,
-        "conflict",
-      );
-    }
-    if (await compensationOwed(client, rootId)) {
-      throw new InputError(
-        `Request ${rootId} still has a compensation to run, which undoes its effects from their arguments; a worker runs it shortly. Purge again once it has run.`,
-        "conflict",
-      );
-    }
-    const stamp = root.purged_at ?? new Date();
-
-    const tasks = await client.query<{ id: string; last_error: string | null }>(
-      "select id, last_error from tasks where root_id = $1",
+  // The root's lock orders this against retry, cancel and a worker's claim, which all update the root.
+  const root = (
+    await client.query<{ status: string; purged_at: Date | null }>(
+      "select status, purged_at from tasks where id = $1 for update",
       [rootId],
+    )
+  ).rows[0];
+  if (!root) throw new NotFoundError(`No task has id ${rootId}.`);
+  const active = await client.query<{ id: string; agent_task_id: string | null; status: string }>(
+    "select id, agent_task_id, status from tasks where root_id = $1 and status = any($2) order by parent_id nulls first",
+    [rootId, ACTIVE_STATUSES],
+  );
+  const first = active.rows[0];
+  if (first) {
+    const which = first.id === rootId ? "it" : `its task ${first.agent_task_id ?? first.id}`;
+    throw new InputError(
+      `Request ${rootId} is not finished (${which} is ${first.status}); only a done, failed or cancelled request can be purged. Wait for it to end, or cancel it first.`,
+      "conflict",
     );
-    for (const t of tasks.rows) {
-      await client.query(
-        "update tasks set request = null, final_answer = null, result = null, last_error = $2, purged_at = $3 where id = $1",
-        [t.id, t.last_error === null ? null : redact(t.last_error), stamp],
-      );
-    }
-    const events = await client.query<{ id: string; reason: string }>(
-      "select e.id, e.reason from task_events e join tasks t on t.id = e.task_id where t.root_id = $1 and e.reason is not null",
-      [rootId],
-    );
-    for (const e of events.rows) {
-      const clean = redact(e.reason);
-      if (clean !== e.reason)
-        await client.query("update task_events set reason = $2 where id = $1", [e.id, clean]);
-    }
-
-    const writes = await client.query("delete from checkpoint_writes where thread_id = $1", [rootId]);
-    await client.query("delete from checkpoint_blobs where thread_id = $1", [rootId]);
-    const checkpoints = await client.query("delete from checkpoints where thread_id = $1", [rootId]);
-
-    const approvals = await client.query<{
-      id: string;
-      context: unknown;
-      decision: unknown;
-      reason: string | null;
-    }>(
-      "select id, context, decision, reason from approvals where task_id in (select id from tasks where root_id = $1)",
-      [rootId],
-    );
-    for (const a of approvals.rows) {
-      const erased = purgedApproval(a.context, a.decision);
-      await client.query("update approvals set context = $2, decision = $3, reason = $4 where id = $1", [
-        a.id,
-        JSON.stringify(erased.context),
-        erased.decision === null ? null : JSON.stringify(erased.decision),
-        a.reason === null ? null : redact(a.reason),
-      ]);
-    }
-    const unsent = await client.query<{ n: number }>(
-      "select count(*)::int as n from outbox where thread_id = $1 and status = 'queued' and body <> $2",
-      [rootId, PURGED],
-    );
-    const outbox = await client.query(
-      "update outbox set recipient = $2, subject = $2, body = $2 where thread_id = $1",
-      [rootId, PURGED],
-    );
-    const effects = await eraseJsonColumns(
-      client,
-      "effects",
-      "key",
-      ["args", "result"],
-      "thread_id = $1",
-      rootId,
-    );
-    const steps = await eraseJsonColumns(
-      client,
-      "trajectory_steps",
-      "id",
-      ["input", "output"],
-      "thread_id = $1",
-      rootId,
-    );
-    await client.query("update trajectory_steps set error = $2 where thread_id = $1 and error is not null", [
-      rootId,
-      PURGED,
-    ]);
-    const decisions = await eraseJsonColumns(
-      client,
-      "policy_decisions",
-      "id",
-      ["inputs"],
-      "thread_id = $1",
-      rootId,
-    );
-    const guardrails = await client.query("update guardrail_events set detail = $2 where thread_id = $1", [
-      rootId,
-      PURGED,
-    ]);
-
-    const report: PurgeReport = {
-      task_id: rootId,
-      status: root.status,
-      purged_at: stamp,
-      tasks: tasks.rows.length,
-      checkpoints: checkpoints.rowCount ?? 0,
-      checkpoint_writes: writes.rowCount ?? 0,
-      approvals: approvals.rows.length,
-      outbox: outbox.rowCount ?? 0,
-      outbox_unsent: unsent.rows[0]?.n ?? 0,
-      effects,
-      trajectory_steps: steps,
-      policy_decisions: decisions,
-      guardrail_events: guardrails.rowCount ?? 0,
-    };
-    if (dryRun) throw new DryRun(report);
-    return report;
   }
+  if (await compensationOwed(client, rootId)) {
+    throw new InputError(
+      `Request ${rootId} still has a compensation to run, which undoes its effects from their arguments; a worker runs it shortly. Purge again once it has run.`,
+      "conflict",
+    );
+  }
+  const stamp = root.purged_at ?? new Date();
+
+  const tasks = await client.query<{ id: string; last_error: string | null }>(
+    "select id, last_error from tasks where root_id = $1",
+    [rootId],
+  );
+  for (const t of tasks.rows) {
+    await client.query(
+      "update tasks set request = null, final_answer = null, result = null, last_error = $2, purged_at = $3 where id = $1",
+      [t.id, t.last_error === null ? null : redact(t.last_error), stamp],
+    );
+  }
+  const events = await client.query<{ id: string; reason: string }>(
+    "select e.id, e.reason from task_events e join tasks t on t.id = e.task_id where t.root_id = $1 and e.reason is not null",
+    [rootId],
+  );
+  for (const e of events.rows) {
+    const clean = redact(e.reason);
+    if (clean !== e.reason)
+      await client.query("update task_events set reason = $2 where id = $1", [e.id, clean]);
+  }
+
+  const writes = await client.query("delete from checkpoint_writes where thread_id = $1", [rootId]);
+  await client.query("delete from checkpoint_blobs where thread_id = $1", [rootId]);
+  const checkpoints = await client.query("delete from checkpoints where thread_id = $1", [rootId]);
+
+  const approvals = await client.query<{
+    id: string;
+    context: unknown;
+    decision: unknown;
+    reason: string | null;
+  }>(
+    "select id, context, decision, reason from approvals where task_id in (select id from tasks where root_id = $1)",
+    [rootId],
+  );
+  for (const a of approvals.rows) {
+    const erased = purgedApproval(a.context, a.decision);
+    await client.query("update approvals set context = $2, decision = $3, reason = $4 where id = $1", [
+      a.id,
+      JSON.stringify(erased.context),
+      erased.decision === null ? null : JSON.stringify(erased.decision),
+      a.reason === null ? null : redact(a.reason),
+    ]);
+  }
+  const unsent = await client.query<{ n: number }>(
+    "select count(*)::int as n from outbox where thread_id = $1 and status = 'queued' and body <> $2",
+    [rootId, PURGED],
+  );
+  const outbox = await client.query(
+    "update outbox set recipient = $2, subject = $2, body = $2 where thread_id = $1",
+    [rootId, PURGED],
+  );
+  const effects = await eraseJsonColumns(client, "effects", "key", ["args", "result"], rootId);
+  const steps = await eraseJsonColumns(client, "trajectory_steps", "id", ["input", "output"], rootId);
+  await client.query("update trajectory_steps set error = $2 where thread_id = $1 and error is not null", [
+    rootId,
+    PURGED,
+  ]);
+  const decisions = await eraseJsonColumns(client, "policy_decisions", "id", ["inputs"], rootId);
+  const guardrails = await client.query("update guardrail_events set detail = $2 where thread_id = $1", [
+    rootId,
+    PURGED,
+  ]);
+
+  const report: PurgeReport = {
+    task_id: rootId,
+    status: root.status,
+    purged_at: stamp,
+    tasks: tasks.rows.length,
+    checkpoints: checkpoints.rowCount ?? 0,
+    checkpoint_writes: writes.rowCount ?? 0,
+    approvals: approvals.rows.length,
+    outbox: outbox.rowCount ?? 0,
+    outbox_unsent: unsent.rows[0]?.n ?? 0,
+    effects,
+    trajectory_steps: steps,
+    policy_decisions: decisions,
+    guardrail_events: guardrails.rowCount ?? 0,
+  };
+  if (dryRun) throw new DryRun(report);
+  return report;
 }
 
 /** Finished requests past the retention period that are not purged yet, oldest first. */
-export async function purgeDue(pool: pg.Pool, olderThanDays: number, limit: number): Promise<string[]> {
+async function purgeDue(pool: pg.Pool, olderThanDays: number, limit: number): Promise<string[]> {
   const { rows } = await pool.query<{ id: string }>(
     `select id from tasks
       where parent_id is null and purged_at is null and status <> all($3)
@@ -238,18 +213,17 @@ async function compensationOwed(client: pg.ClientBase, rootId: string): Promise<
   return (rows[0]?.n ?? 0) > 0;
 }
 
-/** Erases the strings of JSON columns on the rows `where` selects; returns how many rows it changed. */
+/** Erases the strings of JSON columns on a thread's rows of `table`; returns how many rows it changed. */
 async function eraseJsonColumns(
   client: pg.ClientBase,
   table: string,
   key: string,
   columns: readonly string[],
-  where: string,
-  rootId: string,
+  threadId: string,
 ): Promise<number> {
   const { rows } = await client.query<Record<string, unknown>>(
-    `select ${key} as key, ${columns.join(", ")} from ${table} where ${where}`,
-    [rootId],
+    `select ${key} as key, ${columns.join(", ")} from ${table} where thread_id = $1`,
+    [threadId],
   );
   for (const row of rows) {
     const values = columns.map((c) => erased(row[c]));

@@ -49,14 +49,8 @@ export async function retryTask(pool: pg.Pool, taskId: string): Promise<TaskRow>
   if (task.status !== "failed") {
     throw new InputError(`Task ${taskId} is ${task.status}; only a failed task can be retried.`, "conflict");
   }
-  if (task.purged_at) {
-    throw new InputError(
-      `Task ${taskId} was purged (its request and checkpoints are erased); submit the request again instead.`,
-      "conflict",
-    );
-  }
   return inTransaction(pool, async (client) => {
-    // A purge that committed after the read above leaves nothing to run from.
+    // Read under the lock, so a purge committing meanwhile is seen: a purged task has nothing to run from.
     const locked = await client.query<{ purged: boolean }>(
       "select purged_at is not null as purged from tasks where id = $1 for update",
       [task.id],
