@@ -55,8 +55,12 @@ function sending(body: string): Partial<GraphDeps> {
   );
 }
 
-async function startWorker(deps: Partial<GraphDeps>, config: KeelConfig = t.config) {
-  const worker = await TaskWorker.start(t.db, config, { concurrency: 2, deps });
+async function startWorker(deps: Partial<GraphDeps>, config: KeelConfig = t.config, queue?: string) {
+  const worker = await TaskWorker.start(t.db, config, {
+    concurrency: 2,
+    deps,
+    queues: queue ? [queue] : undefined,
+  });
   workers.push(worker);
   return worker;
 }
@@ -65,10 +69,13 @@ async function startWorker(deps: Partial<GraphDeps>, config: KeelConfig = t.conf
 async function waitingRequest(marker: string): Promise<TaskRow> {
   // One worker at a time: its scripted models are this request's.
   await Promise.all(workers.splice(0).map((w) => w.stop()));
-  await startWorker(sending(`Ref ${marker}, card ${CARD}.`));
+  // Each request on its own queue: no other request's job (a release, a resume) can spend its scripted models.
+  const queue = `purge-${marker.toLowerCase()}`;
+  await startWorker(sending(`Ref ${marker}, card ${CARD}.`), t.config, queue);
   const { task } = await submit(t.db.pool, t.config, {
     request: `Email ops@harbor.example to book ref ${marker} with card ${CARD}`,
     submittedBy: "sam",
+    queue,
   });
   await waitForTask(t.db.pool, task.id, settled);
   return getTask(t.db.pool, task.id);
@@ -77,7 +84,7 @@ async function waitingRequest(marker: string): Promise<TaskRow> {
 /** The same, approved by a second person and run to the end. */
 async function finishedRequest(marker: string): Promise<TaskRow> {
   const waiting = await waitingRequest(marker);
-  expect(waiting.status).toBe("waiting_for_approval");
+  expect(waiting).toMatchObject({ status: "waiting_for_approval" });
   const [approval] = await listApprovals(t.db.pool, "pending", waiting.id);
   await decide(t.db.pool, approval!.id, { action: "approve", reviewer: "ana" }, { confirm: "send_message" });
   return waitForTask(t.db.pool, waiting.id, (r) => r.status === "done" || r.status === "failed");
