@@ -50,4 +50,13 @@ export default tseslint.config(
       "@typescript-eslint/no-non-null-assertion": "off",
     },
   },
+  {
+    // The sandbox's guest threads are plain JavaScript (no TypeScript loader in a thread): linted without types.
+    files: ["**/*.mjs"],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: { process: "readonly", WebAssembly: "readonly" },
+    },
+  },
 );

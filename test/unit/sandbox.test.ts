@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { runInSandbox } from "../../tools/code/sandbox.js";
+import { runInSandbox, WALL_MARGIN_MS } from "../../tools/code/sandbox.js";
 
 const limits = { timeoutMs: 300, memoryBytes: 16 * 1024 * 1024 };
 
@@ -52,5 +52,56 @@ describe("JavaScript sandbox", () => {
       signal: controller.signal,
     });
     expect(out).toMatchObject({ ok: false, error: "Execution was cancelled." });
+  });
+});
+
+describe("JavaScript sandbox, held from outside its thread", () => {
+  const memoryHeavy = "const a = []; while (true) a.push(new Array(1e6).fill(1));";
+
+  it("stops guest code inside long native calls at its time limit, plus a small margin", async () => {
+    // Each fill is one native call that QuickJS's interrupt cannot break; this ran 6–25 s against a 1 s limit.
+    const started = Date.now();
+    const out = await runInSandbox(memoryHeavy, { ...limits, timeoutMs: 1_000 });
+    expect(out).toMatchObject({ ok: false, error: expect.stringMatching(/longer than 1000 ms|memory/) });
+    expect(Date.now() - started).toBeLessThan(1_000 + WALL_MARGIN_MS + 2_000); // the rest is thread start-up
+  });
+
+  it("never holds the caller's event loop while guest code runs", async () => {
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 10);
+    const out = await runInSandbox("while (true) {}", { ...limits, timeoutMs: 500 });
+    clearInterval(timer);
+    expect(out.error).toMatch(/longer than 500 ms/);
+    expect(ticks).toBeGreaterThan(10); // on the worker's own loop the timer could not fire once
+  });
+
+  it("stops at once when cancelled mid-run, without waiting for the time limit", async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    setTimeout(() => controller.abort(), 200);
+    const out = await runInSandbox(memoryHeavy, { ...limits, timeoutMs: 20_000, signal: controller.signal });
+    expect(out).toEqual({ ok: false, console: [], error: "Execution was cancelled." });
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it("names a guest that crashes its thread, and runs the next program normally", async () => {
+    const crashing = new URL("../fakes/crashing-guest.mjs", import.meta.url);
+    const out = await runInSandbox("1", limits, crashing);
+    expect(out).toEqual({
+      ok: false,
+      console: [],
+      error: "The sandbox crashed: Aborted(Assertion failed: list_empty(&rt->gc_obj_list))",
+    });
+    expect(await runInSandbox("6 * 7", limits)).toEqual({ ok: true, result: 42, console: [] });
+  });
+
+  it("reports a guest whose thread runs out of heap as out of memory", async () => {
+    const hungry = new URL("../fakes/hungry-guest.mjs", import.meta.url);
+    const out = await runInSandbox("1", { ...limits, timeoutMs: 30_000 }, hungry);
+    expect(out).toEqual({
+      ok: false,
+      console: [],
+      error: `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`,
+    });
   });
 });

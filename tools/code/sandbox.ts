@@ -1,4 +1,4 @@
-import { newQuickJSWASMModule, shouldInterruptAfterDeadline, type QuickJSContext } from "quickjs-emscripten";
+import { Worker } from "node:worker_threads";
 
 export interface SandboxLimits {
   timeoutMs: number;
@@ -14,107 +14,93 @@ export interface SandboxResult {
   error?: string;
 }
 
-const MAX_CONSOLE_LINES = 200;
+/** How long past its CPU limit a guest may run before its thread is terminated from outside. */
+export const WALL_MARGIN_MS = 250;
+/** How long a thread may take to load the interpreter before the run counts as failed (a loaded machine). */
+const STARTUP_LIMIT_MS = 15_000;
+const GUEST = new URL("./guest.mjs", import.meta.url);
+const MB = 1024 * 1024;
 
-function installConsole(vm: QuickJSContext, lines: string[]): void {
-  const consoleObject = vm.newObject();
-  for (const level of ["log", "info", "warn", "error"]) {
-    const fn = vm.newFunction(level, (...args) => {
-      if (lines.length < MAX_CONSOLE_LINES) {
-        lines.push(
-          args
-            .map((a) => {
-              const value: unknown = vm.dump(a);
-              return typeof value === "string" ? value : JSON.stringify(value);
-            })
-            .join(" "),
-        );
-      }
-    });
-    vm.setProp(consoleObject, level, fn);
-    fn.dispose();
-  }
-  vm.setProp(vm.global, "console", consoleObject);
-  consoleObject.dispose();
-}
+type GuestMessage = { type: "started" } | { type: "result"; result: SandboxResult };
 
 /**
- * Runs JavaScript in a QuickJS interpreter compiled to WebAssembly. The guest has the language and its standard
- * library only: no filesystem, network, process, timers or host objects, because none are passed in. CPU time
- * and memory are capped; an abort signal stops it between instructions.
- *
- * Each run gets its own WebAssembly instance. QuickJS's own memory limit only refuses single allocations that
- * are too large in this build (it cannot measure what it has already allocated), so the interrupt handler also
- * watches the instance's linear memory, which only this guest uses.
+ * Runs JavaScript in a QuickJS interpreter (see guest.mjs) in a worker thread of its own, so that the worker's
+ * event loop never waits for guest code. Limits hold from outside: the thread is terminated when the run passes
+ * its time limit by WALL_MARGIN_MS (even inside one long native call, where QuickJS's own interrupt cannot
+ * fire), at once when `signal` aborts, and V8's resource limits cap the thread's own heap. A guest that crashes
+ * its interpreter or its thread ends this run with a named error; the process goes on.
  */
-export async function runInSandbox(code: string, limits: SandboxLimits): Promise<SandboxResult> {
-  const QuickJS = await newQuickJSWASMModule();
-  const memory = QuickJS.getWasmMemory() as unknown as { buffer: ArrayBuffer };
-  const memoryCeiling = memory.buffer.byteLength + limits.memoryBytes;
-  let outOfMemory = false;
-  const runtime = QuickJS.newRuntime();
-  const pastDeadline = shouldInterruptAfterDeadline(Date.now() + limits.timeoutMs);
-  runtime.setInterruptHandler((rt) => {
-    outOfMemory ||= memory.buffer.byteLength > memoryCeiling;
-    return outOfMemory || pastDeadline(rt) || Boolean(limits.signal?.aborted);
+export function runInSandbox(
+  code: string,
+  limits: SandboxLimits,
+  /** The guest module; tests pass guests that crash the way a broken interpreter does. */
+  guest: URL = GUEST,
+): Promise<SandboxResult> {
+  const cancelled = (): SandboxResult => ({ ok: false, console: [], error: "Execution was cancelled." });
+  if (limits.signal?.aborted) return Promise.resolve(cancelled());
+  const tooLong: SandboxResult = {
+    ok: false,
+    console: [],
+    error: `Execution stopped: the code ran longer than ${limits.timeoutMs} ms (an endless loop?).`,
+  };
+  const tooBig: SandboxResult = {
+    ok: false,
+    console: [],
+    error: `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`,
+  };
+  return new Promise((resolve) => {
+    const worker = new Worker(guest, {
+      workerData: { code, timeoutMs: limits.timeoutMs, memoryBytes: limits.memoryBytes },
+      resourceLimits: {
+        maxOldGenerationSizeMb: 64 + Math.ceil(limits.memoryBytes / MB),
+        maxYoungGenerationSizeMb: 16,
+        stackSizeMb: 4,
+      },
+      // What the interpreter prints when it aborts is kept for the error, not written to the worker's output.
+      stdout: true,
+      stderr: true,
+    });
+    let stderr = "";
+    worker.stderr.on("data", (chunk: Buffer) => {
+      if (stderr.length < 2000) stderr += chunk.toString("utf8");
+    });
+    worker.stdout.resume();
+    let done = false;
+    const finish = (result: SandboxResult) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      limits.signal?.removeEventListener("abort", onAbort);
+      void worker.terminate();
+      resolve(result);
+    };
+    const onAbort = () => finish(cancelled());
+    limits.signal?.addEventListener("abort", onAbort, { once: true });
+    let timer = setTimeout(
+      () => finish({ ok: false, console: [], error: "The sandbox did not start in time." }),
+      STARTUP_LIMIT_MS,
+    );
+    worker.on("message", (message: GuestMessage) => {
+      if (message.type === "started") {
+        clearTimeout(timer);
+        timer = setTimeout(() => finish(tooLong), limits.timeoutMs + WALL_MARGIN_MS);
+      } else finish(message.result);
+    });
+    worker.on("error", (error: Error & { code?: string }) => {
+      if (error.code === "ERR_WORKER_OUT_OF_MEMORY") return finish(tooBig);
+      finish({ ok: false, console: [], error: `The sandbox crashed: ${crashReason(stderr, error)}` });
+    });
+    worker.on("exit", (exitCode) => {
+      finish({
+        ok: false,
+        console: [],
+        error: `The sandbox crashed: ${crashReason(stderr)} (exit code ${exitCode})`,
+      });
+    });
   });
-  runtime.setMemoryLimit(limits.memoryBytes);
-  runtime.setMaxStackSize(1024 * 1024);
-  const vm = runtime.newContext();
-  const lines: string[] = [];
-  try {
-    installConsole(vm, lines);
-    const evaluated = vm.evalCode(code, "task.js");
-    if (evaluated.error) {
-      const raw: unknown = vm.dump(evaluated.error);
-      evaluated.error.dispose();
-      return { ok: false, console: lines, error: describeError(raw) };
-    }
-    // The program may end in a promise (async code): run queued jobs, then read how it settled.
-    runtime.executePendingJobs();
-    const settled = vm.getPromiseState(evaluated.value);
-    try {
-      if (settled.type === "pending") {
-        return {
-          ok: false,
-          console: lines,
-          error: "The program's promise never settled (the sandbox has no timers or I/O).",
-        };
-      }
-      if (settled.type === "rejected")
-        return { ok: false, console: lines, error: describeError(vm.dump(settled.error)) };
-      const value: unknown = vm.dump(settled.value);
-      return { ok: true, result: value === undefined ? null : value, console: lines };
-    } finally {
-      if (settled.type === "rejected") settled.error.dispose();
-      if (settled.type === "fulfilled" && !settled.notAPromise) settled.value.dispose();
-      evaluated.value.dispose();
-    }
-  } finally {
-    try {
-      vm.dispose();
-      runtime.dispose();
-    } catch {
-      // A guest that broke QuickJS's bookkeeping (a stack overflow leaves objects behind) makes disposal
-      // assert. The whole WebAssembly instance belongs to this run and is dropped with it, so nothing leaks
-      // into the next run; the result already computed stands.
-    }
-  }
+}
 
-  function describeError(raw: unknown): string {
-    const message =
-      raw && typeof raw === "object" && "message" in raw
-        ? `${(raw as { name?: string }).name ?? "Error"}: ${String(raw.message)}`
-        : String(raw);
-    if (/interrupted/i.test(message)) {
-      if (outOfMemory)
-        return `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`;
-      return limits.signal?.aborted
-        ? "Execution was cancelled."
-        : `Execution stopped: the code ran longer than ${limits.timeoutMs} ms (an endless loop?).`;
-    }
-    if (/out of memory/i.test(message))
-      return `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`;
-    return message;
-  }
+function crashReason(stderr: string, error?: Error): string {
+  const printed = stderr.trim().split("\n").at(-1)?.trim();
+  return printed || error?.message || "the guest thread ended without a result";
 }
