@@ -4,12 +4,20 @@
 // It runs the program in a QuickJS interpreter compiled to WebAssembly: the language and its standard library
 // only, no filesystem, network, process, timers or host objects, because none are passed in. It posts one
 // message, `{ type: "started" }`, when the interpreter is ready (the host's wall clock starts then), and one
-// result. CPU time and memory are also capped in here, between instructions; the host's wall clock and terminate()
-// are what hold when guest code is inside one long native call.
+// result. Memory is capped in here by the WebAssembly memory's maximum and CPU time between instructions; the host's
+// wall clock and terminate() are what hold when guest code is inside one long native call.
 import { parentPort, workerData } from "node:worker_threads";
-import { newQuickJSWASMModule, shouldInterruptAfterDeadline } from "quickjs-emscripten";
+import {
+  newQuickJSWASMModuleFromVariant,
+  newVariant,
+  RELEASE_SYNC,
+  shouldInterruptAfterDeadline,
+} from "quickjs-emscripten";
 
 const MAX_CONSOLE_LINES = 200;
+/** The linear memory this QuickJS build starts with (16 MiB), in 64 KiB WebAssembly pages. */
+const INITIAL_PAGES = 256;
+const PAGE = 65536;
 
 /** @param {import("quickjs-emscripten").QuickJSContext} vm @param {string[]} lines */
 function installConsole(vm, lines) {
@@ -36,20 +44,17 @@ function installConsole(vm, lines) {
 
 /** @param {{ code: string, timeoutMs: number, memoryBytes: number }} input */
 async function run({ code, timeoutMs, memoryBytes }) {
-  const QuickJS = await newQuickJSWASMModule();
-  // QuickJS's own memory limit only refuses single allocations that are too large in this build (it cannot
-  // measure what it has already allocated), so the interrupt handler also watches the instance's linear memory,
-  // which only this guest uses.
-  const memory = QuickJS.getWasmMemory();
-  const memoryCeiling = memory.buffer.byteLength + memoryBytes;
-  let outOfMemory = false;
+  // The guest's memory limit is the WebAssembly memory's own maximum: an allocation past it fails inside QuickJS's
+  // allocator, however it is made (QuickJS's own limit only refuses single allocations that are too large in
+  // this build, because it cannot measure what it has already allocated).
+  const wasmMemory = new WebAssembly.Memory({
+    initial: INITIAL_PAGES,
+    maximum: INITIAL_PAGES + Math.ceil(memoryBytes / PAGE),
+  });
+  const QuickJS = await newQuickJSWASMModuleFromVariant(newVariant(RELEASE_SYNC, { wasmMemory }));
   const runtime = QuickJS.newRuntime();
   parentPort.postMessage({ type: "started" });
-  const pastDeadline = shouldInterruptAfterDeadline(Date.now() + timeoutMs);
-  runtime.setInterruptHandler((rt) => {
-    outOfMemory ||= memory.buffer.byteLength > memoryCeiling;
-    return outOfMemory || pastDeadline(rt);
-  });
+  runtime.setInterruptHandler(shouldInterruptAfterDeadline(Date.now() + timeoutMs));
   runtime.setMemoryLimit(memoryBytes);
   runtime.setMaxStackSize(1024 * 1024);
   const vm = runtime.newContext();
@@ -61,9 +66,9 @@ async function run({ code, timeoutMs, memoryBytes }) {
       raw && typeof raw === "object" && "message" in raw
         ? `${"name" in raw ? String(raw.name) : "Error"}: ${String(raw.message)}`
         : String(raw);
-    if (/interrupted/i.test(message) && !outOfMemory)
+    if (/interrupted/i.test(message))
       return `Execution stopped: the code ran longer than ${timeoutMs} ms (an endless loop?).`;
-    if (/interrupted|out of memory/i.test(message))
+    if (/out of memory/i.test(message))
       return `Execution stopped: the code used more than ${memoryBytes} bytes of memory.`;
     return message;
   };
