@@ -717,3 +717,39 @@ describe("guardrails from the command line", () => {
     },
   );
 });
+
+describe("the sandbox in the worker", () => {
+  it("keeps the worker's lease renewed while a program runs, and a cancel stops the program at once", async () => {
+    const limits = { ...t.config.limits, sandboxTimeoutMs: 60_000 };
+    const code = fakeModel().respondWithTools([
+      { name: "run_javascript", args: { code: "for (;;) {}" }, id: "loop" },
+    ]);
+    await startWorker(
+      scriptedDeps(t.db.pool, limits, {
+        planner: plan({ task_id: "t1", type: "code" }),
+        code,
+        synthesizer: synthesizer(),
+      }),
+    );
+    const { task } = await submit(t.db.pool, t.config, {
+      queue,
+      request: "Calculate the sum of 1 to 10 in a loop",
+    });
+    await expect.poll(() => statusesOf(task.id), { timeout: 20_000 }).toEqual([["t1", "running"]]);
+    const leaseOf = async () =>
+      (
+        await one<{ lease_expires_at: Date }>("select lease_expires_at from tasks where id = $1", [task.id])
+      )[0]!.lease_expires_at;
+    const first = await leaseOf();
+    // The lease is 5 s here: it is renewed while the program runs, so no crash is counted and nobody takes over.
+    await expect
+      .poll(async () => (await leaseOf()).getTime(), { timeout: 10_000 })
+      .toBeGreaterThan(first.getTime());
+    expect((await getTree(t.db.pool, task.id))[0]).toMatchObject({ status: "running", crashes: 0 });
+    const cancelledAt = Date.now();
+    await cancelTree(t.db.pool, task.id);
+    const ended = await waitForTask(t.db.pool, task.id, settled);
+    expect(ended.status).toBe("cancelled");
+    expect(Date.now() - cancelledAt).toBeLessThan(10_000); // the program's own limit is 60 s
+  });
+});
