@@ -35,6 +35,43 @@ const toolCalls = async (threadId: string) =>
   ).rows;
 
 describe("keel run / keel resume across processes", () => {
+  it("Ctrl-C at the approval prompt ends cleanly, leaves the task waiting, and says how to decide", async () => {
+    // The prompt only appears on a terminal: `script` gives the command one, and Ctrl-C is typed into it.
+    const command = [process.execPath, KEEL_BIN, "run", "Email ops@harbor.example about the drill at noon"]
+      .map((word) => `'${word}'`)
+      .join(" ");
+    const child = spawn("script", ["-qfec", command, "/dev/null"], {
+      env: { ...env, PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", TERM: "dumb" },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    let output = "";
+    let typed = false;
+    child.stderr.on("data", (d: Buffer) => (output += d.toString()));
+    child.stdout.on("data", (d: Buffer) => {
+      output += d.toString();
+      if (!typed && output.includes("Approve, edit or reject? [a/e/r]")) {
+        typed = true;
+        child.stdin.write("\x03");
+      }
+    });
+    const [code] = (await once(child, "close")) as [number | null];
+    expect(typed, output).toBe(true);
+    expect(code, output).toBe(130);
+    const taskId = /task (\S+) ·/.exec(output)![1]!;
+    expect(output).toContain(`The task is waiting for approval. Task: ${taskId}`);
+    expect(output).toMatch(new RegExp(`keel resume ${taskId} --approve`));
+    expect(output).not.toMatch(/at .*\.ts:\d+/); // no stack trace
+    const { rows } = await t.db.pool.query(
+      "select t.status, t.queue, a.status as approval from tasks t join approvals a on a.task_id = t.id where t.id = $1",
+      [taskId],
+    );
+    // Waiting for a person, on the default queue: any worker continues it once someone decides.
+    expect(rows).toEqual([{ status: "waiting_for_approval", queue: "default", approval: "pending" }]);
+    const resumed = await keel(["resume", taskId, "--approve", "--reviewer", "dana", "--json"], env);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(json<RunJson>(resumed).status).toBe("done");
+  });
+
   it("stops at the approval in one process and finishes from the checkpoint in another", async () => {
     const first = await keel(["run", "--sample", "1", "--no-input", "--json"], env);
     expect(first.code).toBe(3);
