@@ -18,7 +18,8 @@ import { waitForTask } from "../helpers/tasks.js";
 let t: TestDatabase;
 const workers: TaskWorker[] = [];
 beforeAll(async () => {
-  t = await createTestDatabase({ KEEL_LEASE_SECONDS: "5", KEEL_MAX_RETRIES: "0" });
+  // A lease long enough that a loaded machine's slow heartbeat is not taken for a lost worker.
+  t = await createTestDatabase({ KEEL_LEASE_SECONDS: "30", KEEL_MAX_RETRIES: "0" });
   await prepareQueue(t.db.pool);
 });
 afterEach(async () => {
@@ -84,7 +85,9 @@ async function waitingRequest(marker: string): Promise<TaskRow> {
 /** The same, approved by a second person and run to the end. */
 async function finishedRequest(marker: string): Promise<TaskRow> {
   const waiting = await waitingRequest(marker);
-  expect(waiting).toMatchObject({ status: "waiting_for_approval" });
+  expect(waiting, `${waiting.error_reason}: ${waiting.last_error}`).toMatchObject({
+    status: "waiting_for_approval",
+  });
   const [approval] = await listApprovals(t.db.pool, "pending", waiting.id);
   await decide(t.db.pool, approval!.id, { action: "approve", reviewer: "ana" }, { confirm: "send_message" });
   return waitForTask(t.db.pool, waiting.id, (r) => r.status === "done" || r.status === "failed");
