@@ -60,17 +60,15 @@ async function run({ code, timeoutMs, memoryBytes }) {
   const vm = runtime.newContext();
   /** @type {string[]} */
   const lines = [];
-  /** @param {unknown} raw */
-  const describeError = (raw) => {
+  /** A failed run: a limit it hit (the host words it), or the guest's own error. @param {unknown} raw */
+  const failed = (raw) => {
     const message =
       raw && typeof raw === "object" && "message" in raw
         ? `${"name" in raw ? String(raw.name) : "Error"}: ${String(raw.message)}`
         : String(raw);
-    if (/interrupted/i.test(message))
-      return `Execution stopped: the code ran longer than ${timeoutMs} ms (an endless loop?).`;
-    if (/out of memory/i.test(message))
-      return `Execution stopped: the code used more than ${memoryBytes} bytes of memory.`;
-    return message;
+    if (/interrupted/i.test(message)) return { ok: false, console: lines, stopped: "time" };
+    if (/out of memory/i.test(message)) return { ok: false, console: lines, stopped: "memory" };
+    return { ok: false, console: lines, error: message };
   };
   try {
     installConsole(vm, lines);
@@ -78,7 +76,7 @@ async function run({ code, timeoutMs, memoryBytes }) {
     if (evaluated.error) {
       const raw = vm.dump(evaluated.error);
       evaluated.error.dispose();
-      return { ok: false, console: lines, error: describeError(raw) };
+      return failed(raw);
     }
     // The program may end in a promise (async code): run queued jobs, then read how it settled.
     runtime.executePendingJobs();
@@ -90,8 +88,7 @@ async function run({ code, timeoutMs, memoryBytes }) {
           console: lines,
           error: "The program's promise never settled (the sandbox has no timers or I/O).",
         };
-      if (settled.type === "rejected")
-        return { ok: false, console: lines, error: describeError(vm.dump(settled.error)) };
+      if (settled.type === "rejected") return failed(vm.dump(settled.error));
       const value = vm.dump(settled.value);
       return { ok: true, result: value === undefined ? null : value, console: lines };
     } finally {

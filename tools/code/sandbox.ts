@@ -21,7 +21,11 @@ const STARTUP_LIMIT_MS = 15_000;
 const GUEST = new URL("./guest.mjs", import.meta.url);
 const MB = 1024 * 1024;
 
-type GuestMessage = { type: "started" } | { type: "result"; result: SandboxResult };
+type Limit = "time" | "memory";
+/** What the guest posts: that it started, then how the run ended (a limit it hit is worded here). */
+type GuestMessage =
+  | { type: "started" }
+  | { type: "result"; result: SandboxResult | { ok: false; console: string[]; stopped: Limit } };
 
 /**
  * Runs JavaScript in a QuickJS interpreter (see guest.mjs) in a worker thread of its own, so that the worker's
@@ -38,16 +42,14 @@ export function runInSandbox(
 ): Promise<SandboxResult> {
   const cancelled = (): SandboxResult => ({ ok: false, console: [], error: "Execution was cancelled." });
   if (limits.signal?.aborted) return Promise.resolve(cancelled());
-  const tooLong: SandboxResult = {
+  const stopped = (limit: Limit, console: string[] = []): SandboxResult => ({
     ok: false,
-    console: [],
-    error: `Execution stopped: the code ran longer than ${limits.timeoutMs} ms (an endless loop?).`,
-  };
-  const tooBig: SandboxResult = {
-    ok: false,
-    console: [],
-    error: `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`,
-  };
+    console,
+    error:
+      limit === "time"
+        ? `Execution stopped: the code ran longer than ${limits.timeoutMs} ms (an endless loop?).`
+        : `Execution stopped: the code used more than ${limits.memoryBytes} bytes of memory.`,
+  });
   return new Promise((resolve) => {
     const worker = new Worker(guest, {
       workerData: { code, timeoutMs: limits.timeoutMs, memoryBytes: limits.memoryBytes },
@@ -83,11 +85,12 @@ export function runInSandbox(
     worker.on("message", (message: GuestMessage) => {
       if (message.type === "started") {
         clearTimeout(timer);
-        timer = setTimeout(() => finish(tooLong), limits.timeoutMs + WALL_MARGIN_MS);
-      } else finish(message.result);
+        timer = setTimeout(() => finish(stopped("time")), limits.timeoutMs + WALL_MARGIN_MS);
+      } else if ("stopped" in message.result) finish(stopped(message.result.stopped, message.result.console));
+      else finish(message.result);
     });
     worker.on("error", (error: Error & { code?: string }) => {
-      if (error.code === "ERR_WORKER_OUT_OF_MEMORY") return finish(tooBig);
+      if (error.code === "ERR_WORKER_OUT_OF_MEMORY") return finish(stopped("memory"));
       finish({ ok: false, console: [], error: `The sandbox crashed: ${crashReason(stderr, error)}` });
     });
     worker.on("exit", (exitCode) => {
