@@ -172,6 +172,24 @@ export class TransientError extends KeelError {
   }
 }
 
+/**
+ * A streamed model reply stopped before it finished: the connection dropped, or the server ended the stream
+ * without a finish reason. Another try may get the whole reply, so it is retried and counted by the breaker.
+ */
+export class ModelStreamCutError extends TransientError {
+  constructor(
+    readonly model: string,
+    chunks: number,
+    detail?: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `The model ${model}'s reply stream was cut off mid-reply after ${chunks} chunk${chunks === 1 ? "" : "s"}${detail ? ` (${detail})` : ""}`,
+    );
+    if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
 /** An HTTP answer that says the call failed; transient for 408/425/429/5xx (the resilience layer decides). */
 export class HttpStatusError extends KeelError {
   constructor(

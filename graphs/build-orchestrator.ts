@@ -233,10 +233,16 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
       new SystemMessage(SYNTHESIZER_PROMPT),
       new HumanMessage(`Request: ${state.request}\n\nTask results:\n${resultsText(state)}`),
     ];
-    const { value: reply } = await callModel(deps, config, { agent: "synthesizer", messages }, (options) =>
-      deps.model("synthesizer").invoke(messages, options),
+    const { value: raw, finishReason } = await callModel(
+      deps,
+      config,
+      { agent: "synthesizer", messages },
+      (options) => deps.model("synthesizer").invoke(messages, options),
     );
-    checkReply(reply, deps.modelInfo?.name ?? "in use", { maxTokens: deps.modelInfo?.maxTokens });
+    const reply = checkReply(raw, deps.modelInfo?.name ?? "in use", {
+      maxTokens: deps.modelInfo?.maxTokens,
+      finishReason,
+    });
     const text = typeof reply.content === "string" ? reply.content : JSON.stringify(reply.content);
     emit(config, { type: "answer", text });
     return { final_answer: text };

@@ -1,10 +1,11 @@
-import type { BaseMessage } from "@langchain/core/messages";
+import { BaseCallbackHandler } from "@langchain/core/callbacks/base";
+import { AIMessage, type BaseMessage } from "@langchain/core/messages";
 import type { LLMResult } from "@langchain/core/outputs";
 import type { LangGraphRunnableConfig } from "@langchain/langgraph";
 import { errorClass, inSpan, KEEL, recordSpan, SpanKind } from "../observability/spans.js";
 import { recordStepQuietly } from "../observability/trajectory.js";
 import { addUsage, charge } from "../tools/usage.js";
-import { ModelOutputError, TransientError } from "../core/errors.js";
+import { ModelOutputError, ModelStreamCutError, TransientError } from "../core/errors.js";
 import type { GraphDeps } from "./deps.js";
 import { runContext } from "./run-context.js";
 
@@ -73,6 +74,28 @@ function replyOf(output: LLMResult): Reply {
   };
 }
 
+/**
+ * Watches one try of a model call. `lc_prefer_streaming` makes LangChain stream the reply of a model that can
+ * (ChatOpenAI) even inside `invoke`, so the first token is seen when it arrives and LangGraph's `messages`
+ * stream passes tokens on; the chunks are counted so a stream that stops early can be told from one that ended.
+ */
+class TryWatch extends BaseCallbackHandler {
+  name = "keel_model_try";
+  lc_prefer_streaming = true;
+  chunks = 0;
+  reply: Reply | undefined;
+  constructor(private readonly onFirstToken: () => void) {
+    super();
+  }
+  override handleLLMNewToken(): void {
+    if (this.chunks++ === 0) this.onFirstToken();
+  }
+  override handleLLMEnd(output: LLMResult): void {
+    this.onFirstToken();
+    this.reply = replyOf(output);
+  }
+}
+
 /** Settles with `work`, or rejects as soon as `signal` aborts, whether or not the model honours the signal. */
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -93,7 +116,7 @@ export async function callModel<T>(
   config: LangGraphRunnableConfig,
   meta: CallMeta,
   invoke: (options: { signal: AbortSignal; callbacks: object[] }) => Promise<T>,
-): Promise<{ value: T; usage: CallUsage; cost_usd: number }> {
+): Promise<{ value: T; usage: CallUsage; cost_usd: number; finishReason?: string }> {
   const { threadId, attempt } = runContext(config);
   const info = deps.modelInfo ?? { provider: "unknown", name: "unknown" };
   const started = new Date();
@@ -163,30 +186,39 @@ export async function callModel<T>(
               }
               throw error;
             };
-            return untilAborted(
-              invoke({
-                signal: combined,
-                callbacks: [
-                  {
-                    handleLLMNewToken() {
-                      firstTokenMs ??= performance.now() - startedMs;
+            const watch = new TryWatch(() => (firstTokenMs ??= performance.now() - startedMs));
+            const cut = (error: unknown): never => {
+              // A stream that broke after it began is a cut reply (retried), not a bare "terminated"; an error
+              // after a finished stream (the structured-output parser's) is not.
+              const finished = (watch.reply?.finishReasons.length ?? 0) > 0;
+              if (watch.chunks > 0 && !finished && !combined.aborted && !(error instanceof TransientError))
+                throw new ModelStreamCutError(info.name, watch.chunks, (error as Error).message, {
+                  cause: error,
+                });
+              throw error;
+            };
+            return untilAborted(invoke({ signal: combined, callbacks: [watch] }), tryBound)
+              .catch(bounded)
+              .catch(cut)
+              .then((value) => {
+                const r = watch.reply;
+                // A streamed reply that ends without a finish reason was cut short by the server or a proxy.
+                if (watch.chunks > 0 && r && r.finishReasons.length === 0)
+                  throw new ModelStreamCutError(
+                    info.name,
+                    watch.chunks,
+                    "the stream ended without a finish reason",
+                  );
+                if (r)
+                  reply = {
+                    ...r,
+                    usage: {
+                      input_tokens: reply.usage.input_tokens + r.usage.input_tokens,
+                      output_tokens: reply.usage.output_tokens + r.usage.output_tokens,
                     },
-                    handleLLMEnd(output: LLMResult) {
-                      firstTokenMs ??= performance.now() - startedMs;
-                      const r = replyOf(output);
-                      reply = {
-                        ...r,
-                        usage: {
-                          input_tokens: reply.usage.input_tokens + r.usage.input_tokens,
-                          output_tokens: reply.usage.output_tokens + r.usage.output_tokens,
-                        },
-                      };
-                    },
-                  },
-                ],
-              }),
-              tryBound,
-            ).catch(bounded);
+                  };
+                return value;
+              });
           },
           config.signal,
           {
@@ -235,7 +267,7 @@ export async function callModel<T>(
           output_tokens: usage.output_tokens,
           cost_usd,
         });
-        return { value, usage, cost_usd };
+        return { value, usage, cost_usd, finishReason: reply.finishReasons[0] };
       } catch (error) {
         await step("error", {
           error: (error as Error).message ?? String(error),
@@ -248,33 +280,50 @@ export async function callModel<T>(
   );
 }
 
+/** Whether `text` is JSON as written (a streamed call's arguments are parsed leniently, as partial JSON). */
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Refuses a reply nothing can be done with, as a named model fault: empty, cut off at the token limit, or a tool
  * call whose arguments are not JSON. `tools` are the names the agent has (none for the synthesizer); a call to a
  * name that is no tool at all is a fault too (a call to another agent's tool is the contract's to refuse).
+ * Returns the reply as one plain message (a streamed reply arrives as chunks), with its finish reason, which a
+ * streamed reply reports only to callbacks (`finishReason` from callModel).
  */
 export function checkReply(
   reply: BaseMessage,
   model: string,
-  options: { maxTokens?: number; knownTools?: ReadonlySet<string> } = {},
-): void {
+  options: { maxTokens?: number; knownTools?: ReadonlySet<string>; finishReason?: string } = {},
+): AIMessage {
   const message = reply as BaseMessage & {
-    tool_calls?: { name: string }[];
+    tool_calls?: { name: string; args: Record<string, unknown>; id?: string }[];
     invalid_tool_calls?: { name?: string; error?: string }[];
+    tool_call_chunks?: { name?: string; args?: string }[];
     response_metadata?: { finish_reason?: string };
+    usage_metadata?: AIMessage["usage_metadata"];
   };
-  const finish = message.response_metadata?.finish_reason;
+  const finish = options.finishReason ?? message.response_metadata?.finish_reason;
   if (finish === "length") {
     throw new ModelOutputError(
       model,
       `was cut off at its token limit${options.maxTokens ? ` (${options.maxTokens}, KEEL_MAX_TOKENS)` : ""} before it finished its reply`,
     );
   }
-  const invalid = message.invalid_tool_calls?.[0];
+  const invalid =
+    message.invalid_tool_calls?.[0] ??
+    message.tool_call_chunks?.find((c) => c.args !== undefined && c.args !== "" && !isJson(c.args));
   if (invalid) {
+    const error = "error" in invalid ? invalid.error : undefined;
     throw new ModelOutputError(
       model,
-      `called ${invalid.name ?? "a tool"} with arguments that are not JSON${invalid.error ? ` (${invalid.error})` : ""}`,
+      `called ${invalid.name ?? "a tool"} with arguments that are not JSON${error ? ` (${error})` : ""}`,
     );
   }
   const calls = message.tool_calls ?? [];
@@ -282,4 +331,11 @@ export function checkReply(
   if (unknown) throw new ModelOutputError(model, `called "${unknown.name}", which is not a tool`);
   if (calls.length === 0 && textOf(reply).trim() === "")
     throw new ModelOutputError(model, "returned an empty reply");
+  return new AIMessage({
+    id: message.id,
+    content: message.content,
+    tool_calls: calls,
+    usage_metadata: message.usage_metadata,
+    response_metadata: { ...message.response_metadata, ...(finish ? { finish_reason: finish } : {}) },
+  });
 }

@@ -154,18 +154,20 @@ export function buildSubagentGraph(
     const bound = model.bindTools(spec.tools.map((t) => t.definition));
     const messages = [new SystemMessage(spec.prompt), ...state.messages];
     const {
-      value: reply,
+      value: raw,
       usage,
       cost_usd,
+      finishReason,
     } = await callModel(
       deps,
       config,
       { agent: spec.type, taskId: state.task.task_id, turn: state.steps + 1, messages },
       (options) => bound.invoke(messages, options),
     );
-    checkReply(reply, deps.modelInfo?.name ?? "in use", {
+    const reply = checkReply(raw, deps.modelInfo?.name ?? "in use", {
       maxTokens: deps.modelInfo?.maxTokens,
       knownTools: knownTools,
+      finishReason,
     });
     const tokens = usage.input_tokens + usage.output_tokens;
     return {

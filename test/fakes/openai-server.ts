@@ -1,21 +1,35 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 
-/** One scripted reply: assistant text, or tool calls (name + arguments object). */
+/**
+ * One scripted reply: assistant text, or tool calls (name + arguments object). A request with `stream: true`
+ * gets the reply as server-sent events, a few characters per chunk; `pauseMs` holds back everything after the
+ * first chunk for that long, so the time to the first token differs from the time to the whole reply.
+ */
 export type ScriptedReply =
-  | { content: string; finish_reason?: string }
+  | { content: string; finish_reason?: string; pauseMs?: number }
   /** A tool call whose arguments are sent exactly as given (e.g. text that is not JSON). */
   | { raw_tool_call: { name: string; arguments: string } }
   | { tool_calls: { name: string; arguments: unknown }[] }
   /** A failure: the HTTP status, and the Retry-After header (seconds) when set. */
   | { status: number; retryAfter?: number }
   /** Takes the request and never answers (the connection stays open until the server closes). */
-  | { hang: true };
+  | { hang: true }
+  /**
+   * A streamed reply that stops after the first chunks of `content`: "close" ends the response without a finish
+   * reason or `[DONE]`, "reset" destroys the connection.
+   */
+  | { cut: "close" | "reset"; content: string };
 
 export interface ScriptedServer {
   url: string;
   /** Every request body received, in order. */
-  requests: { model: string; messages: unknown[]; tools?: { function: { name: string } }[] }[];
+  requests: {
+    model: string;
+    messages: unknown[];
+    tools?: { function: { name: string } }[];
+    stream?: boolean;
+  }[];
   /** When each request arrived (ms since the epoch). */
   arrivals: number[];
   close(): Promise<void>;
@@ -54,6 +68,15 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
         res.end(JSON.stringify({ error: { message: `scripted failure ${reply.status}` } }));
         return;
       }
+      if ("cut" in reply) {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        const half = reply.content.slice(0, Math.max(1, Math.floor(reply.content.length / 2)));
+        res.write(
+          sse({ ...chunkHead(n, parsed.model), choices: [delta({ role: "assistant", content: half })] }),
+        );
+        setTimeout(() => (reply.cut === "reset" ? res.socket?.destroy() : res.end()), 20);
+        return;
+      }
       const message =
         "content" in reply
           ? { role: "assistant", content: reply.content }
@@ -72,6 +95,17 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
                   function: { name: c.name, arguments: JSON.stringify(c.arguments) },
                 })),
               };
+      const finish_reason = "content" in reply ? (reply.finish_reason ?? "stop") : "tool_calls";
+      if (parsed.stream) {
+        streamReply(
+          res,
+          chunkHead(n, parsed.model),
+          message,
+          finish_reason,
+          "pauseMs" in reply ? reply.pauseMs : 0,
+        );
+        return;
+      }
       res.writeHead(200, { "content-type": "application/json" });
       res.end(
         JSON.stringify({
@@ -83,7 +117,7 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
             {
               index: 0,
               message,
-              finish_reason: "content" in reply ? (reply.finish_reason ?? "stop") : "tool_calls",
+              finish_reason,
             },
           ],
           usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
@@ -103,4 +137,72 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
         server.closeAllConnections(); // hung requests too
       }),
   };
+}
+
+const sse = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
+const chunkHead = (n: number, model: string) => ({
+  id: `chatcmpl-${n}`,
+  object: "chat.completion.chunk",
+  created: 0,
+  model,
+});
+const delta = (d: object, finish_reason: string | null = null) => ({ index: 0, delta: d, finish_reason });
+
+/** Pieces of at most `size` characters (at least one piece, empty for ""). */
+function pieces(text: string, size = 8): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += size) out.push(text.slice(i, i + size));
+  return out.length > 0 ? out : [""];
+}
+
+interface Message {
+  content: string | null;
+  tool_calls?: { id: string; function: { name: string; arguments: string } }[];
+}
+
+/** The reply as OpenAI streams it: role, content or tool-call deltas, the finish reason, usage, `[DONE]`. */
+function streamReply(
+  res: http.ServerResponse,
+  head: object,
+  message: Message,
+  finish_reason: string,
+  pauseMs = 0,
+): void {
+  const chunks: object[] = [];
+  if (message.tool_calls) {
+    message.tool_calls.forEach((call, index) => {
+      pieces(call.function.arguments).forEach((args, i) =>
+        chunks.push({
+          ...head,
+          choices: [
+            delta({
+              ...(index === 0 && i === 0 ? { role: "assistant", content: null } : {}),
+              tool_calls: [
+                i === 0
+                  ? {
+                      index,
+                      id: call.id,
+                      type: "function",
+                      function: { name: call.function.name, arguments: args },
+                    }
+                  : { index, function: { arguments: args } },
+              ],
+            }),
+          ],
+        }),
+      );
+    });
+  } else {
+    pieces(message.content ?? "").forEach((content, i) =>
+      chunks.push({ ...head, choices: [delta(i === 0 ? { role: "assistant", content } : { content })] }),
+    );
+  }
+  chunks.push({ ...head, choices: [delta({}, finish_reason)] });
+  chunks.push({ ...head, choices: [], usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 } });
+  res.writeHead(200, { "content-type": "text/event-stream" });
+  res.write(sse(chunks[0]));
+  setTimeout(() => {
+    for (const chunk of chunks.slice(1)) res.write(sse(chunk));
+    res.end("data: [DONE]\n\n");
+  }, pauseMs);
 }

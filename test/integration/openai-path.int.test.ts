@@ -74,6 +74,7 @@ describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)
         final_answer: "The stipend is 400 USD per week [t1].",
       });
       expect(server.requests.map((r) => r.model)).toEqual(Array(4).fill("scripted-model"));
+      expect(server.requests.map((r) => r.stream)).toEqual(Array(4).fill(true)); // every call streams
       expect(server.requests[0]!.tools!.map((x) => x.function.name)).toEqual(["submit_plan"]);
       expect(server.requests[1]!.tools!.map((x) => x.function.name)).toEqual(["search_kb", "read_document"]);
       // The tool really ran: its result went back to the model on the next turn.
@@ -230,6 +231,96 @@ describe("a real model over HTTP (scripted OpenAI-compatible server on loopback)
       }
     },
   );
+
+  const researchPlan: ScriptedReply = {
+    tool_calls: [
+      {
+        name: "submit_plan",
+        arguments: { tasks: [{ task_id: "t1", type: "research", objective: "Find the on-call stipend" }] },
+      },
+    ],
+  };
+  const lastRoot = async (request: string) =>
+    (
+      await t.db.pool.query<{ id: string }>(
+        "select id from tasks where request = $1 and parent_id is null order by created_at desc limit 1",
+        [request],
+      )
+    ).rows[0]!.id;
+
+  it("times the first token when it arrives, not when the reply ends", async () => {
+    const request = "What is the on-call stipend? (timed)";
+    const server = await startScriptedServer([
+      researchPlan,
+      { content: "On-call engineers get 400 USD per week." },
+      { content: "The stipend is 400 USD per week [t1].", pauseMs: 600 },
+    ]);
+    try {
+      const result = await keel(["run", "--json", request], modelEnv(server.url));
+      expect(result.code, result.stderr).toBe(0);
+      const { rows } = await t.db.pool.query<{ first_token_ms: number; duration_ms: number }>(
+        "select first_token_ms, duration_ms from trajectory_steps where thread_id = $1 and agent = 'synthesizer' and kind = 'model_call'",
+        [await lastRoot(request)],
+      );
+      expect(rows).toHaveLength(1);
+      // The server sent the first chunk at once and the rest 600 ms later.
+      expect(rows[0]!.duration_ms).toBeGreaterThanOrEqual(600);
+      expect(rows[0]!.first_token_ms).toBeLessThan(rows[0]!.duration_ms - 400);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it.each([
+    ["ends without a finish reason", "close", /the stream ended without a finish reason/],
+    ["loses its connection", "reset", /other side closed|terminated/],
+  ] as const)("retries a reply stream that %s, naming the cut", async (_what, cut, detail) => {
+    const request = `What is the on-call stipend? (cut ${cut})`;
+    const server = await startScriptedServer([
+      researchPlan,
+      { cut, content: "On-call engineers get 400 USD per week." },
+      { content: "On-call engineers get 400 USD per week." },
+      { content: "The stipend is 400 USD per week [t1]." },
+    ]);
+    try {
+      const result = await keel(["run", "--json", request], {
+        ...modelEnv(server.url),
+        KEEL_DEPENDENCY_RETRY_BASE_MS: "10",
+      });
+      expect(result.code, result.stderr).toBe(0);
+      expect(json(result)).toMatchObject({
+        status: "done",
+        final_answer: "The stipend is 400 USD per week [t1].",
+      });
+      const { rows } = await t.db.pool.query<{ error: string }>(
+        "select error from trajectory_steps where thread_id = $1 and kind = 'retry'",
+        [await lastRoot(request)],
+      );
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.error).toMatch(
+        /The model scripted-model's reply stream was cut off mid-reply after 1 chunk/,
+      );
+      expect(rows[0]!.error).toMatch(detail);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("names a reply stream that keeps being cut once the retries are spent", async () => {
+    const server = await startScriptedServer([
+      { cut: "close", content: '{"tasks": [' },
+      { cut: "close", content: '{"tasks": [' },
+    ]);
+    try {
+      await expectDependencyFailure(
+        server.url,
+        { KEEL_DEPENDENCY_RETRIES: "1" },
+        /model endpoint failed 2 times in a row \(last: The model scripted-model's reply stream was cut off mid-reply/,
+      );
+    } finally {
+      await server.close();
+    }
+  });
 
   it("retries transient model errors, waiting at least as long as Retry-After asks", async () => {
     const server = await startScriptedServer([
