@@ -23,6 +23,7 @@ import {
 } from "../agents/contracts.js";
 import { failureOf, isKeelError, PlanError, SystemError } from "../core/errors.js";
 import { BlockedRequestError, guardRequest } from "../policy/guard.js";
+import { splitInstruction, type Instruction } from "../policy/provenance.js";
 import { errorClass, inSpan, KEEL } from "../observability/spans.js";
 import { recordStepQuietly } from "../observability/trajectory.js";
 import { recordGuardrailEvent } from "../observability/audit.js";
@@ -195,7 +196,10 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
   const route = (state: State): Send[] | "synthesize" => {
     const ready = readyTasks(state);
     if (ready.length === 0) return "synthesize";
-    return ready.map((task) => new Send(task.type, { task: withDependencyResults(task, state.results) }));
+    const instruction = splitInstruction(state.request);
+    return ready.map(
+      (task) => new Send(task.type, { task: withDependencyResults(task, state.results), instruction }),
+    );
   };
 
   /** Tasks whose dependencies did not succeed can never run: they fail here, named, instead of hanging. */
@@ -287,8 +291,11 @@ type CompiledSubagent = ReturnType<ReturnType<typeof buildSubagentGraph>["compil
 
 /** The node that runs one AgentTask in its sub-agent graph, under the task's timeout_seconds. */
 function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: GraphDeps) {
-  return async (input: { task: AgentTask }, config: LangGraphRunnableConfig): Promise<Update> => {
-    const { task } = input;
+  return async (
+    input: { task: AgentTask; instruction?: Instruction },
+    config: LangGraphRunnableConfig,
+  ): Promise<Update> => {
+    const { task, instruction } = input;
     emit(config, { type: "agent_start", task_id: task.task_id, agent: type, objective: task.objective });
     const timeout = AbortSignal.timeout(task.timeout_seconds * 1000);
     const signal = config.signal ? AbortSignal.any([config.signal, timeout]) : timeout;
@@ -296,7 +303,7 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: Grap
       const deadline = Date.now() + task.timeout_seconds * 1000;
       const out = await inSpan(`invoke_agent ${type}`, agentSpanAttributes(type, task, config), () =>
         subgraph.invoke(
-          { task },
+          { task, instruction },
           {
             ...config,
             signal,

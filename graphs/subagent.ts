@@ -21,6 +21,7 @@ import { SystemError } from "../core/errors.js";
 import { KEEL, recordSpan } from "../observability/spans.js";
 import { redact } from "../policy/pii.js";
 import { decide, needsApproval, type DecisionInput, type PolicyDecision } from "../policy/risk.js";
+import { provenanceOf, type Source } from "../policy/provenance.js";
 import {
   checkToolWiring,
   executeTool,
@@ -44,8 +45,19 @@ import { emit } from "./progress.js";
 import { runContext } from "./run-context.js";
 
 /** Sub-agent state, declared once; node input and update types are derived from it. */
+/** The requester's request as the provenance rule reads it: their own words, and what they quoted in it. */
+export const Instruction = z
+  .object({
+    own: z.string().describe("The requester's own words"),
+    quoted: z.string().describe("Content the requester quoted or pasted into the request"),
+  })
+  .describe("The request, split for the provenance rule");
+
 export const SubagentState = new StateSchema({
   task: AgentTask,
+  instruction: Instruction.optional().describe(
+    "The request, for the provenance rule; a sub-agent run alone takes its task's objective as the instruction",
+  ),
   messages: MessagesValue,
   steps: z.number().int().default(0).describe("Model turns taken"),
   tool_calls: z.number().int().default(0).describe("Tool calls made"),
@@ -74,7 +86,7 @@ export const SubagentState = new StateSchema({
 type State = typeof SubagentState.State;
 type Update = typeof SubagentState.Update;
 
-export const SubagentInput = new StateSchema({ task: AgentTask });
+export const SubagentInput = new StateSchema({ task: AgentTask, instruction: Instruction.optional() });
 export const SubagentOutput = new StateSchema({ result: AgentResult.optional() });
 
 function textOf(message: BaseMessage | undefined): string {
@@ -91,6 +103,26 @@ export function taskBrief(task: AgentTask): string {
   if (task.constraints.length)
     lines.push(`Constraints:\n${task.constraints.map((c) => `- ${c}`).join("\n")}`);
   return lines.join("\n\n");
+}
+
+/**
+ * The provenance rule's input for one call: its target when the requester did not name it, and where it came
+ * from — content they quoted, a tool's output, the results of an earlier task, the plan, or the model itself.
+ */
+function untrustedTarget(tool: KeelTool, args: unknown, state: State): DecisionInput["untrustedTarget"] {
+  if (!tool.target || tool.effects === "none") return undefined;
+  const value = (args as Record<string, unknown> | undefined)?.[tool.target.arg];
+  if (typeof value !== "string") return undefined;
+  const instruction = state.instruction ?? { own: state.task.objective, quoted: "" };
+  const sources: Source[] = [
+    ...state.messages
+      .filter((m) => m.getType() === "tool")
+      .map((m) => ({ name: `the output of ${(m as ToolMessage).name ?? "a tool"}`, text: textOf(m) })),
+    { name: "the results of the tasks this one depends on", text: state.task.context },
+    { name: "the plan (the planner wrote it into the task's objective)", text: state.task.objective },
+  ];
+  const source = provenanceOf(value, tool.target.kind, instruction, sources);
+  return source ? { arg: tool.target.arg, value, source } : undefined;
 }
 
 /** Tool calls of an AI message (messages restored from a checkpoint may be plain AIMessage or chunks). */
@@ -219,6 +251,7 @@ export function buildSubagentGraph(
         effects: tool.effects,
         args,
         confidence,
+        untrustedTarget: untrustedTarget(tool, args, state),
       };
       const decision = decide(input, deps.policy);
       decided.set(call.id, decision);

@@ -1,5 +1,5 @@
 import { PolicyError } from "../core/errors.js";
-import { detectInjection, neutralise, type Finding } from "./injection.js";
+import { describeFinding, detectInjection, neutralise, type Finding } from "./injection.js";
 import { checkRequest } from "./input.js";
 import { redact } from "./pii.js";
 import { checkScope, type ScopePolicy } from "./scope.js";
@@ -38,7 +38,7 @@ export function guardRequest(request: unknown, options: { maxChars: number; scop
       `injection:${injection.reason}`,
       injection.match,
       (detail) =>
-        `it looks like a prompt injection (${injection.reason.replace(/_/g, " ")}: "${detail}"). Keel does not follow text that tries to change its rules; ask for the task itself.`,
+        `it looks like a prompt injection (${describeFinding(injection)}: "${detail}"). Keel does not follow text that tries to change its rules; ask for the task itself.`,
     );
   }
   const scope = checkScope(text, options.scope);

@@ -94,6 +94,11 @@ export interface DecisionInput {
   args: unknown;
   /** What the model stated; missing counts as low. */
   confidence?: number;
+  /**
+   * The call's target (recipient, channel, URL) when it is not in the requester's own instruction, and where it
+   * came from instead (`provenance.ts`).
+   */
+  untrustedTarget?: { arg: string; value: string; source: string };
 }
 
 export interface PolicyDecision {
@@ -139,6 +144,14 @@ export function decide(input: DecisionInput, policy: RiskPolicy): PolicyDecision
     decision = "sync_approval";
     reasons.push(
       `the call carries high-risk personal data (${carried.join(", ")}): a second person must approve it (sync approval)`,
+    );
+  }
+  // The provenance rule: a side effect aimed somewhere the requester did not name needs the strongest approval.
+  const foreign = writes ? input.untrustedTarget : undefined;
+  if (foreign && decision !== "sync_approval") {
+    decision = "sync_approval";
+    reasons.push(
+      `the ${foreign.arg} ${foreign.value} is not in the requester's instruction; it came from ${foreign.source}: a second person must approve it (sync approval)`,
     );
   }
   const low = input.confidence === undefined || input.confidence < policy.low_confidence_below;

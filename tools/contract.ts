@@ -7,6 +7,7 @@ import { inSpan, KEEL, recordSpan } from "../observability/spans.js";
 import { guardToolOutput, NEUTRALISED_NOTICE } from "../policy/guard.js";
 import { redact, redactDeep } from "../policy/pii.js";
 import type { EffectScope, RiskTier } from "../policy/risk.js";
+import type { TargetKind } from "../policy/provenance.js";
 import type { ToolContext } from "./context.js";
 import { runEffect } from "./ledger.js";
 import { recordGuardrailEvent } from "../observability/audit.js";
@@ -43,6 +44,11 @@ export interface ToolSpec<I extends z.ZodType, O extends z.ZodType> {
   retry: { attempts: number };
   /** Most calls per window in one process; callers beyond it wait their turn (within the timeout). */
   rateLimit?: { calls: number; perSeconds: number };
+  /**
+   * The argument that says where the side effect goes (a recipient, a channel, a URL). A call whose target is
+   * not in the requester's own instruction needs the strongest approval (the provenance rule).
+   */
+  target?: { arg: string; kind: TargetKind };
   /** The id of what a successful call produced (`document:<id>`, `outbox:<id>`), for the agent's result. */
   artifact?: (output: z.infer<O>) => string | undefined;
   run: (args: z.infer<I>, ctx: ToolContext) => Promise<z.infer<O>>;
