@@ -10,6 +10,7 @@ import {
   type PolicyDecision,
   type RiskPolicy,
 } from "../policy/risk.js";
+import { provenanceOf, type Instruction } from "../policy/provenance.js";
 import { CONFIDENCE_ARG, validateArgs } from "../tools/contract.js";
 
 /** One risky tool call waiting for a person. */
@@ -138,9 +139,21 @@ export function decideEdit(
   agent: AgentType,
   edit: Record<string, unknown>,
   policy: RiskPolicy,
+  instruction?: Instruction,
 ): PolicyDecision {
   const tool = TOOLS.get(action.tool);
   if (!tool) return { decision: "sync_approval", reasons: [`${action.tool} is not a known tool`] };
+  // The provenance rule holds for a reviewer too: a target the edit changes to one the requester did not
+  // name came from the reviewer, and a second person approves it.
+  const before = (action.args ?? {}) as Record<string, unknown>;
+  const target = tool.target && edit[tool.target.arg];
+  const changed = tool.target && typeof target === "string" && target !== before[tool.target.arg];
+  const source =
+    changed && tool.target
+      ? instruction
+        ? provenanceOf(target, tool.target.kind, instruction, [])
+        : "the reviewer's edit"
+      : undefined;
   return decideCall(
     {
       tool: tool.name,
@@ -148,7 +161,15 @@ export function decideEdit(
       risk: tool.risk,
       reversible: tool.reversible,
       effects: tool.effects,
-      args: { ...(action.args as object), ...edit },
+      args: { ...before, ...edit },
+      untrustedTarget:
+        source && tool.target && typeof target === "string"
+          ? {
+              arg: tool.target.arg,
+              value: target,
+              source: source.startsWith("the model") ? "the reviewer's edit" : source,
+            }
+          : undefined,
     },
     policy,
   );

@@ -72,13 +72,13 @@ const PATTERNS: readonly [InjectionReason, RegExp][] = [
   ],
   [
     "instruction_override",
-    /\b(?:talimatları|talimatlari|kuralları)\b[^.\n]{0,30}?\b(?:yok say|unut|görmezden gel)/i,
+    /(?:talimatları|talimatlari|kuralları)[^.\n]{0,30}?(?:yok say|unut|görmezden gel)/iu,
   ],
-  ["instruction_override", /\b(?:ignorera|glöm)\b[^.\n]{0,30}?\b(?:instruktioner|regler)\b/i],
+  ["instruction_override", /\b(?:ignorera|glöm)[^.\n]{0,30}?\b(?:instruktioner|regler)\b/iu],
   // Russian, Ukrainian, Chinese, Japanese, Korean, Arabic, Hindi.
   [
     "instruction_override",
-    /(?:игнорируй|игнорируйте|забудь|забудьте|проигнорируй|ігноруй|забудь)[^.\n]{0,30}?(?:инструкци|указани|правила|інструкці)/i,
+    /(?:игнорируй|игнорируйте|забудь|забудьте|проигнорируй|ігноруй)[^.\n]{0,30}?(?:инструкци|указани|правила|інструкці)/iu,
   ],
   [
     "instruction_override",
@@ -94,13 +94,17 @@ const PATTERNS: readonly [InjectionReason, RegExp][] = [
     "role_play",
     /\b(?:you are now|you're now|pretend (?:to be|you are)|act as (?:if you (?:were|are) )?(?:an? )?(?:unrestricted|unfiltered|uncensored|jailbroken|evil|dan\b|developer|admin|root|system))/i,
   ],
-  ["role_play", /\b(?:DAN mode|developer mode|jailbreak|do anything now|god mode|STAN\b|AIM mode)\b/i],
+  ["role_play", /\b(?:DAN mode|jailbreak|do anything now|STAN\b)\b/i],
+  [
+    "role_play",
+    /\b(?:enable|enter|activate|switch to|turn on|now in|you are in)\s+(?:DAN|developer|god|jailbreak|AIM|unrestricted)\s+mode\b/i,
+  ],
   [
     "role_play",
     /\broleplay as\b|\bstay in character\b|\bno (?:longer )?bound by (?:any )?(?:rules|policies|guidelines)\b/i,
   ],
-  ["role_play", /\b(?:ahora eres|tu es maintenant|du bist jetzt|ora sei|agora você é)\b/i],
-  ["role_play", /(?:ты теперь|теперь ты|你现在是|从现在起你是|あなたは今から)/],
+  ["role_play", /\b(?:ahora eres|tu es maintenant|du bist jetzt|ora sei|agora você é)/iu],
+  ["role_play", /(?:ты теперь|теперь ты|你现在是|从现在起你是|あなたは今から)/iu],
 
   // System prompt extraction (OWASP LLM07).
   [
@@ -124,7 +128,7 @@ const PATTERNS: readonly [InjectionReason, RegExp][] = [
   // Claims of authority (OWASP Agentic: identity spoofing; BIPIA).
   [
     "authority_claim",
-    /\b(?:i am|i'm|this is|speaking as|message from|on behalf of)\b (?:the |your |an? )?(?:system )?(?:administrator|admin|ceo|cto|owner|developer|creator|security team|it department|openai|anthropic|keel team|root user|superuser)\b[^.\n]{0,60}\b(?:authori[sz]e|order|instruct|require|allow|permit|grant|override|command|must|need you to)/i,
+    /\b(?:i am|i'm|this is|speaking as|message from|on behalf of)\b (?:the |your |an? )?(?:system )?(?:administrator|admin|ceo|cto|owner|developer|creator|security team|it department|openai|anthropic|keel team|root user|superuser)\b[^\n]{0,80}\b(?:authori[sz]e|order|instruct|require|allow|permit|grant|override|command|must|need you to)/i,
   ],
   [
     "authority_claim",
@@ -134,17 +138,26 @@ const PATTERNS: readonly [InjectionReason, RegExp][] = [
     "authority_claim",
     /\b(?:authori[sz]ed|sanctioned) by (?:the )?(?:ceo|cto|administrator|admin|security team|management)\b[^.\n]{0,40}\b(?:so|therefore|you (?:may|can|must))/i,
   ],
+  ["authority_claim", /\b(?:soy el administrador|je suis l'administrateur|ich bin der administrator)\b/i],
+  ["authority_claim", /(?:я администратор|я админ|我是管理员|我是系统管理员|私は管理者)/iu],
   [
     "authority_claim",
-    /\b(?:soy el administrador|je suis l'administrateur|ich bin der administrator|я администратор|我是管理员)/i,
+    /\b(?:official|authori[sz]ed|urgent|priority) (?:request|message|instruction|order|directive) from (?:the |your )?(?:ceo|cto|it department|security team|administrator|admin|management|openai|anthropic|system)\b/i,
   ],
 
   // Approvals claimed in advance or switched off.
   [
     "approval_bypass",
-    /\b(?:this|the|these|that|my|our|your)\s+(?:request|action|message|email|e-mail|transfer|call|send|payment|change|operation)s?\s+(?:is|are|was|were|has been|have been)\s+(?:already\s+|pre-?)(?:approved|authori[sz]ed|cleared|signed off)\b/i,
+    /\b(?:this|the|these|that|my|our|your)\s+(?:request|action|message|email|e-mail|transfer|call|send|payment|change|operation)s?\s+(?:is|are|was|were|has been|have been)\s+(?:(?:already\s+|pre-?)(?:approved|authori[sz]ed|cleared|signed off)|approved in advance)\b/i,
   ],
-  ["approval_bypass", /\b(?:pre-?approved|approved in advance|already signed off)\b/i],
+  [
+    "approval_bypass",
+    /\b(?:it|this|that|everything)(?:'s| is| was| has been)\s+(?:pre-?approved|approved in advance|already signed off)\b/i,
+  ],
+  [
+    "approval_bypass",
+    /\b(?:pre-?approved|approved in advance|already signed off)\b[^.\n]{0,30}\b(?:just|so|send|proceed|go ahead|do it|now)\b/i,
+  ],
   [
     "approval_bypass",
     /\b(?:approvals?|reviews?|human review|confirmation|the policy|guardrails?|safety checks?|the reviewer)\s+(?:is|are|has been|have been|was|were)\s+(?:disabled|turned off|switched off|suspended|waived|not (?:needed|required|necessary))\b/i,
@@ -156,7 +169,12 @@ const PATTERNS: readonly [InjectionReason, RegExp][] = [
   ["approval_bypass", /\bauto-?approve\b/i],
   [
     "approval_bypass",
-    /\b(?:ya (?:está|esta|fue) aprobad[oa]|déjà approuvé|bereits genehmigt|già approvato|уже одобрено|已经批准)/i,
+    /\b(?:ya (?:está|esta|fue) aprobad[oa]|déjà approuvé|bereits genehmigt|già approvato)/iu,
+  ],
+  ["approval_bypass", /(?:уже одобрено|уже согласовано|已经批准|已批准)/iu],
+  [
+    "approval_bypass",
+    /\b(?:approval|review|sign-off) (?:was|has been|is) (?:already )?(?:given|granted|done)\b/i,
   ],
 
   // Role markup: chat templates and role headers that try to open a system or assistant turn.
@@ -167,8 +185,10 @@ const PATTERNS: readonly [InjectionReason, RegExp][] = [
   ["role_markup", /"role"\s*:\s*"(?:system|developer|assistant)"/i],
   [
     "role_markup",
-    /(?:^|\n)\s*(?:#{1,6}\s*|\[|\*\*)?(?:system|developer) (?:message|prompt|instructions?|override)?\s*(?:\]|\*\*)?\s*:/i,
+    /(?:^|\n)\s*(?:#{1,6}\s*|\*\*)?(?:system|developer)(?: (?:message|prompt|instructions?|override))?\s*(?:\*\*)?\s*:/i,
   ],
+  ["role_markup", /(?:^|\n)\s*\[(?:system|developer)(?: (?:message|prompt|override))?\]/i],
+  ["role_markup", /\[(?:system|developer)(?: (?:message|prompt|override))?\]/i],
   ["role_markup", /(?:^|\n)\s*role:\s*(?:system|developer)\b/i],
 
   // Tool calls written into text, for the model to copy.
@@ -204,7 +224,7 @@ const PATTERNS: readonly [InjectionReason, RegExp][] = [
 const COMPACT: readonly [InjectionReason, RegExp][] = [
   [
     "instruction_override",
-    /(?:ignore|disregard|forget|override|bypass)(?:all|any|the|your|my|of|previous|prior|above|earlier|preceding|these|those|system){1,4}(?:instructions?|rules|guidelines|directives|prompts?|constraints|guardrails)/,
+    /(?:ignore|disregard|forget|override|bypass)(?:all|any|the|your|my|of|previous|prior|above|earlier|preceding|these|those|system|safety){1,4}(?:instructions?|rules|guidelines|directives|prompts?|constraints|guardrails)/,
   ],
   ["role_play", /(?:developermode|jailbreak|doanythingnow|godmode|youarenowdan|pretendtobeanunrestricted)/],
   [
@@ -233,12 +253,18 @@ function scan(text: string, patterns: readonly [InjectionReason, RegExp][]): Fin
   return [...byReason.values()];
 }
 
+/** The compact form with `l` read as `i`, as a `1` or `|` may stand for either; COMPACT is written that way. */
+const COMPACT_I: readonly [InjectionReason, RegExp][] = COMPACT.map(([reason, re]) => [
+  reason,
+  new RegExp(re.source.replace(/l/g, "i")),
+]);
+
 /** Every class found in any form of the text; a disguised form's findings say which disguise was undone. */
 function scanForms(text: string): Finding[] {
   const found = new Map<InjectionReason, Finding>();
   for (const form of formsOf(text)) {
     const hits = scan(form.text, PATTERNS);
-    if (form.undoes) hits.push(...scan(compact(form.text), COMPACT));
+    if (form.undoes) hits.push(...scan(compact(form.text).replace(/l/g, "i"), COMPACT_I));
     for (const hit of hits)
       if (!found.has(hit.reason))
         found.set(hit.reason, form.undoes ? { ...hit, obfuscation: form.undoes } : hit);

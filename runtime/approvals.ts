@@ -19,6 +19,7 @@ import type { PendingApproval } from "./runner.js";
 import { inTransaction, transition, type TaskRow } from "./task/store.js";
 import { settleChildrenWithRoot } from "./task/children.js";
 import { readTask, resolveId, rootOf } from "./task/sql.js";
+import { splitInstruction } from "../policy/provenance.js";
 
 /** One row of `approvals`: a held action, its full context, and (once decided) the decision. */
 export interface ApprovalRow {
@@ -281,8 +282,10 @@ export async function decide(
         throw new SystemError("internal", "An edit is decided by the policy again, and no policy was given.");
       }
       const policy = options.policy;
+      const root = await rootOf(client, approval.task_id);
+      const instruction = root?.request ? splitInstruction(root.request) : undefined;
       const decided = approval.context.actions.map((a) =>
-        decideEdit(a, approval.context.agent, edit, policy),
+        decideEdit(a, approval.context.agent, edit, policy, instruction),
       );
       if (approval.mode === "async" && decided.some((d) => d.decision === "sync_approval")) {
         return escalate(client, approval, {
