@@ -54,6 +54,8 @@ export const DEFAULT_SCOPE: ScopePolicy = {
         "how do",
         "how does",
         "how should",
+        "how long",
+        "how much",
         "when should",
         "why",
         "who",

@@ -55,6 +55,49 @@ export function readTranscript(messages: readonly BaseMessage[]): Transcript {
 const last = (t: Transcript, tool: string) => [...t.observations].reverse().find((o) => o.tool === tool);
 const done = (content: string): Turn => ({ content, calls: [] });
 
+/** Words that name the kind of document or the question, not what the question is about. */
+const GENERIC = new Set(
+  `policy policies runbook handbook guide document documentation rule rules process procedure kept keep stored store
+  long period according company team teams state states mention mentions`.split(/\s+/),
+);
+const stem = (w: string) => w.replace(/(?:'s|s)$/, "");
+
+/** A question that asks for one kind of fact, and what a sentence stating that fact contains. */
+const ASKS: readonly { asks: RegExp; what: string; fact: RegExp }[] = [
+  {
+    asks: /\bhow long\b|\bretention period\b|\bhow many (?:days|weeks|months|years|hours|minutes)\b/i,
+    what: "how long",
+    fact: /\b\d[\d,.]*\s*(?:seconds?|minutes?|hours?|days?|weeks?|months?|years?|business days?)\b|\b(?:one|two|three|a|an) (?:hour|day|week|month|year)s?\b/i,
+  },
+  { asks: /\bhow much\b/i, what: "how much", fact: /\b\d[\d,.]*\s*(?:USD|EUR|GBP|%|percent)\b|[$€£]\s*\d/i },
+];
+
+/**
+ * The answer to a question about something in particular, or undefined to summarise the document. What the
+ * question is about (its words that are not in the title and not generic) must be in the document, and a question
+ * that asks for a fact (how long, how much) is answered only by a sentence that states one about it; otherwise the
+ * offline model says it cannot answer rather than hand back sentences that do not answer it.
+ */
+function answerFrom(objective: string, doc: { id: string; title: string; body: string }): string | undefined {
+  const titled = new Set(keywords(doc.title).map(stem));
+  const subject = keywords(objective).filter((w) => !GENERIC.has(w) && !titled.has(stem(w)));
+  const about = new Set(subject.map(stem));
+  const clauses = sentences(doc.body).flatMap((s) => s.split(/;\s+/));
+  const score = (c: string) => keywords(c).filter((w) => about.has(stem(w))).length;
+  const source = `${doc.title} (${doc.id})`;
+  if (subject.length > 0 && !clauses.some((c) => score(c) > 0))
+    return `I cannot answer this offline: ${source} does not mention ${subject.join(" ")}.`;
+  const asked = ASKS.find((a) => a.asks.test(objective));
+  if (!asked) return undefined;
+  const stating = clauses.filter((c) => asked.fact.test(c)).map((c) => ({ c, s: score(c) }));
+  const best = Math.max(0, ...stating.map((x) => x.s));
+  const chosen = stating.filter((x) => x.s === best && (best > 0 || subject.length === 0));
+  if (chosen.length === 0)
+    return `I cannot answer this offline: ${source} does not say ${asked.what} for ${subject.join(" ")}.`;
+  const text = chosen.map((x) => capitalize(x.c.replace(/[.;]?$/, "."))).join(" ");
+  return `${source}: ${text}`;
+}
+
 export function researchTurn(t: Transcript): Turn {
   const search = last(t, "search_kb");
   if (!search)
@@ -78,6 +121,8 @@ export function researchTurn(t: Transcript): Turn {
   if (!doc) return { content: "", calls: [{ name: "read_document", args: { id: hits[0]!.id } }] };
   if (!doc.ok) return done(`I could not read ${hits[0]!.id}: ${doc.text}`);
   const { id, title, body } = doc.value as { id: string; title: string; body: string };
+  const focused = answerFrom(t.objective, { id, title, body });
+  if (focused) return done(focused);
   const wanted = new Set(keywords(t.objective));
   const ranked = sentences(body)
     .map((s, i) => ({ s, i, score: keywords(s).filter((w) => wanted.has(w)).length }))

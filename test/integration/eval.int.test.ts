@@ -145,7 +145,11 @@ describe("keel eval", () => {
       expect(summary.langsmith).toMatchObject({
         dataset: "keel-golden",
         runs: summary.cases,
-        examples_created: 61,
+        // One example per case of the committed dataset.
+        examples_created: fs
+          .readFileSync(path.join(import.meta.dirname, "../../evals/datasets/golden.jsonl"), "utf8")
+          .split("\n")
+          .filter((l) => l.trim()).length,
       });
       const sent = (method: string, pattern: RegExp) =>
         langsmith.requests.filter((r) => r.method === method && pattern.test(r.path));
