@@ -183,10 +183,10 @@ async function initialise(p: Paths): Promise<void> {
   await server.initialise();
 }
 
-async function start(p: Paths, bins: Binaries): Promise<number> {
+async function start(p: Paths, bins: Binaries, fixedPort?: number): Promise<number> {
   const owner = runAs();
   for (let attempt = 0; attempt < 3; attempt++) {
-    const port = await freePort();
+    const port = fixedPort ?? (await freePort());
     const log = fs.openSync(p.log, "a");
     if (owner.uid !== undefined) fs.fchownSync(log, owner.uid, owner.gid ?? owner.uid);
     fs.closeSync(log);
@@ -305,6 +305,22 @@ function releaseSync(p: Paths, bins: Binaries): void {
   } finally {
     unlock();
   }
+}
+
+/**
+ * Stops the embedded server under `dataDir` as a crash would (immediate shutdown: every connection breaks, and
+ * the next start recovers from the write-ahead log), waits `downMs`, and starts it again on the same port. For
+ * fault tests of the clients' reconnects.
+ */
+export async function restartEmbeddedPostgres(dataDir: string, downMs: number): Promise<void> {
+  const p = pathsFor(dataDir);
+  const bins = await binaries();
+  const state = readState(p);
+  if (!state || serverPid(p) === undefined)
+    throw new SystemError("database_error", `No embedded Postgres is running under ${p.root}.`);
+  spawnSync(bins.pg_ctl, ["stop", "-w", "-m", "immediate", "-D", p.data], { ...runAs(), encoding: "utf8" });
+  await new Promise((resolve) => setTimeout(resolve, downMs));
+  await start(p, bins, state.port);
 }
 
 /** Whether a server is running for this data dir, and who is using it (for `keel db status`). */

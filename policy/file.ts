@@ -57,7 +57,16 @@ export function parsePolicy(text: string, source: string, catalog?: PolicyCatalo
       "configuration_error",
     );
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    // Aliases are resolved here, not when parsing: an alias to an anchor that does not exist throws now.
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (error) {
+    throw new InputError(
+      `${source} is not valid YAML: ${(error as Error).message}. Fix the file or remove it to use the default policy.`,
+      "configuration_error",
+    );
+  }
   const parsed = Policy.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues

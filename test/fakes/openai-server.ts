@@ -96,33 +96,14 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
                 })),
               };
       const finish_reason = "content" in reply ? (reply.finish_reason ?? "stop") : "tool_calls";
-      if (parsed.stream) {
-        streamReply(
-          res,
-          chunkHead(n, parsed.model),
-          message,
-          finish_reason,
-          "pauseMs" in reply ? reply.pauseMs : 0,
-        );
-        return;
-      }
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(
-        JSON.stringify({
-          id: `chatcmpl-${n}`,
-          object: "chat.completion",
-          created: 0,
-          model: parsed.model,
-          choices: [
-            {
-              index: 0,
-              message,
-              finish_reason,
-            },
-          ],
-          usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
-        }),
-      );
+      sendReply(res, {
+        n,
+        model: parsed.model,
+        message,
+        finish_reason,
+        stream: parsed.stream,
+        pauseMs: "pauseMs" in reply ? reply.pauseMs : 0,
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -139,14 +120,18 @@ export async function startScriptedServer(script: ScriptedReply[]): Promise<Scri
   };
 }
 
-const sse = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
-const chunkHead = (n: number, model: string) => ({
+export const sse = (data: unknown) => `data: ${JSON.stringify(data)}\n\n`;
+export const chunkHead = (n: number, model: string) => ({
   id: `chatcmpl-${n}`,
   object: "chat.completion.chunk",
   created: 0,
   model,
 });
-const delta = (d: object, finish_reason: string | null = null) => ({ index: 0, delta: d, finish_reason });
+export const delta = (d: object, finish_reason: string | null = null) => ({
+  index: 0,
+  delta: d,
+  finish_reason,
+});
 
 /** Pieces of at most `size` characters (at least one piece, empty for ""). */
 function pieces(text: string, size = 8): string[] {
@@ -161,7 +146,7 @@ interface Message {
 }
 
 /** The reply as OpenAI streams it: role, content or tool-call deltas, the finish reason, usage, `[DONE]`. */
-function streamReply(
+export function streamReply(
   res: http.ServerResponse,
   head: object,
   message: Message,
@@ -205,4 +190,33 @@ function streamReply(
     for (const chunk of chunks.slice(1)) res.write(sse(chunk));
     res.end("data: [DONE]\n\n");
   }, pauseMs);
+}
+
+/** Answers one chat completion: streamed as OpenAI streams it when the request asked for a stream, else JSON. */
+export function sendReply(
+  res: http.ServerResponse,
+  r: {
+    n: number;
+    model: string;
+    message: Message;
+    finish_reason: string;
+    stream?: boolean;
+    pauseMs?: number;
+  },
+): void {
+  if (r.stream) {
+    streamReply(res, chunkHead(r.n, r.model), r.message, r.finish_reason, r.pauseMs);
+    return;
+  }
+  res.writeHead(200, { "content-type": "application/json" });
+  res.end(
+    JSON.stringify({
+      id: `chatcmpl-${r.n}`,
+      object: "chat.completion",
+      created: 0,
+      model: r.model,
+      choices: [{ index: 0, message: { role: "assistant", ...r.message }, finish_reason: r.finish_reason }],
+      usage: { prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 },
+    }),
+  );
 }

@@ -178,6 +178,7 @@ describe("policy file", () => {
 
   it.each([
     ["not YAML", "tiers: [unclosed", /empty\.yaml is not valid YAML at line 1/],
+    ["an alias to no anchor", "*!", /empty\.yaml is not valid YAML: Unresolved alias/],
     ["an unknown decision", "tiers: { low: maybe }", /tiers\.low: Invalid option/],
     ["an unknown field", "teirs: {}", /Unrecognized key: "teirs"/],
     ["a budget that is not positive", "budgets: { tokens: -5 }", /budgets\.tokens: Too small/],

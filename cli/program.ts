@@ -1,0 +1,439 @@
+import { Command, InvalidArgumentError, Option } from "commander";
+import { loadConfig } from "../core/config.js";
+import { SAMPLES } from "../evals/samples.js";
+import { DEFAULT_QUEUE, QUEUE_NAME } from "../runtime/queue.js";
+import { TASK_STATUSES, type TaskStatus } from "../runtime/task/rules.js";
+import { batchCommand, type BatchOptions } from "./batch.js";
+import { parseSince } from "./common.js";
+import { evalCommand, type EvalOptions } from "./eval.js";
+import { sloCommand } from "./slo.js";
+import { pruneCommand, traceCommand } from "./trace.js";
+import { resumeCommand, runCommand, type ResumeOptions, type RunOptions } from "./run.js";
+import {
+  approvalsCommand,
+  cancelCommand,
+  decideCommand,
+  listCommand,
+  purgeCommand,
+  type PurgeOptions,
+  retryCommand,
+  statusCommand,
+  submitCommand,
+  type SubmitOptions,
+  watchCommand,
+  workerCommand,
+} from "./tasks.js";
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a whole number from 1 up");
+  return n;
+}
+
+function queueNames(value: string, previous: string[] = []): string[] {
+  const names = value.split(",").map((v) => v.trim());
+  for (const name of names)
+    if (!QUEUE_NAME.test(name))
+      throw new InvalidArgumentError(
+        `"${name}" is not a queue name: letters, digits, _ . - (up to 63), starting with a letter or digit`,
+      );
+  return [...previous, ...names];
+}
+
+function workflowName(value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/.test(value))
+    throw new InvalidArgumentError("letters, digits, _ . - (up to 63), starting with a letter or digit");
+  return value;
+}
+
+/**
+ * The `keel` command line: every command, its options and their parsers. Building it runs nothing; main.ts parses
+ * `process.argv` with it, and the fuzz tests parse arbitrary arguments with it (stopping before any action).
+ */
+export function buildProgram(version: string): Command {
+  const program = new Command("keel")
+    .description("Keel: a multi-agent orchestrator for agent work that must be reliable.")
+    .version(version, "-V, --version", "print Keel's version")
+    .showHelpAfterError("(run keel --help for usage)")
+    .exitOverride();
+
+  const since = (value: string) => {
+    try {
+      return parseSince(value);
+    } catch (error) {
+      throw new InvalidArgumentError((error as Error).message);
+    }
+  };
+  const status = (value: string) => {
+    if (!(TASK_STATUSES as readonly string[]).includes(value))
+      throw new InvalidArgumentError(`one of ${TASK_STATUSES.join(", ")}`);
+    return value as TaskStatus;
+  };
+  const EXIT_CODES = "\nExit codes: 0 done, 1 failed, 2 bad input, 3 waiting for approval.";
+
+  program
+    .command("run")
+    .description(
+      "Run a request end to end as a task, driven by a worker in this process: plan, sub-agents, approvals, answer.",
+    )
+    .argument("[request]", "what you want done, in words")
+    .addOption(
+      new Option(
+        "--sample <n>",
+        `run bundled sample request n (1-${SAMPLES.length}; see keel samples)`,
+      ).argParser(positiveInt),
+    )
+    .option("--no-input", "never prompt: stop at an approval and print how to decide")
+    .option("--json", "print one JSON object (task id, status, plan, results, answer, pending approvals)")
+    .option("--idempotency-key <key>", "the same key and request return the task made the first time")
+    .option(
+      "--workflow <name>",
+      "the workflow the task belongs to, for its SLO targets (default: default)",
+      workflowName,
+    )
+    .option(
+      "--reviewer <name>",
+      "name recorded with decisions made at the prompt (default KEEL_USER or USER)",
+    )
+    .option(
+      "--as <name>",
+      "who submits the request (default KEEL_USER or USER); a sync approval needs someone else",
+    )
+    .addHelpText(
+      "after",
+      `${EXIT_CODES}
+
+  Examples:
+    keel run "Which 5 customers generated the most revenue in 2025?"
+    keel run --sample 1
+    keel run --no-input --json "Email ops@harbor.example that the drill moves to Friday"`,
+    )
+    .action(async (request: string | undefined, opts: RunOptions) => {
+      const config = loadConfig();
+      process.exitCode = await runCommand(config, request, {
+        ...opts,
+        reviewer: opts.reviewer ?? config.user,
+      });
+    });
+
+  program
+    .command("resume")
+    .description("Decide every pending approval of a task the same way, then drive it on in this process.")
+    .argument("<task-id>", "the task (thread) id printed by keel run")
+    .option("--approve", "approve the pending action(s)")
+    .option("--reject", "reject the pending action(s)")
+    .option("--edit <json>", "approve with changed arguments, as a JSON object")
+    .option("--reason <text>", "why (shown to the agent on reject)")
+    .option("--reviewer <name>", "who decides (default KEEL_USER or USER)")
+    .option(
+      "--confirm <tools>",
+      "for a sync approval: type the held tool names, as keel approvals shows them",
+    )
+    .option("--no-input", "never prompt at a further approval")
+    .option("--json", "print one JSON object")
+    .addHelpText("after", EXIT_CODES)
+    .action(async (taskId: string, opts: ResumeOptions) => {
+      const config = loadConfig();
+      process.exitCode = await resumeCommand(config, taskId, {
+        ...opts,
+        reviewer: opts.reviewer ?? config.user,
+      });
+    });
+
+  program
+    .command("submit")
+    .description("Queue a request as a durable task and print its id; a keel worker runs it.")
+    .argument("<request>", "what you want done, in words")
+    .option(
+      "--idempotency-key <key>",
+      "same key + same request -> the same task; same key + another request -> error",
+    )
+    .option(
+      "--max-retries <n>",
+      "retries after a failed attempt (default KEEL_MAX_RETRIES)",
+      (v) => positiveInt(String(Number(v) + 1)) - 1,
+    )
+    .option("--json", "print { task_id, created, status }")
+    .option(
+      "--workflow <name>",
+      "the workflow the task belongs to, for its SLO targets (default: default)",
+      workflowName,
+    )
+    .option(
+      "--as <name>",
+      "who submits the request (default KEEL_USER or USER); a sync approval needs someone else",
+    )
+    .option(
+      "--queue <name>",
+      `the queue whose workers may run it (keel worker --queue <name>; default: ${DEFAULT_QUEUE})`,
+      (v) => queueNames(v)[0]!,
+    )
+    .action(async (request: string, opts: SubmitOptions) => {
+      process.exitCode = await submitCommand(loadConfig(), request, opts);
+    });
+
+  program
+    .command("worker")
+    .description(
+      "Run queued tasks until stopped (SIGTERM/SIGINT: stop taking work, release what is held, exit). Run as many as you like, anywhere that reaches the database.",
+    )
+    .addOption(
+      new Option("--concurrency <n>", "tasks run at once by this process").argParser(positiveInt).default(4),
+    )
+    .option(
+      "--queue <names>",
+      `run only the tasks of these queues (repeat or comma-separate; default: ${DEFAULT_QUEUE}, where keel submit and keel batch --no-workers put tasks)`,
+      queueNames,
+    )
+    .addHelpText(
+      "after",
+      "\nkeel run, keel batch and keel eval drive their own tasks in their own process, on a queue of their own; a\nkeel worker never takes those while they follow them, and takes them over when they stop (or crash).",
+    )
+    .action(async (opts: { concurrency: number; queue?: string[] }) => {
+      process.exitCode = await workerCommand(loadConfig(), opts);
+    });
+
+  program
+    .command("status")
+    .description("Show a task tree: statuses, attempts, errors, pending approvals, answer.")
+    .argument("<task-id>")
+    .option("--json", "print one JSON object")
+    .action(async (taskId: string, opts: { json?: boolean }) => {
+      process.exitCode = await statusCommand(loadConfig(), taskId, opts);
+    });
+
+  program
+    .command("list")
+    .description("List requests, newest first.")
+    .option("--status <status>", `only this status (${TASK_STATUSES.join(", ")})`, status)
+    .option("--since <when>", "only since a date, or an age like 30m, 2h, 7d", since)
+    .addOption(new Option("--limit <n>", "at most this many").argParser(positiveInt).default(50))
+    .option(
+      "--workflow <name>",
+      "only tasks of this workflow (eval runs show only with --workflow eval)",
+      workflowName,
+    )
+    .option("--json", "print a JSON array")
+    .action(
+      async (opts: {
+        status?: TaskStatus;
+        since?: Date;
+        limit: number;
+        workflow?: string;
+        json?: boolean;
+      }) => {
+        process.exitCode = await listCommand(loadConfig(), opts);
+      },
+    );
+
+  program
+    .command("watch")
+    .description("Follow a task's events until it is done, failed or cancelled.")
+    .argument("<task-id>")
+    .option("--json", "one JSON object per event")
+    .action(async (taskId: string, opts: { json?: boolean }) => {
+      process.exitCode = await watchCommand(loadConfig(), taskId, opts);
+    });
+
+  program
+    .command("cancel")
+    .description(
+      "Cancel a task tree: running work is aborted, queued work never starts, pending approvals are withdrawn.",
+    )
+    .argument("<task-id>")
+    .option("--json", "print one JSON object")
+    .action(async (taskId: string, opts: { json?: boolean }) => {
+      process.exitCode = await cancelCommand(loadConfig(), taskId, opts);
+    });
+
+  program
+    .command("retry")
+    .description("Queue a failed task again by hand; it continues from its last checkpoint.")
+    .argument("<task-id>")
+    .option("--json", "print one JSON object")
+    .action(async (taskId: string, opts: { json?: boolean }) => {
+      process.exitCode = await retryCommand(loadConfig(), taskId, opts);
+    });
+
+  program
+    .command("purge")
+    .description(
+      "Erase a finished request's stored content: its request, answers, results and checkpoints, and the text of its approvals, messages, effects and trace. Ids, statuses, reviewers, times and costs stay for audit. Workers do it by themselves with KEEL_PURGE_AFTER_DAYS.",
+    )
+    .argument("[task-id]", "the request (or any task of it) to purge; it must be done, failed or cancelled")
+    .addOption(
+      new Option(
+        "--older-than <days>",
+        "instead, purge every finished request that ended this many days ago or more",
+      ).argParser(positiveInt),
+    )
+    .option("--dry-run", "show what would be purged and change nothing")
+    .option("--json", "print what was purged as JSON")
+    .action(async (taskId: string | undefined, opts: PurgeOptions) => {
+      process.exitCode = await purgeCommand(loadConfig(), taskId, opts);
+    });
+
+  program
+    .command("approvals")
+    .description("List actions waiting for a person, with their full context.")
+    .option("--all", "include decided, expired and withdrawn ones")
+    .option("--json", "print a JSON array")
+    .action(async (opts: { all?: boolean; json?: boolean }) => {
+      process.exitCode = await approvalsCommand(loadConfig(), opts);
+    });
+
+  for (const verb of ["approve", "reject"] as const) {
+    const command = program
+      .command(verb)
+      .description(
+        verb === "approve"
+          ? "Approve a held action (optionally with edited arguments)."
+          : "Reject a held action.",
+      )
+      .argument("<approval-id>", "from keel approvals")
+      .option("--reason <text>", "why")
+      .option("--reviewer <name>", "who decides (default KEEL_USER or USER)")
+      .option("--json", "print the decided approval");
+    if (verb === "approve")
+      command.option(
+        "--confirm <tools>",
+        "for a sync approval: type the held tool names, as keel approvals shows them",
+      );
+    if (verb === "approve")
+      command.option("--edit <json>", "approve with changed arguments, as a JSON object");
+    command.action(
+      async (
+        approvalId: string,
+        opts: { edit?: string; reason?: string; reviewer?: string; confirm?: string; json?: boolean },
+      ) => {
+        const config = loadConfig();
+        process.exitCode = await decideCommand(config, approvalId, {
+          ...opts,
+          reviewer: opts.reviewer ?? config.user,
+          approve: verb === "approve",
+          reject: verb === "reject",
+        });
+      },
+    );
+  }
+
+  program
+    .command("batch")
+    .description("Run every request of a JSONL file: submit (idempotently), drive, show progress, summarize.")
+    .argument(
+      "<requests.jsonl>",
+      'one JSON object per line: {"request": "…", "id"?: "…", "idempotency_key"?: "…"}',
+    )
+    .addOption(
+      new Option("--concurrency <n>", "tasks run at once by the in-process worker")
+        .argParser(positiveInt)
+        .default(4),
+    )
+    .option("--out <file>", "write one result per line (JSONL)")
+    .option("--no-workers", "only submit and follow; keel worker processes do the work")
+    .option("--json", "print the summary and results as one JSON object")
+    .addHelpText(
+      "after",
+      "\nRe-running the same file redoes nothing that finished: each line's idempotency key comes from its\nidempotency_key, else its id, else its content. Exit codes: 0 all done, 1 some failed, 2 malformed lines, 130 interrupted.",
+    )
+    .action(async (file: string, opts: BatchOptions) => {
+      process.exitCode = await batchCommand(loadConfig(), file, opts);
+    });
+
+  program
+    .command("trace")
+    .description(
+      "Show a task tree as a timeline: each agent, model call and tool call with duration, tokens, cost and outcome; handoffs, policy decisions, approvals and who decided, retries, errors.",
+    )
+    .argument("<task-id>", "the task id (a sub-task id shows its whole tree)")
+    .option("--json", "print the trace as one JSON object (task, totals, agents, timeline)")
+    .action(async (taskId: string, opts: { json?: boolean }) => {
+      process.exitCode = await traceCommand(loadConfig(), taskId, opts);
+    });
+
+  program
+    .command("prune-traces")
+    .description(
+      "Delete trajectory steps (and guardrail events) older than the retention period now; workers also do it hourly.",
+    )
+    .addOption(
+      new Option("--older-than <days>", "age in days (default KEEL_TRAJECTORY_RETENTION_DAYS, 30)").argParser(
+        positiveInt,
+      ),
+    )
+    .option("--json", "print { removed, older_than_days }")
+    .action(async (opts: { olderThan?: number; json?: boolean }) => {
+      process.exitCode = await pruneCommand(loadConfig(), opts);
+    });
+
+  program
+    .command("slo")
+    .description(
+      "Service-level scorecard over a window: success rate, p95 time to first token and to completion, tool-call error rate, human escalation rate, cost per successful task, each against its target.",
+    )
+    .option("--since <when>", "start of the window: an age (30m, 24h, 7d) or a date", since, undefined)
+    .option("--until <when>", "end of the window (default now)", since)
+    .option(
+      "--workflow <name>",
+      "only tasks of this workflow, against its targets (eval runs count only with --workflow eval)",
+      workflowName,
+    )
+    .option("--json", "print the scorecard as JSON (for dashboards)")
+    .addHelpText(
+      "after",
+      `
+  Targets come from the policy file (slo.targets, and slo.workflows.<name>); defaults: success > 95%,
+  p95 first token < 2 s, p95 completion < 30 s, tool errors < 2%, escalations < 10%, cost < $0.50 per success.
+  Exit codes: 0 every target met (or no data), 1 a target breached, 2 bad input.`,
+    )
+    .action(async (opts: { since?: Date; until?: Date; workflow?: string; json?: boolean }) => {
+      process.exitCode = await sloCommand(loadConfig(), { ...opts, since: opts.since ?? parseSince("24h") });
+    });
+
+  program
+    .command("eval")
+    .description(
+      "Run a golden dataset through the runtime (approvals answered from each case) and score outcome and trajectory; write results.jsonl, summary.json, report.md and report.html.",
+    )
+    .option("--dataset <file>", "JSONL dataset", "evals/datasets/golden.jsonl")
+    .option("--filter <tag>", "only the cases with this tag")
+    .addOption(new Option("--concurrency <n>", "cases run at once").argParser(positiveInt).default(4))
+    .option("--baseline <file>", "compare with this baseline; exit 1 on a regression")
+    .option("--save-baseline <file>", "write this run as the baseline")
+    .option("--out <dir>", "where the reports go", ".keel/eval")
+    .addOption(
+      new Option(
+        "--latency-tolerance <ratio>",
+        "how much slower p95 may be than the baseline (0.5 = +50%)",
+      ).argParser((v) => {
+        const n = Number(v);
+        if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected a number from 0 up");
+        return n;
+      }),
+    )
+    .option("--json", "print the summary as JSON")
+    .addHelpText(
+      "after",
+      `
+  A regression: a case that passed in the baseline fails, a lower pass rate, fewer unsafe writes blocked, cost up
+  more than 10%, or p95 latency up more than the tolerance (and 500 ms).
+  Exit codes: 0 no regression, 1 a regression, 2 bad input (a dataset line, an unknown tag, another dataset's baseline).`,
+    )
+    .action(async (opts: EvalOptions) => {
+      process.exitCode = await evalCommand(loadConfig(), opts);
+    });
+
+  program
+    .command("samples")
+    .description("List the bundled sample requests.")
+    .option("--json", "print them as JSON")
+    .action((opts: { json?: boolean }) => {
+      if (opts.json) {
+        console.log(JSON.stringify(SAMPLES, null, 2));
+        return;
+      }
+      for (const s of SAMPLES)
+        console.log(`${String(s.id).padStart(2)}. [${s.agents.join(", ")}] ${s.request}`);
+    });
+  return program;
+}
