@@ -68,7 +68,7 @@ export const PROFILES: Record<"short" | "full", Profile> = {
 
 export interface HistoryEvent {
   at: number;
-  type: "submit" | "ack" | "approval" | "end" | "kill" | "failpoint_death" | "postgres_restart";
+  type: "submit" | "ack" | "approval" | "effect" | "end" | "kill" | "failpoint_death" | "postgres_restart";
   task?: string;
   detail?: string;
 }
@@ -388,6 +388,19 @@ export async function runChaos(
     for (const w of workers.keys()) w.kill("SIGKILL");
 
     const final = await retrying(tasks, Date.now() + 30_000);
+    // The effects, as the ledger recorded them, join the history in the order they happened.
+    const effects = await pool.query<{ thread_id: string; tool: string; state: string; at: Date }>(
+      "select thread_id, tool, state, coalesce(finished_at, started_at) as at from effects where thread_id = any($1)",
+      [ids],
+    );
+    for (const e of effects.rows)
+      history.push({
+        at: e.at.getTime() - started,
+        type: "effect",
+        task: e.thread_id,
+        detail: `${e.tool} ${e.state}`,
+      });
+    history.sort((a, b) => a.at - b.at);
     for (const task of final) record({ type: "end", task: task.id, detail: task.status });
     violations.push(...(await checkInvariants(pool, history, final)));
     const outcomes: Record<string, number> = {};
@@ -462,6 +475,22 @@ export async function checkInvariants(
     if (r.approved_by && (task?.status === "done" || crashy))
       violations.push(
         `approved effect undone: task ${r.thread_id} (${task?.status} ${task?.error_reason ?? ""})`,
+      );
+  }
+  // A committed effect is undone (compensated) only for a tree that failed for a reason of its own or was cancelled.
+  const undone = await pool.query<{ thread_id: string; tool: string }>(
+    "select thread_id, tool from effects where thread_id = any($1) and state = 'compensated'",
+    [ids],
+  );
+  for (const r of undone.rows) {
+    const task = byId.get(r.thread_id);
+    if (
+      task?.status === "done" ||
+      task?.error_reason === "lease_expired" ||
+      task?.error_reason === "poison_task"
+    )
+      violations.push(
+        `effect undone: ${r.tool} of task ${r.thread_id} (${task.status} ${task.error_reason ?? ""})`,
       );
   }
   for (const task of final.filter((x) => x.status === "failed")) {

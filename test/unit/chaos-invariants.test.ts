@@ -8,18 +8,21 @@ function fakePool(rows: {
   outboxTwice?: object[];
   sends?: object[];
   withdrawn?: object[];
+  compensated?: object[];
   children?: object[];
 }) {
   return {
     query: (sql: string) =>
       Promise.resolve({
-        rows: sql.includes("having count(*) > 1")
-          ? (rows.outboxTwice ?? [])
-          : sql.includes("group by thread_id")
-            ? (rows.sends ?? [])
-            : sql.includes("withdrawn")
-              ? (rows.withdrawn ?? [])
-              : (rows.children ?? []),
+        rows: sql.includes("'compensated'")
+          ? (rows.compensated ?? [])
+          : sql.includes("having count(*) > 1")
+            ? (rows.outboxTwice ?? [])
+            : sql.includes("group by thread_id")
+              ? (rows.sends ?? [])
+              : sql.includes("withdrawn")
+                ? (rows.withdrawn ?? [])
+                : (rows.children ?? []),
       }),
   } as unknown as pg.Pool;
 }
@@ -32,12 +35,13 @@ describe("chaos invariants", () => {
     expect(await checkInvariants(fakePool({}), acked("a"), [task("a", "done")])).toEqual([]);
   });
 
-  it("flags a lost task, an unfinished one, an effect twice, an undone approval, unnamed failures, unsettled children", async () => {
+  it("flags a lost task, an unfinished one, an effect twice, an undone approval or effect, unnamed failures, unsettled children", async () => {
     const violations = await checkInvariants(
       fakePool({
         outboxTwice: [{ thread_id: "b", tool_call_id: "c1", n: 2 }],
         sends: [{ thread_id: "b", n: 2 }],
         withdrawn: [{ thread_id: "c", approved_by: "ana" }],
+        compensated: [{ thread_id: "c", tool: "send_message" }],
         children: [{ id: "c.t1", root_id: "c", status: "running" }],
       }),
       acked("gone", "b", "c", "d", "e"),
@@ -54,6 +58,7 @@ describe("chaos invariants", () => {
       "effect twice: 2 outbox rows for b c1",
       "effect twice: task b queued 2 messages for one request",
       "approved effect undone: task c (failed lease_expired)",
+      "effect undone: send_message of task c (failed lease_expired)",
       "unnamed failure: task d (no reason)",
       "unclassified failure: task e: TypeError: x",
       "child unsettled: c.t1 of c is running",
