@@ -6,6 +6,7 @@ import { TASK_STATUSES, type TaskStatus } from "../runtime/task/rules.js";
 import { batchCommand, type BatchOptions } from "./batch.js";
 import { parseSince } from "./common.js";
 import { evalCommand, type EvalOptions } from "./eval.js";
+import { serveCommand, type ServeOptions } from "./serve.js";
 import { sloCommand } from "./slo.js";
 import { pruneCommand, traceCommand } from "./trace.js";
 import { resumeCommand, runCommand, type ResumeOptions, type RunOptions } from "./run.js";
@@ -27,6 +28,13 @@ import {
 function positiveInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a whole number from 1 up");
+  return n;
+}
+
+function portNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError("expected a port from 0 to 65535");
   return n;
 }
 
@@ -170,6 +178,23 @@ export function buildProgram(version: string): Command {
     )
     .action(async (request: string, opts: SubmitOptions) => {
       process.exitCode = await submitCommand(loadConfig(), request, opts);
+    });
+
+  program
+    .command("serve")
+    .description(
+      "Serve Keel's HTTP API (the task API, health, /openapi.json) with a worker in the same process. Loopback only for now.",
+    )
+    .addOption(
+      new Option("--port <n>", "port to listen on (0: any free port)").argParser(portNumber).default(2024),
+    )
+    .option("--host <host>", "address to bind (loopback only: 127.0.0.1, ::1, localhost)", "127.0.0.1")
+    .option("--no-worker", "serve the API only; run keel worker processes elsewhere on the same database")
+    .addOption(
+      new Option("--concurrency <n>", "tasks the worker runs at once").argParser(positiveInt).default(4),
+    )
+    .action(async (opts: ServeOptions) => {
+      process.exitCode = await serveCommand(loadConfig(), version, opts);
     });
 
   program

@@ -27,7 +27,7 @@ const ALLOWED = {
     "models",
     "reports",
   ],
-  server: ["core", "runtime", "observability", "reports"],
+  server: ["core", "policy", "runtime", "observability", "reports"],
   cli: [
     "core",
     "policy",

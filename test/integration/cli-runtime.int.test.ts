@@ -46,7 +46,8 @@ describe("keel submit / worker / status / list / watch", () => {
     expect(await workerExit).toBe(0);
     expect(workerOut).toMatch(/started, concurrency 2/);
     expect(workerOut).toMatch(/stopped/);
-  });
+    // Seven keel processes one after another, and a worker: on a loaded 2-core machine that can pass a minute.
+  }, 180_000);
 });
 
 describe("queues: each process drives only the work it was started for", () => {

@@ -1,0 +1,404 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import { requestId } from "hono/request-id";
+import type pg from "pg";
+import type { KeelConfig } from "../core/config.js";
+import { InputError, isKeelError, NotFoundError } from "../core/errors.js";
+import { FAILURES } from "../core/failures.js";
+import type { ScopePolicy } from "../policy/scope.js";
+import { submitRequest } from "../runtime/submit.js";
+import { cancelTree } from "../runtime/task/cancel.js";
+import { TASK_STATUSES } from "../runtime/task/rules.js";
+import { getTask, getTree, listTasks, type TaskRow } from "../runtime/task/store.js";
+
+/** What the HTTP API needs: the database, the configuration, the request scope, and whether a worker runs here. */
+export interface ServerDeps {
+  pool: pg.Pool;
+  config: KeelConfig;
+  scope: ScopePolicy;
+  version: string;
+  /** Whether this process runs a worker (`keel serve` without `--no-worker`). */
+  workerRunning: () => boolean;
+  /** Who is calling; until keys exist, every caller is the local user. */
+  identity?: string;
+}
+
+const ErrorBody = z
+  .object({
+    code: z.string().describe("The failure's reason code (core/failures.ts), or `validation_error`"),
+    message: z.string().describe("What was wrong and what to do"),
+    request_id: z.string().describe("Quote it when reporting a problem"),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Error");
+
+const Task = z
+  .object({
+    task_id: z.string(),
+    parent_id: z.string().nullable(),
+    status: z.enum(TASK_STATUSES),
+    request: z.string().nullable(),
+    workflow: z.string(),
+    queue: z.string(),
+    attempts: z.number().int(),
+    error_reason: z.string().nullable(),
+    error: z.string().nullable(),
+    final_answer: z.string().nullable(),
+    created_at: z.string(),
+    updated_at: z.string(),
+  })
+  .openapi("Task");
+type Task = z.infer<typeof Task>;
+
+const TaskTree = z.object({ task: Task, children: z.array(Task) }).openapi("TaskTree");
+
+const SubmitBody = z
+  .object({
+    request: z.string().min(1).describe("What to do, in plain words"),
+    workflow: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/)
+      .optional()
+      .describe("The workflow the task counts toward (SLO targets per workflow)"),
+    max_retries: z.number().int().min(0).max(20).optional().describe("Retries of a failed attempt"),
+  })
+  .strict()
+  .openapi("SubmitTask");
+
+function taskOf(row: TaskRow): Task {
+  return {
+    task_id: row.id,
+    parent_id: row.parent_id,
+    status: row.status,
+    request: row.request,
+    workflow: row.workflow,
+    queue: row.queue,
+    attempts: row.attempts,
+    error_reason: row.error_reason,
+    error: row.last_error,
+    final_answer: row.final_answer,
+    created_at: new Date(row.created_at).toISOString(),
+    updated_at: new Date(row.updated_at).toISOString(),
+  };
+}
+
+const errors = {
+  400: { description: "Bad input", content: { "application/json": { schema: ErrorBody } } },
+  404: { description: "No such task", content: { "application/json": { schema: ErrorBody } } },
+  409: { description: "Conflict", content: { "application/json": { schema: ErrorBody } } },
+  422: { description: "Invalid body or reused key", content: { "application/json": { schema: ErrorBody } } },
+};
+
+/** The HTTP status a Keel failure answers with. */
+function statusFor(error: unknown): ErrorStatus {
+  if (!isKeelError(error)) return 500;
+  if (error.code === "not_found") return 404;
+  if (error.code === "conflict") return 409;
+  if (error.code === "blocked" || error.code === "budget_exceeded") return 403;
+  if (error.code === "database_error" || error.code === "dependency_failed") return 503;
+  return error.fault === "user" ? 400 : 500;
+}
+
+type ErrorStatus = 400 | 403 | 404 | 409 | 422 | 500 | 503;
+
+function fail<S extends ErrorStatus>(c: Context, status: S, code: string, message: string, extra = {}) {
+  return c.json({ code, message, request_id: c.get("requestId"), ...extra }, status);
+}
+
+/**
+ * Keel's HTTP API: health, the task API (submit with an Idempotency-Key, read, list, cancel) and its OpenAPI
+ * document, generated from the same zod schemas that validate the requests.
+ */
+export function createApp(deps: ServerDeps): OpenAPIHono {
+  const identity = deps.identity ?? `http:${deps.config.user}`;
+  // Keys being submitted by this process right now: a second request with one of them is answered 409.
+  const inFlight = new Set<string>();
+  const app = new OpenAPIHono({
+    defaultHook: (result, c) => {
+      if (result.success) return;
+      const issues = result.error.issues.map((i) => ({
+        path: i.path.join(".") || "(body)",
+        message: i.message,
+      }));
+      return fail(
+        c,
+        422,
+        "validation_error",
+        `The request is not valid: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}.`,
+        { issues },
+      );
+    },
+  });
+  app.use("*", requestId());
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: 256 * 1024,
+      onError: (c) =>
+        fail(c, 422, "validation_error", "The body is larger than 256 KiB; send a shorter request."),
+    }),
+  );
+  app.onError((error, c) => {
+    if (isKeelError(error)) return fail(c, statusFor(error), error.code, error.message);
+    if (error instanceof HTTPException && error.status < 500)
+      return fail(
+        c,
+        error.status === 413 ? 422 : 400,
+        "invalid_request",
+        `${error.message}; send a JSON object as the body.`,
+      );
+    if (error instanceof SyntaxError)
+      return fail(c, 400, "invalid_request", `The body is not JSON (${error.message}); send a JSON object.`);
+    console.error(`keel serve: ${c.req.method} ${c.req.path} failed:`, error);
+    return fail(
+      c,
+      500,
+      "internal",
+      `The server failed (${error.message}); the request id names it in the log.`,
+    );
+  });
+  app.notFound((c) =>
+    fail(c, 404, "not_found", `There is no ${c.req.method} ${c.req.path}. /openapi.json lists every route.`),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/ok",
+      summary: "Liveness, as the LangGraph Agent Server answers it",
+      responses: {
+        200: {
+          description: "Alive",
+          content: { "application/json": { schema: z.object({ ok: z.literal(true) }) } },
+        },
+      },
+    }),
+    (c) => c.json({ ok: true as const }, 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/info",
+      summary: "What this server is and which optional parts it offers",
+      responses: {
+        200: {
+          description: "Server information",
+          content: {
+            "application/json": {
+              schema: z.object({
+                version: z.string(),
+                server: z.literal("keel"),
+                flags: z.object({ assistants: z.boolean(), crons: z.boolean() }),
+              }),
+            },
+          },
+        },
+      },
+    }),
+    (c) =>
+      c.json(
+        { version: deps.version, server: "keel" as const, flags: { assistants: false, crons: false } },
+        200,
+      ),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/healthz",
+      summary: "The process is up",
+      responses: {
+        200: {
+          description: "Up",
+          content: { "application/json": { schema: z.object({ status: z.literal("ok") }) } },
+        },
+      },
+    }),
+    (c) => c.json({ status: "ok" as const }, 200),
+  );
+
+  const Ready = z.object({
+    ready: z.boolean(),
+    checks: z.object({ database: z.boolean(), migrations: z.boolean(), worker: z.boolean() }),
+  });
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/readyz",
+      summary:
+        "Ready for work: the database answers, its tables exist, and a worker runs here (unless --no-worker)",
+      responses: {
+        200: { description: "Ready", content: { "application/json": { schema: Ready } } },
+        503: { description: "Not ready", content: { "application/json": { schema: Ready } } },
+      },
+    }),
+    async (c) => {
+      const database = await deps.pool.query("select 1").then(
+        () => true,
+        () => false,
+      );
+      const migrations =
+        database &&
+        (await deps.pool.query("select to_regclass('public.tasks') is not null as ok").then(
+          (r) => Boolean((r.rows[0] as { ok: boolean }).ok),
+          () => false,
+        ));
+      const worker = deps.workerRunning();
+      const checks = { database, migrations, worker };
+      // An API-only node (--no-worker) is ready without a worker: the workers run elsewhere.
+      const ready = database && migrations;
+      return c.json({ ready, checks }, ready ? 200 : 503);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/tasks",
+      summary: "Submit a request as a task",
+      description:
+        "With an Idempotency-Key header, the same key and body return the same task (200); the same key while the first request with it is still being handled is 409; the same key with another body is 422.",
+      request: {
+        headers: z.object({ "idempotency-key": z.string().min(1).max(255).optional() }),
+        body: { content: { "application/json": { schema: SubmitBody } }, required: true },
+      },
+      responses: {
+        201: { description: "Created", content: { "application/json": { schema: Task } } },
+        200: {
+          description: "The task this key made before",
+          content: { "application/json": { schema: Task } },
+        },
+        403: {
+          description: "Blocked by a guardrail",
+          content: { "application/json": { schema: ErrorBody } },
+        },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const key = c.req.valid("header")["idempotency-key"];
+      if (key && inFlight.has(key))
+        return fail(
+          c,
+          409,
+          "conflict",
+          `A request with Idempotency-Key "${key}" is still being handled; retry later.`,
+        );
+      if (key) inFlight.add(key);
+      try {
+        const { task, created } = await submitRequest(deps.pool, deps.config, deps.scope, {
+          request: body.request,
+          workflow: body.workflow,
+          maxRetries: body.max_retries,
+          idempotencyKey: key,
+          submittedBy: identity,
+        });
+        return c.json(taskOf(task), created ? 201 : 200);
+      } catch (error) {
+        // A key reused for another request is the draft's 422, not a generic conflict.
+        if (key && isKeelError(error) && error.code === "conflict" && error instanceof InputError)
+          return fail(c, 422, "conflict", error.message);
+        throw error;
+      } finally {
+        if (key) inFlight.delete(key);
+      }
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/tasks",
+      summary: "Tasks, newest first",
+      request: {
+        query: z.object({
+          status: z.enum(TASK_STATUSES).optional(),
+          limit: z.coerce.number().int().min(1).max(500).optional(),
+        }),
+      },
+      responses: {
+        200: {
+          description: "Tasks",
+          content: { "application/json": { schema: z.object({ tasks: z.array(Task) }) } },
+        },
+        422: errors[422],
+      },
+    }),
+    async (c) => {
+      const { status, limit } = c.req.valid("query");
+      const rows = await listTasks(deps.pool, { status, limit: limit ?? 100 });
+      return c.json({ tasks: rows.map(taskOf) }, 200);
+    },
+  );
+
+  const IdParam = z.object({
+    id: z
+      .string()
+      .min(8)
+      .max(64)
+      .openapi({ param: { name: "id", in: "path" } }),
+  });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/tasks/{id}",
+      summary: "A task and its AgentTask children",
+      request: { params: IdParam },
+      responses: {
+        200: { description: "The task tree", content: { "application/json": { schema: TaskTree } } },
+        404: errors[404],
+        409: errors[409],
+        422: errors[422],
+      },
+    }),
+    async (c) => {
+      const root = await getTask(deps.pool, c.req.valid("param").id);
+      const tree = await getTree(deps.pool, root.root_id);
+      const [task, ...children] = tree.map(taskOf);
+      if (!task) throw new NotFoundError(`No task has id ${root.id}.`);
+      return c.json({ task, children }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/tasks/{id}/cancel",
+      summary:
+        "Cancel a task tree: running work stops, pending approvals are withdrawn, committed effects undone",
+      request: { params: IdParam },
+      responses: {
+        200: {
+          description: "Cancelled",
+          content: { "application/json": { schema: z.object({ task: Task, cancelled: z.number().int() }) } },
+        },
+        404: errors[404],
+        409: errors[409],
+        422: errors[422],
+      },
+    }),
+    async (c) => {
+      const { root, cancelled } = await cancelTree(
+        deps.pool,
+        c.req.valid("param").id,
+        `cancelled by ${identity}`,
+      );
+      return c.json({ task: taskOf(root), cancelled }, 200);
+    },
+  );
+
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "Keel",
+      version: deps.version,
+      description: `Keel's HTTP API. Failure codes: ${Object.keys(FAILURES).join(", ")}.`,
+    },
+  });
+  return app;
+}
