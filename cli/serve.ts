@@ -43,7 +43,7 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
     const app = createApp({
       pool: db.pool,
       config,
-      scope: policy.scope,
+      policy,
       version,
       workerRunning: () => workerRunning,
     });

@@ -7,7 +7,8 @@ import type pg from "pg";
 import type { KeelConfig } from "../core/config.js";
 import { InputError, isKeelError, NotFoundError } from "../core/errors.js";
 import { FAILURES } from "../core/failures.js";
-import type { ScopePolicy } from "../policy/scope.js";
+import type { Policy } from "../policy/file.js";
+import { decide, listApprovals, type ApprovalRow } from "../runtime/approvals.js";
 import { submitRequest } from "../runtime/submit.js";
 import { cancelTree } from "../runtime/task/cancel.js";
 import { TASK_STATUSES } from "../runtime/task/rules.js";
@@ -17,7 +18,8 @@ import { getTask, getTree, listTasks, type TaskRow } from "../runtime/task/store
 export interface ServerDeps {
   pool: pg.Pool;
   config: KeelConfig;
-  scope: ScopePolicy;
+  /** The policy in force: its scope checks requests, its risk rules decide edited approvals again. */
+  policy: Policy;
   version: string;
   /** Whether this process runs a worker (`keel serve` without `--no-worker`). */
   workerRunning: () => boolean;
@@ -290,7 +292,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
         );
       if (key) inFlight.add(key);
       try {
-        const { task, created } = await submitRequest(deps.pool, deps.config, deps.scope, {
+        const { task, created } = await submitRequest(deps.pool, deps.config, deps.policy.scope, {
           request: body.request,
           workflow: body.workflow,
           maxRetries: body.max_retries,
@@ -391,6 +393,107 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
       return c.json({ task: taskOf(root), cancelled }, 200);
     },
   );
+
+  const Approval = z
+    .object({
+      approval_id: z.string(),
+      task_id: z.string(),
+      status: z.enum(["pending", "approved", "rejected", "expired", "withdrawn"]),
+      mode: z
+        .enum(["async", "sync"])
+        .describe("sync: a person other than the submitter, with the typed confirmation"),
+      confirm: z.string().nullable().describe("For a sync approval: the text to send as `confirm`"),
+      context: z
+        .record(z.string(), z.unknown())
+        .describe("What the reviewer decides on (personal data redacted)"),
+      reviewer: z.string().nullable(),
+      created_at: z.string(),
+      expires_at: z.string(),
+    })
+    .openapi("Approval");
+  const approvalOf = (a: ApprovalRow) => ({
+    approval_id: a.id,
+    task_id: a.task_id,
+    status: a.status,
+    mode: a.mode,
+    confirm: a.context.confirm ?? null,
+    context: a.context as unknown as Record<string, unknown>,
+    reviewer: a.reviewer,
+    created_at: new Date(a.created_at).toISOString(),
+    expires_at: new Date(a.expires_at).toISOString(),
+  });
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/approvals",
+      summary: "Approvals, pending ones by default",
+      request: {
+        query: z.object({
+          status: z.enum(["pending", "approved", "rejected", "expired", "withdrawn", "all"]).optional(),
+        }),
+      },
+      responses: {
+        200: {
+          description: "Approvals",
+          content: { "application/json": { schema: z.object({ approvals: z.array(Approval) }) } },
+        },
+        422: errors[422],
+      },
+    }),
+    async (c) => {
+      const rows = await listApprovals(deps.pool, c.req.valid("query").status ?? "pending");
+      return c.json({ approvals: rows.map(approvalOf) }, 200);
+    },
+  );
+
+  const Decide = z
+    .object({
+      reason: z.string().max(2000).optional().describe("Why; an agent whose action was rejected is told"),
+      confirm: z.string().optional().describe("For a sync approval: the approval's `confirm` text"),
+      args: z
+        .record(z.string(), z.unknown())
+        .optional()
+        .describe("Approve with these arguments changed; the edit is decided by the policy again"),
+    })
+    .strict();
+  for (const action of ["approve", "reject"] as const) {
+    app.openapi(
+      createRoute({
+        method: "post",
+        path: `/approvals/{id}/${action}`,
+        summary:
+          action === "approve"
+            ? "Approve a held action (with `args`: approve it edited); the run resumes once every approval of the task is decided"
+            : "Reject a held action; the agent is told why",
+        request: {
+          params: IdParam,
+          body: { content: { "application/json": { schema: Decide } }, required: false },
+        },
+        responses: {
+          200: {
+            description: "Decided (or, for an edit that needs a second person, held for one)",
+            content: { "application/json": { schema: Approval } },
+          },
+          ...errors,
+        },
+      }),
+      async (c) => {
+        const body = c.req.valid("json") ?? {};
+        const decision =
+          action === "reject"
+            ? { action: "reject" as const, reason: body.reason, reviewer: identity }
+            : body.args
+              ? { action: "edit" as const, args: body.args, reason: body.reason, reviewer: identity }
+              : { action: "approve" as const, reason: body.reason, reviewer: identity };
+        const row = await decide(deps.pool, c.req.valid("param").id, decision, {
+          confirm: body.confirm,
+          policy: deps.policy,
+        });
+        return c.json(approvalOf(row), 200);
+      },
+    );
+  }
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -183,6 +183,53 @@ describe("keel serve", () => {
     });
   });
 
+  it("holds a message for approval, approves it over HTTP with the caller as reviewer, and refuses a second decision", async () => {
+    const created = await post(`${served.url}/tasks`, {
+      request: "Email oncall@harbor.example that the pager test is at noon",
+    });
+    const { task_id } = (await created.json()) as { task_id: string };
+    type Approval = { approval_id: string; task_id: string; mode: string; status: string };
+    let pending: Approval | undefined;
+    const deadline = Date.now() + 60_000;
+    while (!pending && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      const { approvals } = (await (await fetch(`${served.url}/approvals`)).json()) as {
+        approvals: Approval[];
+      };
+      pending = approvals.find((a) => a.task_id === task_id);
+    }
+    expect(pending).toMatchObject({ mode: "async", status: "pending" });
+    const approved = await post(`${served.url}/approvals/${pending!.approval_id}/approve`, {
+      reason: "fine",
+    });
+    expect(approved.status).toBe(200);
+    expect(await approved.json()).toMatchObject({
+      status: "approved",
+      reviewer: expect.stringMatching(/^http:/),
+    });
+    const again = await post(`${served.url}/approvals/${pending!.approval_id}/reject`, {});
+    expect(again.status).toBe(409);
+    expect(await again.json()).toMatchObject({
+      code: "conflict",
+      message: expect.stringMatching(/already approved/),
+    });
+    let status = "";
+    while (status !== "done" && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      status = (
+        (await (await fetch(`${served.url}/tasks/${task_id}`)).json()) as { task: { status: string } }
+      ).task.status;
+    }
+    expect(status).toBe("done");
+    const { rows } = await t.db.pool.query<{ approved_by: string }>(
+      "select approved_by from outbox where thread_id = $1",
+      [task_id],
+    );
+    expect(rows).toEqual([{ approved_by: expect.stringMatching(/^http:/) as string }]);
+    const bad = await post(`${served.url}/approvals/${pending!.approval_id}/approve`, { subjct: "x" });
+    expect(bad.status).toBe(422);
+  });
+
   it("stops cleanly on SIGTERM", async () => {
     expect(await served.stop()).toBe(0);
   });
