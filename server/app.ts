@@ -9,6 +9,9 @@ import { InputError, isKeelError, NotFoundError } from "../core/errors.js";
 import { FAILURES } from "../core/failures.js";
 import type { Policy } from "../policy/file.js";
 import { decide, listApprovals, type ApprovalRow } from "../runtime/approvals.js";
+import { targetsFor } from "../policy/slo-targets.js";
+import { computeSlo } from "../reports/slo.js";
+import { readTaskTrace } from "../reports/trace.js";
 import { submitRequest } from "../runtime/submit.js";
 import { cancelTree } from "../runtime/task/cancel.js";
 import { TASK_STATUSES } from "../runtime/task/rules.js";
@@ -494,6 +497,62 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
       },
     );
   }
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/tasks/{id}/trace",
+      summary:
+        "A task's whole story: steps, status changes, policy decisions, guardrail verdicts (as keel trace --json)",
+      request: { params: IdParam },
+      responses: {
+        200: {
+          description: "The trace",
+          content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
+        },
+        404: errors[404],
+        409: errors[409],
+        422: errors[422],
+      },
+    }),
+    async (c) => {
+      const trace = await readTaskTrace(deps.pool, c.req.valid("param").id);
+      return c.json(trace as unknown as Record<string, unknown>, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/slo",
+      summary:
+        "The service-level scorecard over a window (as keel slo --json), for dashboards and automated analysis",
+      request: {
+        query: z.object({
+          hours: z.coerce
+            .number()
+            .positive()
+            .max(24 * 366)
+            .optional()
+            .describe("The window, ending now; default 24"),
+          workflow: z.string().min(1).max(63).optional().describe("One workflow's tasks and targets"),
+        }),
+      },
+      responses: {
+        200: {
+          description: "The scorecard",
+          content: { "application/json": { schema: z.record(z.string(), z.unknown()) } },
+        },
+        422: errors[422],
+      },
+    }),
+    async (c) => {
+      const { hours, workflow } = c.req.valid("query");
+      const since = new Date(Date.now() - (hours ?? 24) * 3600_000);
+      const report = await computeSlo(deps.pool, targetsFor(deps.policy.slo, workflow), { since, workflow });
+      return c.json(report as unknown as Record<string, unknown>, 200);
+    },
+  );
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

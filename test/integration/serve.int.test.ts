@@ -109,6 +109,16 @@ describe("keel serve", () => {
       tasks: { task_id: string }[];
     };
     expect(list.tasks.map((x) => x.task_id)).toContain(task.task_id);
+    const trace = (await (await fetch(`${served.url}/tasks/${task.task_id}/trace`)).json()) as {
+      task: { id: string; status: string };
+      timeline: unknown[];
+    };
+    expect(trace.task).toMatchObject({ id: task.task_id, status: "done" });
+    expect(trace.timeline.length).toBeGreaterThan(0);
+    const slo = (await (await fetch(`${served.url}/slo?hours=1`)).json()) as { tasks: { done: number } };
+    expect(slo.tasks.done).toBeGreaterThanOrEqual(1);
+    const badWindow = await fetch(`${served.url}/slo?hours=-3`);
+    expect(badWindow.status).toBe(422);
   });
 
   it("keeps an Idempotency-Key: same body the same task, another body 422, concurrent duplicates one task", async () => {
