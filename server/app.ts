@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
+import { streamSSE } from "hono/streaming";
 import type pg from "pg";
 import type { KeelConfig } from "../core/config.js";
 import { InputError, isKeelError, NotFoundError } from "../core/errors.js";
@@ -520,6 +521,52 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
       return c.json(trace as unknown as Record<string, unknown>, 200);
     },
   );
+
+  // A task's status changes as server-sent events: `status` per change (its id is the event's, so a client that
+  // reconnects with Last-Event-ID gets what it missed), then `end` once the whole tree has ended.
+  app.openAPIRegistry.registerPath({
+    method: "get",
+    path: "/tasks/{id}/events",
+    summary: "Follow a task tree's status changes (server-sent events; Last-Event-ID resumes)",
+    request: { params: IdParam },
+    responses: {
+      200: {
+        description: "`status` events, then one `end`",
+        content: { "text/event-stream": { schema: z.string() } },
+      },
+      404: errors[404],
+    },
+  });
+  app.get("/tasks/:id/events", async (c) => {
+    const root = await getTask(deps.pool, c.req.param("id"));
+    const from = c.req.header("last-event-id") ?? c.req.query("after") ?? "0";
+    if (!/^\d{1,18}$/.test(from))
+      return fail(c, 422, "validation_error", `Last-Event-ID must be an event id (digits), not "${from}".`);
+    return streamSSE(c, async (stream) => {
+      let last = from;
+      while (!stream.aborted) {
+        const { rows } = await deps.pool.query<{ id: string; task_id: string; status: string }>(
+          `select e.id::text as id, e.task_id, e.from_status, e.to_status, e.reason, e.attempt, e.at
+             from task_events e join tasks t on t.id = e.task_id
+            where t.root_id = $1 and e.id > $2::bigint order by e.id`,
+          [root.root_id, last],
+        );
+        for (const row of rows) {
+          await stream.writeSSE({ id: row.id, event: "status", data: JSON.stringify(row) });
+          last = row.id;
+        }
+        const now = await getTask(deps.pool, root.root_id);
+        if (rows.length === 0 && ["done", "failed", "cancelled"].includes(now.status)) {
+          await stream.writeSSE({
+            event: "end",
+            data: JSON.stringify({ task_id: now.id, status: now.status }),
+          });
+          return;
+        }
+        await stream.sleep(250);
+      }
+    });
+  });
 
   app.openapi(
     createRoute({

@@ -121,6 +121,41 @@ describe("keel serve", () => {
     expect(badWindow.status).toBe(422);
   });
 
+  it("streams a task's status changes as server-sent events to the end, and resumes after Last-Event-ID", async () => {
+    const { task_id } = (await (
+      await post(`${served.url}/tasks`, { request: "Calculate 6 * 7" })
+    ).json()) as {
+      task_id: string;
+    };
+    const read = async (headers: Record<string, string> = {}) => {
+      const response = await fetch(`${served.url}/tasks/${task_id}/events`, { headers });
+      expect(response.headers.get("content-type")).toMatch(/text\/event-stream/);
+      return (await response.text())
+        .split("\n\n")
+        .filter((block) => block.trim())
+        .map((block) => ({
+          id: /^id: (.*)$/m.exec(block)?.[1],
+          event: /^event: (.*)$/m.exec(block)?.[1],
+          data: JSON.parse(/^data: (.*)$/m.exec(block)![1]!) as {
+            task_id: string;
+            to_status?: string;
+            status?: string;
+          },
+        }));
+    };
+    const events = await read(); // followed live: the task was queued when the stream opened
+    expect(events.at(-1)).toMatchObject({ event: "end", data: { task_id, status: "done" } });
+    const root = events
+      .filter((e) => e.event === "status" && e.data.task_id === task_id)
+      .map((e) => e.data.to_status);
+    expect(root).toEqual(["queued", "running", "done"]);
+    const middle = events.find((e) => e.data.to_status === "running")!;
+    const rest = await read({ "last-event-id": middle.id! });
+    expect(rest.map((e) => e.id)).toEqual(events.slice(events.indexOf(middle) + 1).map((e) => e.id));
+    const bad = await fetch(`${served.url}/tasks/${task_id}/events`, { headers: { "last-event-id": "x" } });
+    expect(bad.status).toBe(422);
+  });
+
   it("keeps an Idempotency-Key: same body the same task, another body 422, concurrent duplicates one task", async () => {
     const headers = { "idempotency-key": "serve-key-1" };
     const first = await post(`${served.url}/tasks`, { request: "What is the on-call stipend?" }, headers);
