@@ -1,3 +1,4 @@
+import { AsyncLocalStorageProviderSingleton } from "@langchain/core/singletons";
 import { Command } from "@langchain/langgraph";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type { AgentResult, Plan } from "../agents/contracts.js";
@@ -142,7 +143,20 @@ export class Runner {
     return tuple !== undefined;
   }
 
-  private async drive(input: unknown, threadId: string, options: DriveOptions): Promise<RunOutcome> {
+  /**
+   * Drives the graph outside any graph run's context. LangChain keeps the running task's config in
+   * AsyncLocalStorage, and a job can start inside callbacks whose context a node's run created (a pooled
+   * connection's socket, say); a graph invoked there takes itself for that node's subgraph and, instead of
+   * stopping at an interrupt, throws it to a parent that does not exist. Clearing the store keeps every drive a
+   * root run.
+   */
+  private drive(input: unknown, threadId: string, options: DriveOptions): Promise<RunOutcome> {
+    return AsyncLocalStorageProviderSingleton.getInstance().run(undefined, () =>
+      this.driveRoot(input, threadId, options),
+    );
+  }
+
+  private async driveRoot(input: unknown, threadId: string, options: DriveOptions): Promise<RunOutcome> {
     const { langsmith } = observability();
     const stream = await this.graph.stream(input as never, {
       configurable: {
