@@ -544,8 +544,10 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
       return fail(c, 422, "validation_error", `Last-Event-ID must be an event id (digits), not "${from}".`);
     return streamSSE(c, async (stream) => {
       let last = from;
+      // The root's status as the stream has seen it: its row when the stream opens, then its events.
+      let status = (await getTask(deps.pool, root.root_id)).status;
       while (!stream.aborted) {
-        const { rows } = await deps.pool.query<{ id: string; task_id: string; status: string }>(
+        const { rows } = await deps.pool.query<{ id: string; task_id: string; to_status: TaskRow["status"] }>(
           `select e.id::text as id, e.task_id, e.from_status, e.to_status, e.reason, e.attempt, e.at
              from task_events e join tasks t on t.id = e.task_id
             where t.root_id = $1 and e.id > $2::bigint order by e.id`,
@@ -554,13 +556,10 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
         for (const row of rows) {
           await stream.writeSSE({ id: row.id, event: "status", data: JSON.stringify(row) });
           last = row.id;
+          if (row.task_id === root.root_id) status = row.to_status;
         }
-        const now = await getTask(deps.pool, root.root_id);
-        if (rows.length === 0 && ["done", "failed", "cancelled"].includes(now.status)) {
-          await stream.writeSSE({
-            event: "end",
-            data: JSON.stringify({ task_id: now.id, status: now.status }),
-          });
+        if (rows.length === 0 && ["done", "failed", "cancelled"].includes(status)) {
+          await stream.writeSSE({ event: "end", data: JSON.stringify({ task_id: root.root_id, status }) });
           return;
         }
         await stream.sleep(250);

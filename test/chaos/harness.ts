@@ -349,8 +349,8 @@ export async function runChaos(
       // Workers armed with the failpoint are left to die on their own, right after an effect commits.
       const all = [...workers.keys()].filter((w) => !workers.get(w)?.failpoint);
       const holding = all.filter((w) => busy.has(w.pid!));
-      const pool2 = holding.length > 0 && random() < 0.8 ? holding : all;
-      const victim = pool2[Math.floor(random() * pool2.length)];
+      const candidates = holding.length > 0 && random() < 0.8 ? holding : all;
+      const victim = candidates[Math.floor(random() * candidates.length)];
       if (!victim) {
         if (
           ids.length >= profile.tasks &&
