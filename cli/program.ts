@@ -7,6 +7,8 @@ import { batchCommand, type BatchOptions } from "./batch.js";
 import { parseSince } from "./common.js";
 import { evalCommand, type EvalOptions } from "./eval.js";
 import { serveCommand, type ServeOptions } from "./serve.js";
+import { keysCreateCommand, keysListCommand, keysRevokeCommand } from "./keys.js";
+import { ROLES, type Role } from "../server/access.js";
 import { sloCommand } from "./slo.js";
 import { pruneCommand, traceCommand } from "./trace.js";
 import { resumeCommand, runCommand, type ResumeOptions, type RunOptions } from "./run.js";
@@ -183,18 +185,60 @@ export function buildProgram(version: string): Command {
   program
     .command("serve")
     .description(
-      "Serve Keel's HTTP API (the task API, health, /openapi.json) with a worker in the same process. Loopback only for now.",
+      "Serve Keel's HTTP API (the task and approval API, health, /metrics, /openapi.json) with a worker in the same process. Without API keys it serves this machine only.",
     )
     .addOption(
       new Option("--port <n>", "port to listen on (0: any free port)").argParser(portNumber).default(2024),
     )
-    .option("--host <host>", "address to bind (loopback only: 127.0.0.1, ::1, localhost)", "127.0.0.1")
+    .option(
+      "--host <host>",
+      "address to bind; beyond loopback (127.0.0.1, ::1, localhost) only once API keys exist",
+      "127.0.0.1",
+    )
     .option("--no-worker", "serve the API only; run keel worker processes elsewhere on the same database")
     .addOption(
       new Option("--concurrency <n>", "tasks the worker runs at once").argParser(positiveInt).default(4),
     )
     .action(async (opts: ServeOptions) => {
       process.exitCode = await serveCommand(loadConfig(), version, opts);
+    });
+
+  const keys = program
+    .command("keys")
+    .description(
+      "API keys for keel serve. Once one exists, every request needs one; a server bound beyond loopback needs them.",
+    );
+  keys
+    .command("create")
+    .description(
+      "Make a key and print it once (only its hash is kept). submitter: submit and follow its own tasks; reviewer: decide approvals and read tasks; admin: everything.",
+    )
+    .addOption(new Option("--role <role>", "what the key may do").choices(ROLES).makeOptionMandatory())
+    .option(
+      "--name <name>",
+      "the identity recorded for what the key does (default <role>-<id>); give a person's keys one name",
+    )
+    .option("--json", "print the key and its id as JSON")
+    .action(async (opts: { role: Role; name?: string; json?: boolean }) => {
+      process.exitCode = await keysCreateCommand(loadConfig(), opts);
+    });
+  keys
+    .command("list")
+    .description(
+      "Show the keys in force: id, role, name, when made and last used. Never the keys themselves.",
+    )
+    .option("--all", "include revoked keys")
+    .option("--json", "print a JSON array")
+    .action(async (opts: { all?: boolean; json?: boolean }) => {
+      process.exitCode = await keysListCommand(loadConfig(), opts);
+    });
+  keys
+    .command("revoke")
+    .description("Withdraw a key: requests with it get 401 from then on.")
+    .argument("<key-id>", "the id keel keys list shows (the 8 characters after keel_)")
+    .option("--json", "print the revoked key's record")
+    .action(async (id: string, opts: { json?: boolean }) => {
+      process.exitCode = await keysRevokeCommand(loadConfig(), id, opts);
     });
 
   program

@@ -6,6 +6,7 @@ import { createLogger } from "../observability/log.js";
 import { loadPolicy } from "../policy/file.js";
 import { DEFAULT_QUEUE } from "../runtime/queue.js";
 import { TaskWorker } from "../runtime/worker.js";
+import { activeKeyCount } from "../server/access.js";
 import { createApp } from "../server/app.js";
 import { withDatabase } from "./common.js";
 
@@ -18,6 +19,8 @@ export interface ServeOptions {
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
+// How long requests in flight may take to finish once the server is stopping.
+const DRAIN_MS = 10_000;
 
 /**
  * `keel serve`: Keel's HTTP API on this process, with a worker beside it unless `--no-worker`. Runs until SIGTERM
@@ -25,9 +28,11 @@ const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
  */
 export function serveCommand(config: KeelConfig, version: string, opts: ServeOptions): Promise<number> {
   return withDatabase(config, false, async (db) => {
-    if (!LOOPBACK.has(opts.host)) {
+    const loopback = LOOPBACK.has(opts.host);
+    const keys = await activeKeyCount(db.pool);
+    if (!loopback && keys === 0) {
       throw new InputError(
-        `keel serve binds to loopback only (127.0.0.1, ::1, localhost), since it has no API keys yet and anyone who reaches it could submit and cancel tasks; --host ${opts.host} was refused. Put a proxy with authentication in front of it to expose it.`,
+        `keel serve refuses --host ${opts.host} without API keys: anyone who reached it could submit, cancel and approve. Make keys first (${config.command} keys create --role admin), or bind to loopback (127.0.0.1, ::1, localhost).`,
       );
     }
     const policy = loadPolicy(config.policyFile, POLICY_CATALOG);
@@ -40,12 +45,17 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
       : undefined;
     let workerRunning = worker !== undefined;
     void worker?.done.finally(() => (workerRunning = false));
+    const stopping = new AbortController();
     const app = createApp({
       pool: db.pool,
       config,
       policy,
       version,
       workerRunning: () => workerRunning,
+      // Beyond loopback, keys are required even if every key is revoked later.
+      requireKeys: !loopback,
+      stopping: stopping.signal,
+      breakers: () => worker?.breakers() ?? [],
     });
     const server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host }, () => resolve(s));
@@ -56,11 +66,23 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
     console.log(
       `keel serve: listening on http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${port} (${worker ? `with a worker, concurrency ${opts.concurrency}` : "API only: run keel worker elsewhere"}); the API is described at /openapi.json`,
     );
+    console.log(
+      keys > 0
+        ? `keel serve: ${keys} API key${keys === 1 ? "" : "s"} in force; every request but /ok, /info, /healthz, /readyz and /openapi.json needs one`
+        : `keel serve: no API keys, so every caller is ${config.user} (admin) and only this machine can connect; ${config.command} keys create makes one`,
+    );
     await new Promise<void>((resolve) => {
       const stop = () => {
-        console.log("keel serve: stopping (no new connections; the worker finishes or releases its tasks)");
+        console.log(
+          "keel serve: stopping: no new connections, open streams hand over, requests in flight finish, the worker finishes or releases its tasks",
+        );
+        stopping.abort();
         server.close(() => resolve());
-        if ("closeAllConnections" in server) server.closeAllConnections();
+        if ("closeIdleConnections" in server) server.closeIdleConnections();
+        // Requests still open after the grace period (a client holding a connection) are cut.
+        setTimeout(() => {
+          if ("closeAllConnections" in server) server.closeAllConnections();
+        }, DRAIN_MS).unref();
       };
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);

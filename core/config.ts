@@ -103,6 +103,23 @@ export const KeelConfig = z.object({
       halfOpenSeconds: z.number().positive().describe("How long an open breaker fails fast before it probes"),
     })
     .describe("Retries and circuit breakers per outside dependency"),
+  server: z
+    .object({
+      rateLimitPerMinute: z
+        .number()
+        .int()
+        .nonnegative()
+        .describe("KEEL_RATE_LIMIT: requests one API key may make per minute (0: no limit)"),
+      requestTimeoutMs: z
+        .number()
+        .int()
+        .positive()
+        .describe("KEEL_REQUEST_TIMEOUT_MS: longest a request other than a stream may take"),
+      corsOrigins: z
+        .array(z.string())
+        .describe("KEEL_CORS_ORIGINS: browser origins allowed to call the API (comma-separated)"),
+    })
+    .describe("keel serve"),
   observability: z
     .object({
       exporter: z
@@ -155,6 +172,22 @@ function intFrom(env: Env, name: string, fallback: number): number {
     throw new InputError(`${name}=${raw} is not a positive number; unset it or give e.g. ${fallback}.`);
   }
   return value;
+}
+
+/** A comma-separated list of browser origins (scheme, host and port, no path), e.g. https://inbox.example. */
+function originsFrom(env: Env, name: string): string[] {
+  const raw = env[name] ?? "";
+  const origins = raw
+    .split(",")
+    .map((o) => o.trim())
+    .filter((o) => o !== "");
+  for (const origin of origins) {
+    if (!URL.canParse(origin) || new URL(origin).origin !== origin.replace(/\/$/, ""))
+      throw new InputError(
+        `${name}: "${origin}" is not an origin; give scheme, host and port only, comma-separated, e.g. https://inbox.example,http://localhost:3000.`,
+      );
+  }
+  return origins.map((o) => o.replace(/\/$/, ""));
 }
 
 function urlFrom(env: Env, name: string, example = "https://chat.example/hooks/ops"): string | undefined {
@@ -295,6 +328,11 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       baseMs: intFrom(env, "KEEL_DEPENDENCY_RETRY_BASE_MS", 500),
       breakerThreshold: intFrom(env, "KEEL_BREAKER_THRESHOLD", 5),
       halfOpenSeconds: intFrom(env, "KEEL_BREAKER_HALF_OPEN_SECONDS", 30),
+    },
+    server: {
+      rateLimitPerMinute: env.KEEL_RATE_LIMIT === "0" ? 0 : intFrom(env, "KEEL_RATE_LIMIT", 600),
+      requestTimeoutMs: intFrom(env, "KEEL_REQUEST_TIMEOUT_MS", 30_000),
+      corsOrigins: originsFrom(env, "KEEL_CORS_ORIGINS"),
     },
     observability: observabilityFrom(env, cwd),
   });

@@ -185,6 +185,11 @@ export class Dependencies {
   private readonly byName = new Map<string, Dependency>();
   constructor(private readonly options: Partial<ResilienceOptions> = {}) {}
 
+  /** Every dependency called so far in this process, with its breaker's state. */
+  list(): { name: string; state: string }[] {
+    return [...this.byName.values()].map((d) => ({ name: d.name, state: d.state }));
+  }
+
   get(name: string, options: Partial<ResilienceOptions> = {}): Dependency {
     let dependency = this.byName.get(name);
     if (!dependency) {

@@ -381,14 +381,14 @@ async function checkSecondPerson(
   const submitter = (await rootOf(client, approval.task_id))?.submitted_by;
   if (!reviewer || (submitter && reviewer === submitter)) {
     throw new InputError(
-      `Approval ${approval.id} is a sync approval: it needs a reviewer other than the submitter (${submitter ?? "unknown"}). Ask a second person to approve it with --reviewer <name>; nothing was changed.`,
+      `Approval ${approval.id} is a sync approval: it needs a reviewer other than the submitter (${submitter ?? "unknown"}). Ask a second person to approve it (keel approve --reviewer <name>, or over HTTP with their own key); nothing was changed.`,
       "conflict",
     );
   }
   const expected = approval.context.confirm ?? confirmationFor(approval.context.actions);
   if (confirm?.trim() !== expected) {
     throw new InputError(
-      `Approval ${approval.id} is a sync approval: confirm it by typing the held action(s) with --confirm "${expected}"; nothing was changed.`,
+      `Approval ${approval.id} is a sync approval: confirm it by typing the held action(s) with --confirm "${expected}" (over HTTP: "confirm": "${expected}"); nothing was changed.`,
       "invalid_argument",
     );
   }

@@ -83,6 +83,10 @@ export class TaskWorker {
     this.id = options.workerId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.log = (options.logger ?? silentLogger).child({ worker: this.id });
   }
+  /** The breakers of the outside dependencies this worker's runs have called, and their states. */
+  breakers(): { name: string; state: string }[] {
+    return this.runner.deps.dependencies.list();
+  }
 
   private readonly log: Logger;
 

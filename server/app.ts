@@ -1,8 +1,10 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
 import { requestId } from "hono/request-id";
+import { timeout } from "hono/timeout";
 import { streamSSE } from "hono/streaming";
 import type pg from "pg";
 import type { KeelConfig } from "../core/config.js";
@@ -14,9 +16,12 @@ import { targetsFor } from "../policy/slo-targets.js";
 import { computeSlo } from "../reports/slo.js";
 import { readTaskTrace } from "../reports/trace.js";
 import { submitRequest } from "../runtime/submit.js";
-import { cancelTree } from "../runtime/task/cancel.js";
+import { cancelTree, retryTask } from "../runtime/task/cancel.js";
 import { TASK_STATUSES } from "../runtime/task/rules.js";
 import { getTask, getTree, listTasks, type TaskRow } from "../runtime/task/store.js";
+import { activeKeyCount, authenticate, type Caller, type Role } from "./access.js";
+import { createMetrics } from "./metrics.js";
+import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
 
 /** What the HTTP API needs: the database, the configuration, the request scope, and whether a worker runs here. */
 export interface ServerDeps {
@@ -27,9 +32,33 @@ export interface ServerDeps {
   version: string;
   /** Whether this process runs a worker (`keel serve` without `--no-worker`). */
   workerRunning: () => boolean;
-  /** Who is calling; until keys exist, every caller is the local user. */
-  identity?: string;
+  /**
+   * Whether every request must carry an API key. A server bound beyond loopback always requires one; on loopback,
+   * keys are required as soon as one exists (until then every caller is the local user, as admin).
+   */
+  requireKeys?: boolean;
+  /** Aborted when the server starts stopping: /readyz answers 503 and open streams hand over (see the route). */
+  stopping?: AbortSignal;
+  /** The circuit breakers of this process's worker, for /metrics. */
+  breakers?: () => { name: string; state: string }[];
 }
+
+/** A request refused for who is calling: 401 (no valid key), 403 (a role that may not), 429 (too many). */
+class Refused extends Error {
+  constructor(
+    readonly status: 401 | 403 | 429,
+    readonly code: string,
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+type Vars = { Variables: { caller: Caller; requestId: string } };
+
+// Routes anyone may call: liveness, readiness and the description of the API.
+const PUBLIC = new Set(["/ok", "/info", "/healthz", "/readyz", "/openapi.json"]);
 
 const ErrorBody = z
   .object({
@@ -92,6 +121,15 @@ function taskOf(row: TaskRow): Task {
 
 const errors = {
   400: { description: "Bad input", content: { "application/json": { schema: ErrorBody } } },
+  401: { description: "No valid API key", content: { "application/json": { schema: ErrorBody } } },
+  403: {
+    description: "The key's role may not do this, or a guardrail blocked it",
+    content: { "application/json": { schema: ErrorBody } },
+  },
+  429: {
+    description: "Too many requests with this key (Retry-After says when to retry)",
+    content: { "application/json": { schema: ErrorBody } },
+  },
   404: { description: "No such task", content: { "application/json": { schema: ErrorBody } } },
   409: { description: "Conflict", content: { "application/json": { schema: ErrorBody } } },
   422: { description: "Invalid body or reused key", content: { "application/json": { schema: ErrorBody } } },
@@ -107,7 +145,7 @@ function statusFor(error: unknown): ErrorStatus {
   return error.fault === "user" ? 400 : 500;
 }
 
-type ErrorStatus = 400 | 403 | 404 | 409 | 422 | 500 | 503;
+type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 422 | 429 | 500 | 503 | 504;
 
 function fail<S extends ErrorStatus>(c: Context, status: S, code: string, message: string, extra = {}) {
   return c.json({ code, message, request_id: c.get("requestId"), ...extra }, status);
@@ -117,11 +155,44 @@ function fail<S extends ErrorStatus>(c: Context, status: S, code: string, messag
  * Keel's HTTP API: health, the task API (submit with an Idempotency-Key, read, list, cancel) and its OpenAPI
  * document, generated from the same zod schemas that validate the requests.
  */
-export function createApp(deps: ServerDeps): OpenAPIHono {
-  const identity = deps.identity ?? `http:${deps.config.user}`;
+export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
+  // Without keys, every caller is the local user, as admin; the server is on loopback then (keel serve checks).
+  const local: Caller = { identity: deps.config.user, role: "admin", keyId: null };
   // Keys being submitted by this process right now: a second request with one of them is answered 409.
   const inFlight = new Set<string>();
-  const app = new OpenAPIHono({
+  const limiter =
+    deps.config.server.rateLimitPerMinute > 0
+      ? new RateLimiterPostgres({
+          storeClient: deps.pool,
+          storeType: "pool",
+          tableName: "rate_limits",
+          tableCreated: true,
+          keyPrefix: "api",
+          points: deps.config.server.rateLimitPerMinute,
+          duration: 60,
+        })
+      : undefined;
+  /** The caller, if its role is one of `roles`; a 403 that names the role needed otherwise. */
+  const allow = (c: Context<Vars>, roles: readonly Role[], what: string): Caller => {
+    const caller = c.get("caller");
+    if (!roles.includes(caller.role))
+      throw new Refused(
+        403,
+        "forbidden",
+        `A ${caller.role} key may not ${what}; that needs a key with the role ${roles.join(" or ")}.`,
+      );
+    return caller;
+  };
+  /** A task the caller may see: a submitter sees only its own requests; another's is "not found", as if absent. */
+  const visibleTask = async (c: Context<Vars>, id: string): Promise<TaskRow> => {
+    const task = await getTask(deps.pool, id);
+    const root = task.parent_id ? await getTask(deps.pool, task.root_id) : task;
+    const caller = c.get("caller");
+    if (caller.role === "submitter" && root.submitted_by !== caller.identity)
+      throw new NotFoundError(`No task has id ${task.id}. GET /tasks lists your tasks.`);
+    return root;
+  };
+  const app = new OpenAPIHono<Vars>({
     defaultHook: (result, c) => {
       if (result.success) return;
       const issues = result.error.issues.map((i) => ({
@@ -138,6 +209,64 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
     },
   });
   app.use("*", requestId());
+  if (deps.config.server.corsOrigins.length > 0)
+    app.use(
+      "*",
+      cors({
+        origin: deps.config.server.corsOrigins,
+        allowHeaders: ["Authorization", "X-Api-Key", "Content-Type", "Idempotency-Key", "Last-Event-ID"],
+        exposeHeaders: ["X-Request-Id", "Retry-After", "Content-Location", "Location"],
+        maxAge: 600,
+      }),
+    );
+  // Who is calling: a key in `Authorization: Bearer` or `x-api-key`, checked on every route but the public ones.
+  app.use("*", async (c, next) => {
+    if (PUBLIC.has(c.req.path) || c.req.method === "OPTIONS") return next();
+    const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+    const secret = bearer ?? c.req.header("x-api-key");
+    let caller: Caller | null;
+    if (secret) {
+      caller = await authenticate(deps.pool, secret);
+      if (!caller)
+        throw new Refused(
+          401,
+          "unauthenticated",
+          "That API key is not valid (unknown or revoked); ask an admin for one with keel keys create.",
+        );
+    } else if (deps.requireKeys || (await activeKeyCount(deps.pool)) > 0) {
+      throw new Refused(
+        401,
+        "unauthenticated",
+        "This server needs an API key: send it as `Authorization: Bearer <key>` or `x-api-key: <key>`; an admin makes one with keel keys create.",
+      );
+    } else caller = local;
+    c.set("caller", caller);
+    if (limiter) {
+      try {
+        await limiter.consume(caller.keyId ?? "local");
+      } catch (error) {
+        if (!(error instanceof RateLimiterRes)) throw error;
+        const seconds = Math.max(1, Math.ceil(error.msBeforeNext / 1000));
+        throw new Refused(
+          429,
+          "rate_limited",
+          `This key made more than ${deps.config.server.rateLimitPerMinute} requests in a minute; retry in ${seconds} s.`,
+          seconds,
+        );
+      }
+    }
+    return next();
+  });
+  // Every request is answered within the request timeout.
+  const timeLimit = timeout(
+    deps.config.server.requestTimeoutMs,
+    () =>
+      new HTTPException(504, {
+        message: `The request took longer than ${deps.config.server.requestTimeoutMs} ms`,
+      }),
+  );
+  // A stream's response is returned at once, its body written afterwards: the time limit does not cut it.
+  app.use("*", timeLimit);
   app.use(
     "*",
     bodyLimit({
@@ -147,7 +276,18 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
     }),
   );
   app.onError((error, c) => {
+    if (error instanceof Refused) {
+      if (error.retryAfterSeconds) c.header("Retry-After", String(error.retryAfterSeconds));
+      return fail(c, error.status, error.code, error.message);
+    }
     if (isKeelError(error)) return fail(c, statusFor(error), error.code, error.message);
+    if (error instanceof HTTPException && error.status === 504)
+      return fail(
+        c,
+        504,
+        "timeout",
+        `${error.message}; it may still finish: read the task before retrying (or retry with the same Idempotency-Key).`,
+      );
     if (error instanceof HTTPException && error.status < 500)
       return fail(
         c,
@@ -255,7 +395,8 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
       const worker = deps.workerRunning();
       const checks = { database, migrations, worker };
       // An API-only node (--no-worker) is ready without a worker: the workers run elsewhere.
-      const ready = database && migrations;
+      // A stopping server is not ready, so a load balancer sends new work to another node.
+      const ready = database && migrations && !deps.stopping?.aborted;
       return c.json({ ready, checks }, ready ? 200 : 503);
     },
   );
@@ -277,14 +418,11 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
           description: "The task this key made before",
           content: { "application/json": { schema: Task } },
         },
-        403: {
-          description: "Blocked by a guardrail",
-          content: { "application/json": { schema: ErrorBody } },
-        },
         ...errors,
       },
     }),
     async (c) => {
+      const caller = allow(c, ["submitter", "admin"], "submit tasks");
       const body = c.req.valid("json");
       const key = c.req.valid("header")["idempotency-key"];
       if (key && inFlight.has(key))
@@ -301,7 +439,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
           workflow: body.workflow,
           maxRetries: body.max_retries,
           idempotencyKey: key,
-          submittedBy: identity,
+          submittedBy: caller.identity,
         });
         return c.json(taskOf(task), created ? 201 : 200);
       } catch (error) {
@@ -336,7 +474,12 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
     }),
     async (c) => {
       const { status, limit } = c.req.valid("query");
-      const rows = await listTasks(deps.pool, { status, limit: limit ?? 100 });
+      const caller = c.get("caller");
+      const rows = await listTasks(deps.pool, {
+        status,
+        limit: limit ?? 100,
+        submittedBy: caller.role === "submitter" ? caller.identity : undefined,
+      });
       return c.json({ tasks: rows.map(taskOf) }, 200);
     },
   );
@@ -363,7 +506,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
       },
     }),
     async (c) => {
-      const root = await getTask(deps.pool, c.req.valid("param").id);
+      const root = await visibleTask(c, c.req.valid("param").id);
       const tree = await getTree(deps.pool, root.root_id);
       const [task, ...children] = tree.map(taskOf);
       if (!task) throw new NotFoundError(`No task has id ${root.id}.`);
@@ -389,12 +532,28 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
       },
     }),
     async (c) => {
-      const { root, cancelled } = await cancelTree(
-        deps.pool,
-        c.req.valid("param").id,
-        `cancelled by ${identity}`,
-      );
+      const caller = allow(c, ["submitter", "admin"], "cancel tasks");
+      const task = await visibleTask(c, c.req.valid("param").id);
+      const { root, cancelled } = await cancelTree(deps.pool, task.id, `cancelled by ${caller.identity}`);
       return c.json({ task: taskOf(root), cancelled }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/tasks/{id}/retry",
+      summary: "Queue a failed request again; it continues from its last checkpoint",
+      request: { params: IdParam },
+      responses: {
+        200: { description: "Queued again", content: { "application/json": { schema: Task } } },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      allow(c, ["submitter", "admin"], "retry tasks");
+      const task = await visibleTask(c, c.req.valid("param").id);
+      return c.json(taskOf(await retryTask(deps.pool, task.id)), 200);
     },
   );
 
@@ -446,6 +605,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
       },
     }),
     async (c) => {
+      allow(c, ["reviewer", "admin"], "read approvals");
       const rows = await listApprovals(deps.pool, c.req.valid("query").status ?? "pending");
       return c.json({ approvals: rows.map(approvalOf) }, 200);
     },
@@ -483,6 +643,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
         },
       }),
       async (c) => {
+        const { identity } = allow(c, ["reviewer", "admin"], "decide approvals");
         const body = c.req.valid("json") ?? {};
         const decision =
           action === "reject"
@@ -517,6 +678,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
       },
     }),
     async (c) => {
+      await visibleTask(c, c.req.valid("param").id);
       const trace = await readTaskTrace(deps.pool, c.req.valid("param").id);
       return c.json(trace as unknown as Record<string, unknown>, 200);
     },
@@ -531,14 +693,15 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
     request: { params: IdParam },
     responses: {
       200: {
-        description: "`status` events, then one `end`",
+        description:
+          "`status` events, then one `end`; a server that is stopping sends `reconnect` instead (reconnect with Last-Event-ID)",
         content: { "text/event-stream": { schema: z.string() } },
       },
       404: errors[404],
     },
   });
   app.get("/tasks/:id/events", async (c) => {
-    const root = await getTask(deps.pool, c.req.param("id"));
+    const root = await visibleTask(c, c.req.param("id"));
     const from = c.req.header("last-event-id") ?? c.req.query("after") ?? "0";
     if (!/^\d{1,18}$/.test(from))
       return fail(c, 422, "validation_error", `Last-Event-ID must be an event id (digits), not "${from}".`);
@@ -547,6 +710,16 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
       // The root's status as the stream has seen it: its row when the stream opens, then its events.
       let status = (await getTask(deps.pool, root.root_id)).status;
       while (!stream.aborted) {
+        if (deps.stopping?.aborted) {
+          // Handing over: the client reconnects (EventSource does by itself, after `retry` ms) with Last-Event-ID,
+          // to another node or to this one restarted, and misses nothing.
+          await stream.writeSSE({
+            event: "reconnect",
+            data: JSON.stringify({ reason: "the server is stopping", last_event_id: last }),
+            retry: 1000,
+          });
+          return;
+        }
         const { rows } = await deps.pool.query<{ id: string; task_id: string; to_status: TaskRow["status"] }>(
           `select e.id::text as id, e.task_id, e.from_status, e.to_status, e.reason, e.attempt, e.at
              from task_events e join tasks t on t.id = e.task_id
@@ -600,8 +773,33 @@ export function createApp(deps: ServerDeps): OpenAPIHono {
     },
   );
 
+  const metrics = createMetrics(deps.pool, deps.breakers);
+  app.openAPIRegistry.registerPath({
+    method: "get",
+    path: "/metrics",
+    summary:
+      "Prometheus metrics: requests by status, durations, queue depth, tool calls, pending approvals, breakers (admin)",
+    responses: {
+      200: { description: "Prometheus text format", content: { "text/plain": { schema: z.string() } } },
+      401: errors[401],
+      403: errors[403],
+    },
+  });
+  app.get("/metrics", async (c) => {
+    allow(c, ["admin"], "read metrics");
+    c.header("Content-Type", metrics.contentType);
+    return c.body(await metrics.metrics(), 200);
+  });
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", {
+    type: "apiKey",
+    in: "header",
+    name: "x-api-key",
+  });
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
+    security: [{ bearer: [] }, { apiKey: [] }],
     info: {
       title: "Keel",
       version: deps.version,

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { SystemError } from "../../core/errors.js";
+import { ACCESS_MIGRATIONS } from "./access.js";
 import { CONTENT_MIGRATIONS } from "./content.js";
 import { OBSERVABILITY_MIGRATIONS } from "./observability.js";
 import type { Migration } from "./sql.js";
@@ -10,13 +11,14 @@ export type { Migration } from "./sql.js";
 
 /**
  * Every migration, in the order they run. They live by area — `tasks.ts` (the task runtime), `tools.ts` (what
- * tools leave behind), `observability.ts`, `content.ts` (the demo data) — and run by id, as they always have.
+ * tools leave behind), `observability.ts`, `access.ts` (API keys), `content.ts` (the demo data) — and run by id, as they always have.
  */
 export const MIGRATIONS: readonly Migration[] = [
   ...CONTENT_MIGRATIONS,
   ...TOOLS_MIGRATIONS,
   ...TASKS_MIGRATIONS,
   ...OBSERVABILITY_MIGRATIONS,
+  ...ACCESS_MIGRATIONS,
 ].sort((a, b) => a.id - b.id);
 
 // One fixed key so that every Keel process (and LangGraph's setup) migrates one at a time.

@@ -203,14 +203,21 @@ export async function getTree(db: Queryable, id: string): Promise<TaskRow[]> {
 
 export async function listTasks(
   db: Queryable,
-  filter: { status?: TaskStatus; since?: Date; limit?: number; workflow?: string },
+  filter: { status?: TaskStatus; since?: Date; limit?: number; workflow?: string; submittedBy?: string },
 ): Promise<TaskRow[]> {
   // Eval runs are kept apart: they show only when asked for by workflow.
   const { rows } = await db.query<TaskRow>(
     `select * from tasks where parent_id is null and ($1::text is null or status = $1) and ($2::timestamptz is null or created_at >= $2)
         and (case when $4::text is null then workflow <> 'eval' else workflow = $4 end)
+        and ($5::text is null or submitted_by = $5)
       order by created_at desc limit $3`,
-    [filter.status ?? null, filter.since ?? null, filter.limit ?? 100, filter.workflow ?? null],
+    [
+      filter.status ?? null,
+      filter.since ?? null,
+      filter.limit ?? 100,
+      filter.workflow ?? null,
+      filter.submittedBy ?? null,
+    ],
   );
   return rows;
 }

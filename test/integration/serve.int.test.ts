@@ -1,63 +1,21 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_POLICY } from "../../policy/file.js";
 import { prepareQueue } from "../../runtime/queue.js";
 import { createApp } from "../../server/app.js";
-import { keel, KEEL_BIN } from "../helpers/cli.js";
+import { keel } from "../helpers/cli.js";
+import { killServers, post, startServe as startServeWith, type Served } from "../helpers/serve.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
-/** `keel serve` as a user starts it: a process on a free loopback port, spoken to over HTTP. */
-interface Served {
-  url: string;
-  child: ChildProcess;
-  stop(): Promise<number | null>;
-}
-
 let t: TestDatabase;
-const started: ChildProcess[] = [];
-
-async function startServe(args: string[] = []): Promise<Served> {
-  const child = spawn(process.execPath, [KEEL_BIN, "serve", "--port", "0", ...args], {
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", DATABASE_URL: t.url },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  started.push(child);
-  let out = "";
-  child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 60_000;
-  while (!/listening on (http:\/\/\S+)/.test(out)) {
-    if (Date.now() > deadline || child.exitCode !== null)
-      throw new Error(`keel serve did not start:\n${out}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const url = /listening on (http:\/\/\S+)/.exec(out)![1]!;
-  return {
-    url,
-    child,
-    async stop() {
-      const exited = once(child, "exit");
-      child.kill("SIGTERM");
-      const [code] = (await exited) as [number | null];
-      return code;
-    },
-  };
-}
-
-const post = (url: string, body: unknown, headers: Record<string, string> = {}) =>
-  fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", ...headers },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-  });
+const startServe = (args: string[] = [], env: Record<string, string> = { DATABASE_URL: t.url }) =>
+  startServeWith(args, env);
 
 beforeAll(async () => {
   t = await createTestDatabase();
 });
 afterAll(async () => {
-  for (const child of started) if (child.exitCode === null) child.kill("SIGKILL");
+  killServers();
   await t?.drop();
 });
 
@@ -254,7 +212,7 @@ describe("keel serve", () => {
     expect(approved.status).toBe(200);
     expect(await approved.json()).toMatchObject({
       status: "approved",
-      reviewer: expect.stringMatching(/^http:/),
+      reviewer: "cli-user",
     });
     const again = await post(`${served.url}/approvals/${pending!.approval_id}/reject`, {});
     expect(again.status).toBe(409);
@@ -274,7 +232,7 @@ describe("keel serve", () => {
       "select approved_by from outbox where thread_id = $1",
       [task_id],
     );
-    expect(rows).toEqual([{ approved_by: expect.stringMatching(/^http:/) as string }]);
+    expect(rows).toEqual([{ approved_by: "cli-user" }]);
     const bad = await post(`${served.url}/approvals/${pending!.approval_id}/approve`, { subjct: "x" });
     expect(bad.status).toBe(422);
   });
@@ -306,10 +264,33 @@ describe("keel serve --no-worker", () => {
     }
   });
 
-  it("refuses to bind beyond loopback, saying why", async () => {
+  it("on SIGTERM, hands open streams over (a `reconnect` event with the last event id) and exits 0", async () => {
+    const served = await startServe(["--no-worker"]);
+    const { task_id } = (await (
+      await post(`${served.url}/tasks`, { request: "Count the orders" })
+    ).json()) as {
+      task_id: string;
+    };
+    const response = await fetch(`${served.url}/tasks/${task_id}/events`);
+    const reader = response.body!.getReader();
+    let text = "";
+    while (!text.includes("event: status")) text += new TextDecoder().decode((await reader.read()).value);
+    const exited = served.stop();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    expect(text).toMatch(
+      /event: reconnect\ndata: \{"reason":"the server is stopping","last_event_id":"\d+"\}\nretry: 1000/,
+    );
+    expect(await exited).toBe(0);
+  });
+
+  it("refuses to bind beyond loopback while there are no API keys, saying why", async () => {
     const result = await keel(["serve", "--host", "0.0.0.0", "--port", "0"], { DATABASE_URL: t.url });
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/binds to loopback only .* --host 0\.0\.0\.0 was refused/);
+    expect(result.stderr).toMatch(/refuses --host 0\.0\.0\.0 without API keys.*keys create --role admin/);
   });
 });
 

@@ -13,6 +13,11 @@ describe("configuration from the environment", () => {
     expect(config.webhookUrl).toBeUndefined();
     expect(config.runtime.purgeAfterDays).toBeUndefined(); // finished requests are kept unless asked
     expect(loadConfig({ KEEL_PURGE_AFTER_DAYS: "90" }).runtime.purgeAfterDays).toBe(90);
+    expect(config.server).toEqual({ rateLimitPerMinute: 600, requestTimeoutMs: 30_000, corsOrigins: [] });
+    expect(loadConfig({ KEEL_RATE_LIMIT: "0" }).server.rateLimitPerMinute).toBe(0);
+    expect(
+      loadConfig({ KEEL_CORS_ORIGINS: "https://inbox.example, http://localhost:3000/" }).server.corsOrigins,
+    ).toEqual(["https://inbox.example", "http://localhost:3000"]);
   });
 
   it.each([
@@ -40,6 +45,10 @@ describe("configuration from the environment", () => {
     ],
     ["KEEL_PURGE_AFTER_DAYS", "never", /KEEL_PURGE_AFTER_DAYS=never is not a positive number/],
     ["KEEL_PURGE_AFTER_DAYS", "0", /KEEL_PURGE_AFTER_DAYS=0 is not a positive number/],
+    ["KEEL_RATE_LIMIT", "lots", /KEEL_RATE_LIMIT=lots is not a positive number/],
+    ["KEEL_REQUEST_TIMEOUT_MS", "0", /KEEL_REQUEST_TIMEOUT_MS=0 is not a positive number/],
+    ["KEEL_CORS_ORIGINS", "inbox.example", /"inbox.example" is not an origin; give scheme, host and port/],
+    ["KEEL_CORS_ORIGINS", "https://inbox.example/app", /"https:\/\/inbox.example\/app" is not an origin/],
   ])("refuses %s=%s with a message that says what to give", (name, value, message) => {
     expect(() => loadConfig({ [name]: value })).toThrow(message);
   });
