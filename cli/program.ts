@@ -196,6 +196,7 @@ export function buildProgram(version: string): Command {
       "127.0.0.1",
     )
     .option("--no-worker", "serve the API only; run keel worker processes elsewhere on the same database")
+    .option("--config <file>", "the langgraph.json whose graphs are served as assistants", "langgraph.json")
     .addOption(
       new Option("--concurrency <n>", "tasks the worker runs at once").argParser(positiveInt).default(4),
     )

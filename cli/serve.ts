@@ -8,6 +8,8 @@ import { DEFAULT_QUEUE } from "../runtime/queue.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { activeKeyCount } from "../server/access.js";
 import { createApp } from "../server/app.js";
+import { ensureGraphAssistants } from "../server/assistants.js";
+import { GraphRegistry } from "../server/graphs.js";
 import { withDatabase } from "./common.js";
 
 export interface ServeOptions {
@@ -16,6 +18,8 @@ export interface ServeOptions {
   /** commander's `--no-worker`: false for an API-only node. */
   worker: boolean;
   concurrency: number;
+  /** The langgraph.json whose graphs are served. */
+  config: string;
 }
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "::1"]);
@@ -36,6 +40,8 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
       );
     }
     const policy = loadPolicy(config.policyFile, POLICY_CATALOG);
+    const graphs = GraphRegistry.open(opts.config);
+    await ensureGraphAssistants(db.pool, graphs);
     const worker = opts.worker
       ? await TaskWorker.start(db, config, {
           concurrency: opts.concurrency,
@@ -56,6 +62,7 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
       requireKeys: !loopback,
       stopping: stopping.signal,
       breakers: () => worker?.breakers() ?? [],
+      graphs,
     });
     const server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host }, () => resolve(s));
@@ -64,7 +71,7 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : opts.port;
     console.log(
-      `keel serve: listening on http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${port} (${worker ? `with a worker, concurrency ${opts.concurrency}` : "API only: run keel worker elsewhere"}); the API is described at /openapi.json`,
+      `keel serve: listening on http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${port} (${worker ? `with a worker, concurrency ${opts.concurrency}` : "API only: run keel worker elsewhere"}); graphs ${graphs.ids().join(", ")}; the API is described at /openapi.json`,
     );
     console.log(
       keys > 0

@@ -19,7 +19,10 @@ import { submitRequest } from "../runtime/submit.js";
 import { cancelTree, retryTask } from "../runtime/task/cancel.js";
 import { TASK_STATUSES } from "../runtime/task/rules.js";
 import { getTask, getTree, listTasks, type TaskRow } from "../runtime/task/store.js";
-import { activeKeyCount, authenticate, type Caller, type Role } from "./access.js";
+import { activeKeyCount, authenticate, type Caller } from "./access.js";
+import { allow, errors, fail, Refused, statusFor, type Vars } from "./http.js";
+import { assistantRoutes } from "./assistants.js";
+import type { GraphRegistry } from "./graphs.js";
 import { createMetrics } from "./metrics.js";
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
 
@@ -39,35 +42,14 @@ export interface ServerDeps {
   requireKeys?: boolean;
   /** Aborted when the server starts stopping: /readyz answers 503 and open streams hand over (see the route). */
   stopping?: AbortSignal;
+  /** The graphs of langgraph.json, served as the Agent Server API's assistants (none: no /assistants routes). */
+  graphs?: GraphRegistry;
   /** The circuit breakers of this process's worker, for /metrics. */
   breakers?: () => { name: string; state: string }[];
 }
 
-/** A request refused for who is calling: 401 (no valid key), 403 (a role that may not), 429 (too many). */
-class Refused extends Error {
-  constructor(
-    readonly status: 401 | 403 | 429,
-    readonly code: string,
-    message: string,
-    readonly retryAfterSeconds?: number,
-  ) {
-    super(message);
-  }
-}
-
-type Vars = { Variables: { caller: Caller; requestId: string } };
-
 // Routes anyone may call: liveness, readiness and the description of the API.
 const PUBLIC = new Set(["/ok", "/info", "/healthz", "/readyz", "/openapi.json"]);
-
-const ErrorBody = z
-  .object({
-    code: z.string().describe("The failure's reason code (core/failures.ts), or `validation_error`"),
-    message: z.string().describe("What was wrong and what to do"),
-    request_id: z.string().describe("Quote it when reporting a problem"),
-    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
-  })
-  .openapi("Error");
 
 const Task = z
   .object({
@@ -119,38 +101,6 @@ function taskOf(row: TaskRow): Task {
   };
 }
 
-const errors = {
-  400: { description: "Bad input", content: { "application/json": { schema: ErrorBody } } },
-  401: { description: "No valid API key", content: { "application/json": { schema: ErrorBody } } },
-  403: {
-    description: "The key's role may not do this, or a guardrail blocked it",
-    content: { "application/json": { schema: ErrorBody } },
-  },
-  429: {
-    description: "Too many requests with this key (Retry-After says when to retry)",
-    content: { "application/json": { schema: ErrorBody } },
-  },
-  404: { description: "No such task", content: { "application/json": { schema: ErrorBody } } },
-  409: { description: "Conflict", content: { "application/json": { schema: ErrorBody } } },
-  422: { description: "Invalid body or reused key", content: { "application/json": { schema: ErrorBody } } },
-};
-
-/** The HTTP status a Keel failure answers with. */
-function statusFor(error: unknown): ErrorStatus {
-  if (!isKeelError(error)) return 500;
-  if (error.code === "not_found") return 404;
-  if (error.code === "conflict") return 409;
-  if (error.code === "blocked" || error.code === "budget_exceeded") return 403;
-  if (error.code === "database_error" || error.code === "dependency_failed") return 503;
-  return error.fault === "user" ? 400 : 500;
-}
-
-type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 422 | 429 | 500 | 503 | 504;
-
-function fail<S extends ErrorStatus>(c: Context, status: S, code: string, message: string, extra = {}) {
-  return c.json({ code, message, request_id: c.get("requestId"), ...extra }, status);
-}
-
 /**
  * Keel's HTTP API: health, the task API (submit with an Idempotency-Key, read, list, cancel) and its OpenAPI
  * document, generated from the same zod schemas that validate the requests.
@@ -172,17 +122,6 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
           duration: 60,
         })
       : undefined;
-  /** The caller, if its role is one of `roles`; a 403 that names the role needed otherwise. */
-  const allow = (c: Context<Vars>, roles: readonly Role[], what: string): Caller => {
-    const caller = c.get("caller");
-    if (!roles.includes(caller.role))
-      throw new Refused(
-        403,
-        "forbidden",
-        `A ${caller.role} key may not ${what}; that needs a key with the role ${roles.join(" or ")}.`,
-      );
-    return caller;
-  };
   /** A task the caller may see: a submitter sees only its own requests; another's is "not found", as if absent. */
   const visibleTask = async (c: Context<Vars>, id: string): Promise<TaskRow> => {
     const task = await getTask(deps.pool, id);
@@ -346,7 +285,11 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
     }),
     (c) =>
       c.json(
-        { version: deps.version, server: "keel" as const, flags: { assistants: false, crons: false } },
+        {
+          version: deps.version,
+          server: "keel" as const,
+          flags: { assistants: deps.graphs !== undefined, crons: false },
+        },
         200,
       ),
   );
@@ -772,6 +715,8 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
       return c.json(report as unknown as Record<string, unknown>, 200);
     },
   );
+
+  if (deps.graphs) assistantRoutes(app, deps.pool, deps.graphs);
 
   const metrics = createMetrics(deps.pool, deps.breakers);
   app.openAPIRegistry.registerPath({

@@ -1,6 +1,9 @@
 import { sql, type Migration } from "./sql.js";
 
-/** Who may call `keel serve`: API keys (stored as hashes only) and the per-key request counters. */
+/**
+ * `keel serve`'s own tables: who may call it (API keys, stored as hashes only, and the per-key request counters),
+ * and the Agent Server API's assistants with their versions.
+ */
 export const ACCESS_MIGRATIONS: Migration[] = [
   {
     id: 15,
@@ -22,5 +25,35 @@ export const ACCESS_MIGRATIONS: Migration[] = [
         key varchar(255) primary key,
         points integer not null default 0,
         expire bigint);`),
+  },
+  {
+    id: 16,
+    name: "assistants and their versions",
+    // An assistant is a graph of langgraph.json with a configuration; every change is a new version, and
+    // `version` is the one in force (set back with /latest). One per graph is made when keel serve starts.
+    up: sql(`
+      create table assistants (
+        assistant_id uuid primary key,
+        graph_id text not null,
+        name text not null,
+        description text,
+        config jsonb not null default '{}',
+        context jsonb not null default '{}',
+        metadata jsonb not null default '{}',
+        version int not null default 1,
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now());
+      create index assistants_graph on assistants (graph_id);
+      create table assistant_versions (
+        assistant_id uuid not null references assistants on delete cascade,
+        version int not null,
+        graph_id text not null,
+        name text not null,
+        description text,
+        config jsonb not null default '{}',
+        context jsonb not null default '{}',
+        metadata jsonb not null default '{}',
+        created_at timestamptz not null default now(),
+        primary key (assistant_id, version));`),
   },
 ];

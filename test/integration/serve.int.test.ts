@@ -3,6 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEFAULT_POLICY } from "../../policy/file.js";
 import { prepareQueue } from "../../runtime/queue.js";
 import { createApp } from "../../server/app.js";
+import { ensureGraphAssistants } from "../../server/assistants.js";
+import { GraphRegistry } from "../../server/graphs.js";
 import { keel } from "../helpers/cli.js";
 import { killServers, post, startServe as startServeWith, type Served } from "../helpers/serve.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
@@ -297,12 +299,15 @@ describe("keel serve --no-worker", () => {
 describe("the HTTP API under fuzzed bodies and headers", () => {
   it("never answers 500 and stores nothing half-written (1,000 cases, in process)", async () => {
     await prepareQueue(t.db.pool);
+    const graphs = GraphRegistry.open("langgraph.json");
+    await ensureGraphAssistants(t.db.pool, graphs);
     const app = createApp({
       pool: t.db.pool,
       config: t.config,
       policy: DEFAULT_POLICY,
       version: "0.0.0",
       workerRunning: () => false,
+      graphs,
     });
     const body = fc.oneof(
       fc.string(),
@@ -313,6 +318,8 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
       fc.constantFrom(
         '{"request": "Count the orders"}',
         '{"request": "Count the orders", "max_retries": -1}',
+        '{"graph_id": "code", "metadata": {"fuzz": true}}',
+        '{"version": 1}',
         "",
         "null",
         "[]",
@@ -336,6 +343,11 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
       "/tasks/fuzzfuzz/cancel",
       "/approvals/fuzzfuzz/approve",
       "/tasks/fuzz",
+      "/assistants",
+      "/assistants/search",
+      "/assistants/count",
+      "/assistants/code/latest",
+      "/assistants/code/versions",
     );
     await fc.assert(
       fc.asyncProperty(path, body, headers, async (route, text, h) => {
@@ -346,6 +358,13 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
         if (response.status >= 400) {
           expect(answer.code).toMatch(/\S/);
           expect(answer.message).toMatch(/\S/);
+        } else if (route === "/assistants") {
+          // A created assistant has its first version, in the same transaction.
+          const { rows } = await t.db.pool.query(
+            "select 1 from assistant_versions where assistant_id = $1 and version = 1",
+            [(answer as { assistant_id?: string }).assistant_id],
+          );
+          expect(rows).toHaveLength(1);
         } else if (route === "/tasks") {
           const { rows } = await t.db.pool.query("select 1 from tasks where id = $1", [answer.task_id]);
           expect(rows).toHaveLength(1);

@@ -1,0 +1,143 @@
+import fs from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Pregel } from "@langchain/langgraph";
+import {
+  getConfigTypeSchema,
+  getInputTypeSchema,
+  getOutputTypeSchema,
+  getStateTypeSchema,
+} from "@langchain/langgraph/zod/schema";
+import { v5 as uuidv5 } from "uuid";
+import { InputError, NotFoundError } from "../core/errors.js";
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any graph of any state: the server only runs it
+export type ServedGraph = Pregel<any, any>;
+
+/**
+ * The UUID v5 namespace LangGraph's servers derive a graph's assistant id in: with it, a graph's assistant has the
+ * same id on keel serve as on `langgraph dev`, so scripts and Studio links that name it keep working.
+ */
+const GRAPH_NAMESPACE = "6ba7b821-9dad-11d1-80b4-00c04fd430c8";
+
+/** The id of the assistant keel serve makes for a graph when it starts. */
+export const assistantIdOf = (graphId: string): string => uuidv5(graphId, GRAPH_NAMESPACE);
+
+/** A graph's JSON schemas, as the Agent Server API answers `/assistants/{id}/schemas`. */
+export interface GraphSchemas {
+  input: unknown;
+  output: unknown;
+  state: unknown;
+  config: unknown;
+}
+
+/**
+ * The graphs of a `langgraph.json`, Keel's or anyone's: each entry is `./file.ts:export`, whose export is a
+ * compiled graph, a graph builder (compiled here), or a function returning either. Each is imported on first use.
+ */
+export class GraphRegistry {
+  private readonly loaded = new Map<string, Promise<ServedGraph>>();
+
+  private constructor(
+    readonly file: string,
+    private readonly specs: Record<string, string>,
+  ) {}
+
+  /** Reads `langgraph.json` (or the file given); a missing or malformed file is an InputError saying what to fix. */
+  static open(file: string): GraphRegistry {
+    const where = path.resolve(file);
+    if (!fs.existsSync(where))
+      throw new InputError(
+        `There is no ${where}: keel serve serves the graphs a langgraph.json lists; give its path with --config.`,
+      );
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(fs.readFileSync(where, "utf8"));
+    } catch (error) {
+      throw new InputError(`${where} is not JSON (${(error as Error).message}); fix it and start again.`);
+    }
+    const graphs = (parsed as { graphs?: unknown } | null)?.graphs;
+    if (!graphs || typeof graphs !== "object" || Object.keys(graphs).length === 0)
+      throw new InputError(
+        `${where} lists no graphs: give "graphs": {"name": "./path/to/file.ts:export"}, as LangGraph's own servers read it.`,
+      );
+    for (const [id, spec] of Object.entries(graphs as Record<string, unknown>)) {
+      if (typeof spec !== "string" || !/^[^:]+(:[A-Za-z_$][\w$]*)?$/.test(spec))
+        throw new InputError(
+          `${where}: graph "${id}" is ${JSON.stringify(spec)}; give "./path/to/file.ts:export" (the export defaults to "default").`,
+        );
+    }
+    return new GraphRegistry(where, graphs as Record<string, string>);
+  }
+
+  ids(): string[] {
+    return Object.keys(this.specs);
+  }
+
+  has(graphId: string): boolean {
+    return Object.hasOwn(this.specs, graphId);
+  }
+
+  /** The graph, imported (once) from its file. */
+  get(graphId: string): Promise<ServedGraph> {
+    if (!this.has(graphId))
+      throw new NotFoundError(
+        `There is no graph "${graphId}"; ${path.basename(this.file)} lists ${this.ids().join(", ")}.`,
+      );
+    let graph = this.loaded.get(graphId);
+    if (!graph) {
+      graph = this.load(graphId);
+      // A graph that failed to load is tried again next time (after the file is fixed, say).
+      graph.catch(() => this.loaded.delete(graphId));
+      this.loaded.set(graphId, graph);
+    }
+    return graph;
+  }
+
+  private async load(graphId: string): Promise<ServedGraph> {
+    const [file, name = "default"] = this.specs[graphId]!.split(":");
+    const source = path.resolve(path.dirname(this.file), file!);
+    const module = (await import(pathToFileURL(source).href)) as Record<string, unknown>;
+    let value: unknown = module[name];
+    if (typeof value === "function" && !isGraph(value) && !isBuilder(value))
+      value = await (value as (config: object) => unknown)({});
+    if (isBuilder(value)) value = value.compile();
+    if (!isGraph(value))
+      throw new InputError(
+        `${source} exports no graph as "${name}" (graph "${graphId}"): export a compiled graph, a StateGraph, or a function returning one.`,
+      );
+    return value;
+  }
+
+  async schemas(graphId: string): Promise<GraphSchemas> {
+    return schemasOf(await this.get(graphId));
+  }
+}
+
+/** A graph's schemas, read from its zod state definition (what Studio shows as its forms). */
+export function schemasOf(graph: ServedGraph): GraphSchemas {
+  return {
+    input: getInputTypeSchema(graph) ?? null,
+    output: getOutputTypeSchema(graph) ?? null,
+    state: getStateTypeSchema(graph) ?? null,
+    config: getConfigTypeSchema(graph) ?? null,
+  };
+}
+
+function isGraph(value: unknown): value is ServedGraph {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as ServedGraph).invoke === "function" &&
+    typeof (value as ServedGraph).getGraphAsync === "function"
+  );
+}
+
+function isBuilder(value: unknown): value is { compile(): unknown } {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as { compile?: unknown }).compile === "function" &&
+    !isGraph(value)
+  );
+}

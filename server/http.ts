@@ -1,0 +1,77 @@
+import { z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { isKeelError } from "../core/errors.js";
+import type { Caller, Role } from "./access.js";
+
+/** A request refused for who is calling: 401 (no valid key), 403 (a role that may not), 429 (too many). */
+export class Refused extends Error {
+  constructor(
+    readonly status: 401 | 403 | 429,
+    readonly code: string,
+    message: string,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+export type Vars = { Variables: { caller: Caller; requestId: string } };
+
+export const ErrorBody = z
+  .object({
+    code: z.string().describe("The failure's reason code (core/failures.ts), or `validation_error`"),
+    message: z.string().describe("What was wrong and what to do"),
+    request_id: z.string().describe("Quote it when reporting a problem"),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  })
+  .openapi("Error");
+
+export const errors = {
+  400: { description: "Bad input", content: { "application/json": { schema: ErrorBody } } },
+  401: { description: "No valid API key", content: { "application/json": { schema: ErrorBody } } },
+  403: {
+    description: "The key's role may not do this, or a guardrail blocked it",
+    content: { "application/json": { schema: ErrorBody } },
+  },
+  429: {
+    description: "Too many requests with this key (Retry-After says when to retry)",
+    content: { "application/json": { schema: ErrorBody } },
+  },
+  404: { description: "No such task", content: { "application/json": { schema: ErrorBody } } },
+  409: { description: "Conflict", content: { "application/json": { schema: ErrorBody } } },
+  422: { description: "Invalid body or reused key", content: { "application/json": { schema: ErrorBody } } },
+};
+
+/** The HTTP status a Keel failure answers with. */
+export function statusFor(error: unknown): ErrorStatus {
+  if (!isKeelError(error)) return 500;
+  if (error.code === "not_found") return 404;
+  if (error.code === "conflict") return 409;
+  if (error.code === "blocked" || error.code === "budget_exceeded") return 403;
+  if (error.code === "database_error" || error.code === "dependency_failed") return 503;
+  return error.fault === "user" ? 400 : 500;
+}
+
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 422 | 429 | 500 | 503 | 504;
+
+export function fail<S extends ErrorStatus>(
+  c: Context,
+  status: S,
+  code: string,
+  message: string,
+  extra = {},
+) {
+  return c.json({ code, message, request_id: c.get("requestId"), ...extra }, status);
+}
+
+/** The caller, if its role is one of `roles`; a 403 that names the role needed otherwise. */
+export function allow(c: Context<Vars>, roles: readonly Role[], what: string): Caller {
+  const caller = c.get("caller");
+  if (!roles.includes(caller.role))
+    throw new Refused(
+      403,
+      "forbidden",
+      `A ${caller.role} key may not ${what}; that needs a key with the role ${roles.join(" or ")}.`,
+    );
+  return caller;
+}

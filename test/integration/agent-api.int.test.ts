@@ -1,0 +1,164 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { Client } from "@langchain/langgraph-sdk";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { assistantIdOf } from "../../server/graphs.js";
+import { keel } from "../helpers/cli.js";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { killServers, startServe, type Served } from "../helpers/serve.js";
+
+// The LangGraph Agent Server API on keel serve, spoken to as users do: with the official SDK's Client.
+const KEEL_GRAPHS = ["orchestrator", "research", "code", "data", "communication"];
+const USER_GRAPHS = path.resolve(import.meta.dirname, "../fixtures/user-graph/langgraph.json");
+
+let t: TestDatabase;
+let served: Served;
+let client: Client;
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  served = await startServe(["--no-worker"], { DATABASE_URL: t.url });
+  client = new Client({ apiUrl: served.url });
+});
+afterAll(async () => {
+  await served?.stop();
+  killServers();
+  await t?.drop();
+});
+
+describe("assistants", () => {
+  it("has one assistant per graph of langgraph.json, with LangGraph's ids, found by id or by graph", async () => {
+    expect(await (await fetch(`${served.url}/info`)).json()).toMatchObject({ flags: { assistants: true } });
+    const all = await client.assistants.search({ limit: 100 });
+    expect(all.map((a) => a.graph_id).sort()).toEqual([...KEEL_GRAPHS].sort());
+    for (const a of all) {
+      expect(a.assistant_id).toBe(assistantIdOf(a.graph_id));
+      expect(a).toMatchObject({ name: a.graph_id, version: 1, metadata: { created_by: "system" } });
+    }
+    // LangGraph's servers derive the same id: uuid v5 of the graph id.
+    expect(assistantIdOf("agent")).toBe("fe096781-5601-53d2-b2f6-0d3403f7e9ca");
+    expect(await client.assistants.get("orchestrator")).toMatchObject({
+      assistant_id: assistantIdOf("orchestrator"),
+    });
+    expect(await client.assistants.count({ graphId: "research" })).toBe(1);
+    const page = await client.assistants.search({ limit: 2, includePagination: true });
+    expect(page.assistants).toHaveLength(2);
+    expect(page.next).toBe("2");
+  });
+
+  it("serves every graph's schemas, drawing and subgraphs", async () => {
+    for (const graphId of KEEL_GRAPHS) {
+      const schemas = await client.assistants.getSchemas(graphId);
+      expect(schemas.graph_id).toBe(graphId);
+      expect(schemas.input_schema).toMatchObject({ type: "object" });
+      expect(schemas.state_schema).toMatchObject({ type: "object" });
+    }
+    const orchestrator = await client.assistants.getSchemas("orchestrator");
+    expect(orchestrator.input_schema).toMatchObject({ properties: { request: { type: "string" } } });
+    const drawing = await client.assistants.getGraph("orchestrator");
+    expect(drawing.nodes.map((n) => n.id)).toEqual(
+      expect.arrayContaining(["__start__", "planner", "__end__"]),
+    );
+    const subgraphs = await client.assistants.getSubgraphs("orchestrator");
+    expect(Object.keys(subgraphs).sort()).toEqual(["code", "communication", "data", "research"]);
+    const deep = await client.assistants.getGraph("orchestrator", { xray: true });
+    expect(deep.nodes.length).toBeGreaterThan(drawing.nodes.length);
+  });
+
+  it("creates, versions, patches, rolls back and deletes an assistant", async () => {
+    const created = await client.assistants.create({
+      graphId: "research",
+      name: "careful research",
+      config: { configurable: { depth: 1 } },
+      metadata: { team: "ops" },
+    });
+    expect(created).toMatchObject({ graph_id: "research", version: 1, name: "careful research" });
+    const id = created.assistant_id;
+    await expect(client.assistants.create({ graphId: "research", assistantId: id })).rejects.toThrow(/409/);
+    expect(
+      (await client.assistants.create({ graphId: "research", assistantId: id, ifExists: "do_nothing" }))
+        .version,
+    ).toBe(1);
+    const patched = await client.assistants.update(id, {
+      config: { configurable: { depth: 3 } },
+      metadata: { owner: "ada" },
+    });
+    expect(patched).toMatchObject({
+      version: 2,
+      config: { configurable: { depth: 3 } },
+      metadata: { team: "ops", owner: "ada" },
+    });
+    const versions = await client.assistants.getVersions(id);
+    expect(versions.map((v) => v.version)).toEqual([2, 1]);
+    const back = await client.assistants.setLatest(id, 1);
+    expect(back).toMatchObject({ version: 1, config: { configurable: { depth: 1 } } });
+    expect(
+      (await client.assistants.search({ metadata: { team: "ops" } })).map((a) => a.assistant_id),
+    ).toEqual([id]);
+    await client.assistants.delete(id);
+    await expect(client.assistants.get(id)).rejects.toThrow(/404/);
+    const { rows } = await t.db.pool.query("select 1 from assistant_versions where assistant_id = $1", [id]);
+    expect(rows).toEqual([]);
+  });
+
+  it.each([
+    ["an unknown graph", { graph_id: "nope" }, 404, /no graph "nope".*orchestrator/],
+    ["an assistant id that is not a UUID", { graph_id: "code", assistant_id: "x" }, 422, /must be a UUID/],
+    ["a bad if_exists", { graph_id: "code", if_exists: "replace" }, 422, /if_exists/],
+  ])("answers %s with a named error and stores nothing", async (_what, body, status, message) => {
+    const before = await client.assistants.count();
+    const response = await fetch(`${served.url}/assistants`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(response.status).toBe(status);
+    expect(await response.json()).toMatchObject({ message: expect.stringMatching(message) });
+    expect(await client.assistants.count()).toBe(before);
+  });
+
+  it("answers an unknown assistant and an unknown version 404 with what to do", async () => {
+    const unknown = await fetch(`${served.url}/assistants/not-a-graph`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({
+      message: expect.stringMatching(/by its uuid or by a graph's id/),
+    });
+    await expect(client.assistants.setLatest("code", 7)).rejects.toThrow(/404/);
+  });
+});
+
+describe("a user's own langgraph.json", () => {
+  it("serves its graphs, not Keel's", async () => {
+    const user = await startServe(["--no-worker", "--config", USER_GRAPHS], { DATABASE_URL: t.url });
+    try {
+      const userClient = new Client({ apiUrl: user.url });
+      const echo = await userClient.assistants.get("echo");
+      expect(echo.assistant_id).toBe(assistantIdOf("echo"));
+      const schemas = await userClient.assistants.getSchemas("echo");
+      expect(schemas.input_schema).toMatchObject({ properties: { text: { type: "string" } } });
+      expect((await userClient.assistants.getGraph("echo")).nodes.map((n) => n.id)).toContain("shout");
+    } finally {
+      await user.stop();
+    }
+  });
+
+  it("refuses a langgraph.json that is missing or lists no graph, saying what to give", async () => {
+    const missing = await keel(["serve", "--port", "0", "--config", "nowhere.json"], { DATABASE_URL: t.url });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/There is no .*nowhere\.json.*--config/);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "keel-graphs-"));
+    for (const [text, message] of [
+      ["{not json", /is not JSON/],
+      ['{"graphs": {}}', /lists no graphs: give "graphs"/],
+      ['{"graphs": {"a": 3}}', /graph "a" is 3; give ".\/path\/to\/file.ts:export"/],
+    ] as const) {
+      fs.writeFileSync(path.join(dir, "langgraph.json"), text);
+      const result = await keel(["serve", "--port", "0", "--config", path.join(dir, "langgraph.json")], {
+        DATABASE_URL: t.url,
+      });
+      expect(result.code, text).toBe(2);
+      expect(result.stderr, text).toMatch(message);
+    }
+  });
+});
