@@ -24,6 +24,7 @@ import { allow, errors, fail, Refused, statusFor, type Vars } from "./http.js";
 import { assistantRoutes } from "./assistants.js";
 import type { GraphRegistry } from "./graphs.js";
 import { createMetrics } from "./metrics.js";
+import { threadRoutes } from "./threads.js";
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
 
 /** What the HTTP API needs: the database, the configuration, the request scope, and whether a worker runs here. */
@@ -717,6 +718,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
   );
 
   if (deps.graphs) assistantRoutes(app, deps.pool, deps.graphs);
+  threadRoutes(app, deps.pool);
 
   const metrics = createMetrics(deps.pool, deps.breakers);
   app.openAPIRegistry.registerPath({

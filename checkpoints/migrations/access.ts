@@ -56,4 +56,24 @@ export const ACCESS_MIGRATIONS: Migration[] = [
         created_at timestamptz not null default now(),
         primary key (assistant_id, version));`),
   },
+  {
+    id: 17,
+    name: "threads",
+    // The Agent Server API's threads. owner: the identity that made it (a submitter sees only its own).
+    // values and interrupts are the thread's latest state as its runs leave it; status is idle, busy,
+    // interrupted or error.
+    up: sql(`
+      create table threads (
+        thread_id uuid primary key,
+        owner text not null,
+        metadata jsonb not null default '{}',
+        status text not null default 'idle' check (status in ('idle', 'busy', 'interrupted', 'error')),
+        config jsonb not null default '{}',
+        "values" jsonb,
+        interrupts jsonb not null default '{}',
+        created_at timestamptz not null default now(),
+        updated_at timestamptz not null default now());
+      create index threads_created on threads (created_at);
+      create index threads_metadata on threads using gin (metadata jsonb_path_ops);`),
+  },
 ];

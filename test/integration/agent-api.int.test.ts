@@ -128,6 +128,62 @@ describe("assistants", () => {
   });
 });
 
+describe("threads", () => {
+  it("creates, gets, searches, counts, patches and deletes threads", async () => {
+    const thread = await client.threads.create({ metadata: { team: "ops" } });
+    expect(thread).toMatchObject({ status: "idle", metadata: { team: "ops" }, values: null });
+    const { rows } = await t.db.pool.query("select owner from threads where thread_id = $1", [
+      thread.thread_id,
+    ]);
+    expect(rows).toEqual([{ owner: "cli-user" }]);
+    expect((await client.threads.get(thread.thread_id)).thread_id).toBe(thread.thread_id);
+    await expect(client.threads.create({ threadId: thread.thread_id })).rejects.toThrow(/409/);
+    expect(
+      (await client.threads.create({ threadId: thread.thread_id, ifExists: "do_nothing" })).metadata,
+    ).toEqual({ team: "ops" });
+    const other = await client.threads.create({ metadata: { team: "billing" } });
+    expect((await client.threads.search({ metadata: { team: "ops" } })).map((x) => x.thread_id)).toEqual([
+      thread.thread_id,
+    ]);
+    expect(
+      (
+        await client.threads.search({
+          ids: [other.thread_id, thread.thread_id],
+          sortBy: "created_at",
+          sortOrder: "asc",
+        })
+      ).map((x) => x.thread_id),
+    ).toEqual([thread.thread_id, other.thread_id]);
+    expect(await client.threads.count({ status: "idle" })).toBeGreaterThanOrEqual(2);
+    expect(await client.threads.count({ status: "busy" })).toBe(0);
+    const patched = await client.threads.update(thread.thread_id, { metadata: { owner: "ada" } });
+    expect(patched.metadata).toEqual({ team: "ops", owner: "ada" });
+    await client.threads.delete(other.thread_id);
+    await expect(client.threads.get(other.thread_id)).rejects.toThrow(/404/);
+  });
+
+  it.each([
+    ["a thread id that is not a UUID", { thread_id: "t1" }, 422, /thread_id: must be a UUID/],
+    [
+      "supersteps, which are not offered yet",
+      { supersteps: [{ updates: [] }] },
+      400,
+      /supersteps is not offered yet/,
+    ],
+    ["metadata that is not an object", { metadata: [1] }, 422, /metadata/],
+  ])("answers %s with a named error and stores nothing", async (_what, body, status, message) => {
+    const before = await client.threads.count();
+    const response = await fetch(`${served.url}/threads`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(response.status).toBe(status);
+    expect(await response.json()).toMatchObject({ message: expect.stringMatching(message) });
+    expect(await client.threads.count()).toBe(before);
+  });
+});
+
 describe("a user's own langgraph.json", () => {
   it("serves its graphs, not Keel's", async () => {
     const user = await startServe(["--no-worker", "--config", USER_GRAPHS], { DATABASE_URL: t.url });

@@ -155,6 +155,40 @@ describe("tenancy", () => {
   });
 });
 
+describe("tenancy of threads", () => {
+  it("keeps a submitter's threads its own; reviewers read them but make none", async () => {
+    const created = await post(`${served.url}/threads`, { metadata: { about: "mine" } }, as("alice"));
+    expect(created.status).toBe(200);
+    const { thread_id } = (await created.json()) as { thread_id: string };
+    expect((await get(`/threads/${thread_id}`, "alice")).status).toBe(200);
+    expect((await get(`/threads/${thread_id}`, "sam")).status).toBe(404);
+    const patch = await fetch(`${served.url}/threads/${thread_id}`, {
+      method: "PATCH",
+      headers: { "content-type": "application/json", ...as("sam") },
+      body: JSON.stringify({ metadata: { about: "sam's now" } }),
+    });
+    expect(patch.status).toBe(404);
+    const deleted = await fetch(`${served.url}/threads/${thread_id}`, {
+      method: "DELETE",
+      headers: as("sam"),
+    });
+    expect(deleted.status).toBe(404);
+    // Taking its id is refused too, without saying whose it is.
+    const taken = await post(`${served.url}/threads`, { thread_id, if_exists: "do_nothing" }, as("sam"));
+    expect(taken.status).toBe(409);
+    const search = async (who: string) =>
+      (
+        (await (await post(`${served.url}/threads/search`, {}, as(who))).json()) as { thread_id: string }[]
+      ).map((x) => x.thread_id);
+    expect(await search("sam")).not.toContain(thread_id);
+    expect(await search("alice")).toContain(thread_id);
+    expect((await get(`/threads/${thread_id}`, "rita")).status).toBe(200);
+    expect((await post(`${served.url}/threads`, {}, as("rita"))).status).toBe(403);
+    const { rows } = await t.db.pool.query("select metadata from threads where thread_id = $1", [thread_id]);
+    expect(rows).toEqual([{ metadata: { about: "mine" } }]);
+  });
+});
+
 describe("a sync approval over HTTP", () => {
   it("refuses the submitter's own approval, needs the typed confirmation, and records the reviewer", async () => {
     const created = await post(

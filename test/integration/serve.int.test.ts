@@ -320,6 +320,7 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
         '{"request": "Count the orders", "max_retries": -1}',
         '{"graph_id": "code", "metadata": {"fuzz": true}}',
         '{"version": 1}',
+        '{"metadata": {"fuzz": true}}',
         "",
         "null",
         "[]",
@@ -348,6 +349,9 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
       "/assistants/count",
       "/assistants/code/latest",
       "/assistants/code/versions",
+      "/threads",
+      "/threads/search",
+      "/threads/count",
     );
     await fc.assert(
       fc.asyncProperty(path, body, headers, async (route, text, h) => {

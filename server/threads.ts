@@ -1,0 +1,258 @@
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type pg from "pg";
+import { v7 as uuidv7 } from "uuid";
+import { InputError, NotFoundError } from "../core/errors.js";
+import type { Caller } from "./access.js";
+import { allow, errors, type Vars } from "./http.js";
+
+/**
+ * The Agent Server API's threads, on Postgres. A thread belongs to the identity that made it: a submitter sees
+ * and changes only its own (another's is "not found", as if absent); reviewers read any; admins do anything.
+ */
+
+const Json = z.record(z.string(), z.unknown());
+const STATUSES = ["idle", "busy", "interrupted", "error"] as const;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export const Thread = z
+  .object({
+    thread_id: z.string(),
+    created_at: z.string(),
+    updated_at: z.string(),
+    metadata: Json,
+    status: z.enum(STATUSES),
+    config: Json,
+    values: z.unknown().nullable(),
+    interrupts: Json,
+  })
+  .openapi("Thread");
+type Thread = z.infer<typeof Thread>;
+
+interface ThreadRow {
+  thread_id: string;
+  owner: string;
+  metadata: Record<string, unknown>;
+  status: (typeof STATUSES)[number];
+  config: Record<string, unknown>;
+  values: unknown;
+  interrupts: Record<string, unknown>;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const threadOf = ({ owner: _owner, ...row }: ThreadRow): Thread => ({
+  ...row,
+  created_at: new Date(row.created_at).toISOString(),
+  updated_at: new Date(row.updated_at).toISOString(),
+});
+
+const Create = z
+  .object({
+    thread_id: z.string().regex(UUID, "must be a UUID").optional(),
+    metadata: Json.optional(),
+    if_exists: z.enum(["raise", "do_nothing"]).optional().describe("raise (409, the default) or do_nothing"),
+    supersteps: z.array(z.unknown()).optional().describe("Not offered yet: create the thread, then run it"),
+  })
+  .openapi("ThreadCreate");
+
+const SORTABLE = ["thread_id", "status", "created_at", "updated_at"] as const;
+const Filter = z.object({
+  metadata: Json.optional().describe("Threads whose metadata contains this"),
+  values: Json.optional().describe("Threads whose latest values contain this"),
+  status: z.enum(STATUSES).optional(),
+});
+const Search = Filter.extend({
+  ids: z.array(z.string().regex(UUID, "must be a UUID")).max(1000).optional(),
+  limit: z.number().int().min(1).max(1000).optional(),
+  offset: z.number().int().min(0).optional(),
+  sort_by: z.enum(SORTABLE).optional(),
+  sort_order: z.enum(["asc", "desc"]).optional(),
+  select: z.array(z.enum(Thread.keyof().options)).optional(),
+}).openapi("ThreadSearch");
+
+const Params = z.object({
+  thread_id: z
+    .string()
+    .regex(UUID, "must be a UUID")
+    .openapi({ param: { name: "thread_id", in: "path" } }),
+});
+
+const json = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+/** Whose threads a caller sees: a submitter its own; anyone else every thread (null). */
+const ownerFilter = (caller: Caller) => (caller.role === "submitter" ? caller.identity : null);
+
+/** Reads a thread the caller may see; another submitter's is "not found". */
+export async function visibleThread(
+  db: pg.Pool | pg.PoolClient,
+  caller: Caller,
+  threadId: string,
+  lock = false,
+): Promise<ThreadRow> {
+  const { rows } = await db.query<ThreadRow>(
+    `select * from threads where thread_id = $1 and ($2::text is null or owner = $2)${lock ? " for update" : ""}`,
+    [threadId, ownerFilter(caller)],
+  );
+  if (!rows[0]) throw new NotFoundError(`There is no thread ${threadId}; POST /threads/search lists yours.`);
+  return rows[0];
+}
+
+/** The Agent Server API's `/threads` routes (their state and runs come with the durable run API). */
+export function threadRoutes(app: OpenAPIHono<Vars>, db: pg.Pool): void {
+  const writer = (c: Context<Vars>, what: string) => allow(c, ["submitter", "admin"], what);
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/threads",
+      summary: "Create a thread",
+      request: { body: { content: { "application/json": { schema: Create } }, required: false } },
+      responses: { 200: json(Thread, "The thread"), ...errors },
+    }),
+    async (c) => {
+      const caller = writer(c, "create threads");
+      const body = c.req.valid("json") ?? {};
+      if (body.supersteps?.length)
+        throw new InputError(
+          "Creating a thread with supersteps is not offered yet; create it, then start a run on it.",
+        );
+      const id = (body.thread_id ?? uuidv7()).toLowerCase();
+      const { rows } = await db.query<ThreadRow>(
+        "insert into threads (thread_id, owner, metadata) values ($1, $2, $3) on conflict do nothing returning *",
+        [id, caller.identity, body.metadata ?? {}],
+      );
+      if (rows[0]) return c.json(threadOf(rows[0]), 200);
+      // It exists. Another submitter's thread is not revealed: it is a conflict either way, never a read.
+      const mine = await visibleThread(db, caller, id).catch(() => undefined);
+      if (mine && body.if_exists === "do_nothing") return c.json(threadOf(mine), 200);
+      throw new InputError(
+        `Thread ${id} already exists; use it, or send "if_exists": "do_nothing" to get it back.`,
+        "conflict",
+      );
+    },
+  );
+
+  const filters = (caller: Caller, body: z.infer<typeof Filter>) => [
+    body.metadata ? JSON.stringify(body.metadata) : null,
+    body.values ? JSON.stringify(body.values) : null,
+    body.status ?? null,
+    ownerFilter(caller),
+  ];
+  const WHERE = `($1::jsonb is null or metadata @> $1::jsonb) and ($2::jsonb is null or "values" @> $2::jsonb)
+    and ($3::text is null or status = $3) and ($4::text is null or owner = $4)`;
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/threads/search",
+      summary: "Search threads by ids, metadata, values and status (newest first unless sorted otherwise)",
+      request: { body: { content: { "application/json": { schema: Search } }, required: false } },
+      responses: { 200: json(z.array(Thread.partial()), "Threads"), ...errors },
+    }),
+    async (c) => {
+      const body = c.req.valid("json") ?? {};
+      const limit = body.limit ?? 10;
+      const offset = body.offset ?? 0;
+      const { rows } = await db.query<ThreadRow & { total: string }>(
+        `select *, count(*) over () as total from threads
+          where ${WHERE} and ($5::uuid[] is null or thread_id = any($5::uuid[]))
+          order by ${body.sort_by ?? "created_at"} ${body.sort_order === "asc" ? "asc" : "desc"}, thread_id
+          limit $6 offset $7`,
+        [...filters(c.get("caller"), body), body.ids?.length ? body.ids : null, limit, offset],
+      );
+      const total = Number(rows[0]?.total ?? 0);
+      c.header("X-Pagination-Total", String(total));
+      if (offset + rows.length < total) c.header("X-Pagination-Next", String(offset + rows.length));
+      return c.json(
+        rows.map(({ total: _total, ...row }) => {
+          const full = threadOf(row);
+          return body.select
+            ? Object.fromEntries(Object.entries(full).filter(([k]) => body.select!.includes(k as never)))
+            : full;
+        }),
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/threads/count",
+      summary: "Count threads by metadata, values and status",
+      request: { body: { content: { "application/json": { schema: Filter } }, required: false } },
+      responses: { 200: json(z.number().int(), "How many"), ...errors },
+    }),
+    async (c) => {
+      const { rows } = await db.query<{ n: number }>(
+        `select count(*)::int as n from threads where ${WHERE}`,
+        filters(c.get("caller"), c.req.valid("json") ?? {}),
+      );
+      return c.json(rows[0]!.n, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/threads/{thread_id}",
+      summary: "A thread",
+      request: { params: Params },
+      responses: { 200: json(Thread, "The thread"), ...errors },
+    }),
+    async (c) =>
+      c.json(threadOf(await visibleThread(db, c.get("caller"), c.req.valid("param").thread_id)), 200),
+  );
+
+  app.openapi(
+    createRoute({
+      method: "patch",
+      path: "/threads/{thread_id}",
+      summary: "Merge metadata into a thread's",
+      request: {
+        params: Params,
+        body: {
+          content: { "application/json": { schema: z.object({ metadata: Json }).openapi("ThreadPatch") } },
+          required: true,
+        },
+      },
+      responses: { 200: json(Thread, "The thread"), ...errors },
+    }),
+    async (c) => {
+      const caller = writer(c, "change threads");
+      const id = c.req.valid("param").thread_id;
+      await visibleThread(db, caller, id);
+      const { rows } = await db.query<ThreadRow>(
+        "update threads set metadata = metadata || $2::jsonb, updated_at = now() where thread_id = $1 returning *",
+        [id, JSON.stringify(c.req.valid("json").metadata)],
+      );
+      return c.json(threadOf(rows[0]!), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "delete",
+      path: "/threads/{thread_id}",
+      summary: "Delete a thread that is not running",
+      request: { params: Params },
+      responses: { 200: json(z.array(z.string()), "The deleted thread's id"), ...errors },
+    }),
+    async (c) => {
+      const caller = writer(c, "delete threads");
+      const id = c.req.valid("param").thread_id;
+      const thread = await visibleThread(db, caller, id);
+      if (thread.status === "busy")
+        throw new InputError(
+          `Thread ${id} has a run in progress; cancel the run first, then delete the thread.`,
+          "conflict",
+        );
+      await db.query("delete from threads where thread_id = $1", [id]);
+      return c.json([id], 200);
+    },
+  );
+}
