@@ -10,6 +10,8 @@ import { activeKeyCount } from "../server/access.js";
 import { createApp } from "../server/app.js";
 import { ensureGraphAssistants } from "../server/assistants.js";
 import { GraphRegistry } from "../server/graphs.js";
+import { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
+import { withMigrationLock } from "../checkpoints/migrations/index.js";
 import { withDatabase } from "./common.js";
 
 export interface ServeOptions {
@@ -42,6 +44,13 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
     const policy = loadPolicy(config.policyFile, POLICY_CATALOG);
     const graphs = GraphRegistry.open(opts.config);
     await ensureGraphAssistants(db.pool, graphs);
+    // LangGraph's store, in a schema of its own; its tables are made under Keel's migration lock.
+    const store = new PostgresStore({
+      connectionOptions: { connectionString: db.url, max: 4 },
+      schema: "langgraph_store",
+      ensureTables: false,
+    });
+    await withMigrationLock(db.pool, () => store.setup());
     const worker = opts.worker
       ? await TaskWorker.start(db, config, {
           concurrency: opts.concurrency,
@@ -63,6 +72,7 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
       stopping: stopping.signal,
       breakers: () => worker?.breakers() ?? [],
       graphs,
+      store,
     });
     const server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host }, () => resolve(s));
@@ -96,6 +106,7 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
     });
     await worker?.stop();
     await worker?.done;
+    await store.stop();
     console.log("keel serve: stopped");
     return 0;
   });

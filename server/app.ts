@@ -24,7 +24,9 @@ import { allow, errors, fail, Refused, statusFor, type Vars } from "./http.js";
 import { assistantRoutes } from "./assistants.js";
 import type { GraphRegistry } from "./graphs.js";
 import { createMetrics } from "./metrics.js";
+import { storeRoutes } from "./store.js";
 import { threadRoutes } from "./threads.js";
+import type { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
 
 /** What the HTTP API needs: the database, the configuration, the request scope, and whether a worker runs here. */
@@ -45,6 +47,8 @@ export interface ServerDeps {
   stopping?: AbortSignal;
   /** The graphs of langgraph.json, served as the Agent Server API's assistants (none: no /assistants routes). */
   graphs?: GraphRegistry;
+  /** LangGraph's long-term memory store, served as `/store/...` (none: no store routes). */
+  store?: PostgresStore;
   /** The circuit breakers of this process's worker, for /metrics. */
   breakers?: () => { name: string; state: string }[];
 }
@@ -719,6 +723,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
 
   if (deps.graphs) assistantRoutes(app, deps.pool, deps.graphs);
   threadRoutes(app, deps.pool);
+  if (deps.store) storeRoutes(app, deps.store);
 
   const metrics = createMetrics(deps.pool, deps.breakers);
   app.openAPIRegistry.registerPath({

@@ -4,15 +4,13 @@ import { v4 as uuidv4 } from "uuid";
 import { InputError, NotFoundError } from "../core/errors.js";
 import { inTransaction } from "../core/transaction.js";
 import { assistantIdOf, schemasOf, type GraphRegistry } from "./graphs.js";
-import { allow, errors, type Vars } from "./http.js";
+import { allow, errors, Json, jsonResponse, page, UUID, type Vars } from "./http.js";
 
 /**
  * The Agent Server API's assistants, on Postgres: a graph of `langgraph.json` with a configuration. Every change
  * is a new version; `version` is the one in force. keel serve makes one per graph when it starts, with the id
  * LangGraph's servers give it, so `client.assistants.get("orchestrator")` and the graph's uuid both find it.
  */
-
-const Json = z.record(z.string(), z.unknown());
 
 export const Assistant = z
   .object({
@@ -48,8 +46,6 @@ const assistantOf = (row: AssistantRow): Assistant => ({
   created_at: new Date(row.created_at).toISOString(),
   updated_at: new Date(row.updated_at).toISOString(),
 });
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Makes the assistant of each graph that has none yet; an existing one (and its versions) is left as it is. */
 export async function ensureGraphAssistants(db: pg.Pool, registry: GraphRegistry): Promise<void> {
@@ -121,10 +117,7 @@ const Params = z.object({
     }),
 });
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
+const json = jsonResponse;
 
 /** The Agent Server API's `/assistants` routes. Anyone with a key reads them; only an admin changes them. */
 export function assistantRoutes(app: OpenAPIHono<Vars>, db: pg.Pool, registry: GraphRegistry): void {
@@ -224,15 +217,7 @@ export function assistantRoutes(app: OpenAPIHono<Vars>, db: pg.Pool, registry: G
           limit $4 offset $5`,
         [...filters(body), limit, offset],
       );
-      const total = Number(rows[0]?.total ?? 0);
-      c.header("X-Pagination-Total", String(total));
-      if (offset + rows.length < total) c.header("X-Pagination-Next", String(offset + rows.length));
-      const picked = rows.map(({ total: _total, ...row }) => {
-        const full = assistantOf(row);
-        return body.select
-          ? Object.fromEntries(Object.entries(full).filter(([k]) => body.select!.includes(k as never)))
-          : full;
-      });
+      const picked = page(c, rows, offset, assistantOf, body.select);
       return c.json(picked, 200);
     },
   );

@@ -75,3 +75,36 @@ export function allow(c: Context<Vars>, roles: readonly Role[], what: string): C
     );
   return caller;
 }
+
+/** Any JSON object (metadata, config, values). */
+export const Json = z.record(z.string(), z.unknown());
+
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A JSON response, for a route's `responses`. */
+export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+
+/**
+ * One page of a search whose rows carry `total` (`count(*) over ()`): sets the Agent Server API's pagination
+ * headers and keeps only the `select`ed fields of each item.
+ */
+export function page<R extends { total: string | number }, T extends object>(
+  c: Context,
+  rows: R[],
+  offset: number,
+  toItem: (row: Omit<R, "total">) => T,
+  select?: readonly string[],
+): Partial<T>[] {
+  const total = Number(rows[0]?.total ?? 0);
+  c.header("X-Pagination-Total", String(total));
+  if (offset + rows.length < total) c.header("X-Pagination-Next", String(offset + rows.length));
+  return rows.map(({ total: _total, ...row }) => {
+    const item = toItem(row);
+    return select
+      ? (Object.fromEntries(Object.entries(item).filter(([k]) => select.includes(k))) as Partial<T>)
+      : item;
+  });
+}

@@ -4,16 +4,14 @@ import type pg from "pg";
 import { v7 as uuidv7 } from "uuid";
 import { InputError, NotFoundError } from "../core/errors.js";
 import type { Caller } from "./access.js";
-import { allow, errors, type Vars } from "./http.js";
+import { allow, errors, Json, jsonResponse, page, UUID, type Vars } from "./http.js";
 
 /**
  * The Agent Server API's threads, on Postgres. A thread belongs to the identity that made it: a submitter sees
  * and changes only its own (another's is "not found", as if absent); reviewers read any; admins do anything.
  */
 
-const Json = z.record(z.string(), z.unknown());
 const STATUSES = ["idle", "busy", "interrupted", "error"] as const;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const Thread = z
   .object({
@@ -78,10 +76,7 @@ const Params = z.object({
     .openapi({ param: { name: "thread_id", in: "path" } }),
 });
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  description,
-  content: { "application/json": { schema } },
-});
+const json = jsonResponse;
 
 /** Whose threads a caller sees: a submitter its own; anyone else every thread (null). */
 const ownerFilter = (caller: Caller) => (caller.role === "submitter" ? caller.identity : null);
@@ -164,18 +159,7 @@ export function threadRoutes(app: OpenAPIHono<Vars>, db: pg.Pool): void {
           limit $6 offset $7`,
         [...filters(c.get("caller"), body), body.ids?.length ? body.ids : null, limit, offset],
       );
-      const total = Number(rows[0]?.total ?? 0);
-      c.header("X-Pagination-Total", String(total));
-      if (offset + rows.length < total) c.header("X-Pagination-Next", String(offset + rows.length));
-      return c.json(
-        rows.map(({ total: _total, ...row }) => {
-          const full = threadOf(row);
-          return body.select
-            ? Object.fromEntries(Object.entries(full).filter(([k]) => body.select!.includes(k as never)))
-            : full;
-        }),
-        200,
-      );
+      return c.json(page(c, rows, offset, threadOf, body.select), 200);
     },
   );
 

@@ -184,6 +184,54 @@ describe("threads", () => {
   });
 });
 
+describe("the store", () => {
+  it("puts, gets, searches, lists namespaces and deletes items, on Postgres", async () => {
+    await client.store.putItem(["ada", "memories"], "tea", { likes: "green tea", strength: 3 });
+    await client.store.putItem(["ada", "memories"], "coffee", { likes: "espresso", strength: 5 });
+    await client.store.putItem(["ada", "notes"], "n1", { text: "call the vendor" });
+    const item = await client.store.getItem(["ada", "memories"], "tea");
+    expect(item).toMatchObject({ namespace: ["ada", "memories"], key: "tea", value: { likes: "green tea" } });
+    expect(item?.createdAt).toEqual(expect.any(String));
+    const { rows } = await t.db.pool.query(
+      "select count(*)::int as n from langgraph_store.store where namespace_path like 'ada:%'",
+    );
+    expect(rows).toEqual([{ n: 3 }]);
+    const strong = await client.store.searchItems(["ada"], { filter: { strength: 5 } });
+    expect(strong.items.map((i) => i.key)).toEqual(["coffee"]);
+    const all = await client.store.searchItems(["ada", "memories"], { limit: 10 });
+    expect(all.items.map((i) => i.key).sort()).toEqual(["coffee", "tea"]);
+    const namespaces = await client.store.listNamespaces({ prefix: ["ada"] });
+    expect(namespaces.namespaces.map((n) => n.join(".")).sort()).toEqual(["ada.memories", "ada.notes"]);
+    await client.store.deleteItem(["ada", "memories"], "tea");
+    await expect(client.store.getItem(["ada", "memories"], "tea")).rejects.toThrow(/404/);
+  });
+
+  it.each([
+    [
+      "a namespace label with a period",
+      { namespace: ["a.b"], key: "k", value: {} },
+      /may not contain a period/,
+    ],
+    ["an empty namespace", { namespace: [], key: "k", value: {} }, /at least one namespace label/],
+    [
+      "a namespace label with a colon",
+      { namespace: ["a:b"], key: "k", value: {} },
+      /may not contain a colon/,
+    ],
+    ["a value that is not an object", { namespace: ["a"], key: "k", value: 3 }, /value/],
+  ])("refuses %s with a named error and stores nothing", async (_what, body, message) => {
+    const response = await fetch(`${served.url}/store/items`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(response.status).toBe(422);
+    expect(await response.json()).toMatchObject({ message: expect.stringMatching(message) });
+    const { rows } = await t.db.pool.query("select 1 from langgraph_store.store where key = 'k'");
+    expect(rows).toEqual([]);
+  });
+});
+
 describe("a user's own langgraph.json", () => {
   it("serves its graphs, not Keel's", async () => {
     const user = await startServe(["--no-worker", "--config", USER_GRAPHS], { DATABASE_URL: t.url });

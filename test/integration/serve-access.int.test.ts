@@ -189,6 +189,30 @@ describe("tenancy of threads", () => {
   });
 });
 
+describe("tenancy of the store", () => {
+  it("holds a submitter to namespaces that start with its identity", async () => {
+    const put = (who: string, namespace: string[]) =>
+      fetch(`${served.url}/store/items`, {
+        method: "PUT",
+        headers: { "content-type": "application/json", ...as(who) },
+        body: JSON.stringify({ namespace, key: "k", value: { v: 1 } }),
+      });
+    expect((await put("alice", ["alice", "memories"])).status).toBe(204);
+    const other = await put("alice", ["sam", "memories"]);
+    expect(other.status).toBe(403);
+    expect(await other.json()).toMatchObject({ message: expect.stringMatching(/use \["alice", …\]/) });
+    expect((await get("/store/items?namespace=alice.memories&key=k", "sam")).status).toBe(403);
+    expect((await get("/store/items?namespace=alice.memories&key=k", "alice")).status).toBe(200);
+    // A submitter's search without a prefix is held to its own namespaces.
+    const search = (await (await post(`${served.url}/store/items/search`, {}, as("sam"))).json()) as {
+      items: unknown[];
+    };
+    expect(search.items).toEqual([]);
+    expect((await put("rita", ["rita"])).status).toBe(403);
+    expect((await get("/store/items?namespace=alice.memories&key=k", "rita")).status).toBe(200);
+  });
+});
+
 describe("a sync approval over HTTP", () => {
   it("refuses the submitter's own approval, needs the typed confirmation, and records the reviewer", async () => {
     const created = await post(
