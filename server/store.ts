@@ -197,7 +197,12 @@ export function storeRoutes(app: OpenAPIHono<Vars>, store: PostgresStore): void 
     }),
     async (c) => {
       const body = c.req.valid("json") ?? {};
-      const items = await store.search(own(c, body.namespace_prefix) ?? [], {
+      const prefix = own(c, body.namespace_prefix) ?? [];
+      if (prefix.length === 0)
+        throw new InputError(
+          'Give "namespace_prefix": at least one label to search under (e.g. ["alice"]); /store/namespaces lists them.',
+        );
+      const items = await store.search(prefix, {
         filter: (body.filter ?? undefined) as StoreFilter | undefined,
         limit: body.limit ?? 10,
         offset: body.offset ?? 0,

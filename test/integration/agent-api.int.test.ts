@@ -202,6 +202,15 @@ describe("the store", () => {
     expect(all.items.map((i) => i.key).sort()).toEqual(["coffee", "tea"]);
     const namespaces = await client.store.listNamespaces({ prefix: ["ada"] });
     expect(namespaces.namespaces.map((n) => n.join(".")).sort()).toEqual(["ada.memories", "ada.notes"]);
+    const unscoped = await fetch(`${served.url}/store/items/search`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(unscoped.status).toBe(400);
+    expect(await unscoped.json()).toMatchObject({
+      message: expect.stringMatching(/at least one label to search under/),
+    });
     await client.store.deleteItem(["ada", "memories"], "tea");
     await expect(client.store.getItem(["ada", "memories"], "tea")).rejects.toThrow(/404/);
   });

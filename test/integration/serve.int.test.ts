@@ -5,6 +5,7 @@ import { prepareQueue } from "../../runtime/queue.js";
 import { createApp } from "../../server/app.js";
 import { ensureGraphAssistants } from "../../server/assistants.js";
 import { GraphRegistry } from "../../server/graphs.js";
+import { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { keel } from "../helpers/cli.js";
 import { killServers, post, startServe as startServeWith, type Served } from "../helpers/serve.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
@@ -301,6 +302,12 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
     await prepareQueue(t.db.pool);
     const graphs = GraphRegistry.open("langgraph.json");
     await ensureGraphAssistants(t.db.pool, graphs);
+    const store = new PostgresStore({
+      connectionOptions: { connectionString: t.url, max: 2 },
+      schema: "langgraph_store",
+      ensureTables: false,
+    });
+    await store.setup();
     const app = createApp({
       pool: t.db.pool,
       config: t.config,
@@ -308,6 +315,7 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
       version: "0.0.0",
       workerRunning: () => false,
       graphs,
+      store,
     });
     const body = fc.oneof(
       fc.string(),
@@ -321,6 +329,8 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
         '{"graph_id": "code", "metadata": {"fuzz": true}}',
         '{"version": 1}',
         '{"metadata": {"fuzz": true}}',
+        '{"namespace": ["fuzz"], "key": "k", "value": {"a": 1}}',
+        '{"namespace": ["fuzz", "a.b"], "key": "k", "value": {"a": 1}}',
         "",
         "null",
         "[]",
@@ -352,12 +362,24 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
       "/threads",
       "/threads/search",
       "/threads/count",
+      "PUT /store/items",
+      "DELETE /store/items",
+      "/store/items/search",
+      "/store/namespaces",
     );
     await fc.assert(
-      fc.asyncProperty(path, body, headers, async (route, text, h) => {
+      fc.asyncProperty(path, body, headers, async (target, text, h) => {
         const clean = Object.fromEntries(Object.entries(h).filter(([, v]) => /^[\t\x20-\x7e]*$/.test(v)));
-        const response = await app.request(route, { method: "POST", body: text, headers: clean });
-        expect(response.status, `${route} ${text}`).not.toBe(500);
+        const [method, route] = target.includes(" ") ? target.split(" ") : ["POST", target];
+        const response = await app.request(route!, { method, body: text, headers: clean });
+        expect(response.status, `${target} ${text}`).not.toBe(500);
+        if (response.status === 204) {
+          // Stored (or deleted): the item is there, whole, or gone.
+          const item = JSON.parse(text) as { namespace: string[]; key: string; value: unknown };
+          const stored = await store.get(item.namespace, item.key);
+          expect(stored?.value ?? null).toEqual(method === "PUT" ? item.value : null);
+          return;
+        }
         const answer = (await response.json()) as { code?: string; message?: string; task_id?: string };
         if (response.status >= 400) {
           expect(answer.code).toMatch(/\S/);
@@ -382,5 +404,6 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
           and not exists (select 1 from graphile_worker._private_jobs j where j.payload->>'task_id' = t.id::text)`,
     );
     expect(rows).toEqual([]);
+    await store.stop();
   }, 180_000);
 });
