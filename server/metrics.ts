@@ -12,35 +12,38 @@ export function createMetrics(
 ): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "keel_" });
-  const labelled = <T extends { [k: string]: string | number }>(rows: T[], key: keyof T) =>
-    rows.map((r) => [String(r[key]), Number(r.n)] as const);
+  /** A metric whose value per label is a count a query returns as (label, n) rows. */
+  const countsBy = (label: string, query: string) =>
+    async function (this: Gauge | Counter) {
+      const { rows } = await pool.query<Record<string, string>>(query);
+      this.reset();
+      for (const r of rows) {
+        const labels = { [label]: r[label]! };
+        if (this instanceof Counter) this.inc(labels, Number(r.n));
+        else this.set(labels, Number(r.n));
+      }
+    };
 
   new Gauge({
     name: "keel_tasks",
     help: "Requests (root tasks) by status, now",
     labelNames: ["status"],
     registers: [registry],
-    async collect() {
-      const { rows } = await pool.query<{ status: string; n: string }>(
-        "select status, count(*) as n from tasks where parent_id is null group by status",
-      );
-      this.reset();
-      for (const [status, n] of labelled(rows, "status")) this.set({ status }, n);
-    },
+    collect: countsBy(
+      "status",
+      "select status, count(*) as n from tasks where parent_id is null group by status",
+    ),
   });
   new Counter({
     name: "keel_tasks_finished_total",
     help: "Requests that ended, by how (done, failed, cancelled)",
     labelNames: ["status"],
     registers: [registry],
-    async collect() {
-      const { rows } = await pool.query<{ status: string; n: string }>(
-        `select status, count(*) as n from tasks
-          where parent_id is null and status in ('done', 'failed', 'cancelled') group by status`,
-      );
-      this.reset();
-      for (const [status, n] of labelled(rows, "status")) this.inc({ status }, n);
-    },
+    collect: countsBy(
+      "status",
+      `select status, count(*) as n from tasks
+        where parent_id is null and status in ('done', 'failed', 'cancelled') group by status`,
+    ),
   });
   new Gauge({
     name: "keel_task_duration_seconds",
@@ -68,13 +71,10 @@ export function createMetrics(
     help: "Tasks waiting for a worker, by queue",
     labelNames: ["queue"],
     registers: [registry],
-    async collect() {
-      const { rows } = await pool.query<{ queue: string; n: string }>(
-        "select queue, count(*) as n from tasks where status = 'queued' group by queue",
-      );
-      this.reset();
-      for (const [queue, n] of labelled(rows, "queue")) this.set({ queue }, n);
-    },
+    collect: countsBy(
+      "queue",
+      "select queue, count(*) as n from tasks where status = 'queued' group by queue",
+    ),
   });
   new Gauge({
     name: "keel_tool_calls_last_hour",
@@ -95,13 +95,10 @@ export function createMetrics(
     help: "Approvals waiting for a person, by mode (async, sync)",
     labelNames: ["mode"],
     registers: [registry],
-    async collect() {
-      const { rows } = await pool.query<{ mode: string; n: string }>(
-        "select mode, count(*) as n from approvals where status = 'pending' group by mode",
-      );
-      this.reset();
-      for (const [mode, n] of labelled(rows, "mode")) this.set({ mode }, n);
-    },
+    collect: countsBy(
+      "mode",
+      "select mode, count(*) as n from approvals where status = 'pending' group by mode",
+    ),
   });
   new Gauge({
     name: "keel_breaker_open",
