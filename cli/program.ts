@@ -255,11 +255,15 @@ export function buildProgram(version: string): Command {
       `run only the tasks of these queues (repeat or comma-separate; default: ${DEFAULT_QUEUE}, where keel submit and keel batch --no-workers put tasks)`,
       queueNames,
     )
+    .option(
+      "--config <file>",
+      "the langgraph.json whose graphs this worker runs for keel serve's Agent Server API (default: ./langgraph.json when present)",
+    )
     .addHelpText(
       "after",
       "\nkeel run, keel batch and keel eval drive their own tasks in their own process, on a queue of their own; a\nkeel worker never takes those while they follow them, and takes them over when they stop (or crash).",
     )
-    .action(async (opts: { concurrency: number; queue?: string[] }) => {
+    .action(async (opts: { concurrency: number; queue?: string[]; config?: string }) => {
       process.exitCode = await workerCommand(loadConfig(), opts);
     });
 

@@ -9,10 +9,12 @@ import { TaskWorker } from "../runtime/worker.js";
 import { activeKeyCount } from "../server/access.js";
 import { createApp } from "../server/app.js";
 import { ensureGraphAssistants } from "../server/assistants.js";
-import { GraphRegistry } from "../server/graphs.js";
+import { GraphRegistry } from "../runtime/registry.js";
 import { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { withMigrationLock } from "../checkpoints/migrations/index.js";
 import { withDatabase } from "./common.js";
+import { createCheckpointer } from "../checkpoints/saver.js";
+import { RunStreams } from "../runtime/runs/events.js";
 
 export interface ServeOptions {
   port: number;
@@ -56,8 +58,14 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
           concurrency: opts.concurrency,
           queues: [DEFAULT_QUEUE],
           logger: createLogger(config.observability, { level: "info" }),
+          graphs,
         })
       : undefined;
+    // An API-only node reads threads' state through a checkpointer of its own (the worker's is fenced).
+    if (!worker) graphs.attach({ checkpointer: await createCheckpointer(db) });
+    graphs.attach({ store });
+    const streams = new RunStreams(db.pool);
+    await streams.start();
     let workerRunning = worker !== undefined;
     void worker?.done.finally(() => (workerRunning = false));
     const stopping = new AbortController();
@@ -73,6 +81,7 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
       breakers: () => worker?.breakers() ?? [],
       graphs,
       store,
+      streams,
     });
     const server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host }, () => resolve(s));
@@ -104,6 +113,7 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
       process.once("SIGTERM", stop);
       process.once("SIGINT", stop);
     });
+    await streams.stop();
     await worker?.stop();
     await worker?.done;
     await store.stop();

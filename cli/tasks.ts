@@ -1,3 +1,4 @@
+import fs from "node:fs";
 import { POLICY_CATALOG } from "../agents/index.js";
 import type { KeelConfig } from "../core/config.js";
 import { createLogger } from "../observability/log.js";
@@ -9,6 +10,7 @@ import type { TaskStatus } from "../runtime/task/rules.js";
 import { getTask, listTasks } from "../runtime/task/store.js";
 import { submitRequest } from "../runtime/submit.js";
 import { DEFAULT_QUEUE } from "../runtime/queue.js";
+import { GraphRegistry } from "../runtime/registry.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { loadPolicy } from "../policy/file.js";
 import { printJson, reportError, withDatabase } from "./common.js";
@@ -53,17 +55,24 @@ export function submitCommand(config: KeelConfig, request: string, opts: SubmitO
 }
 
 /** Runs until SIGTERM or SIGINT: then stops taking work, releases what it holds, and exits 0. */
-export function workerCommand(config: KeelConfig, opts: { concurrency: number; queue?: string[] }) {
+export function workerCommand(
+  config: KeelConfig,
+  opts: { concurrency: number; queue?: string[]; config?: string },
+) {
   const queues = [...new Set(opts.queue ?? [DEFAULT_QUEUE])];
+  // The graphs the Agent Server API's runs use: the langgraph.json named, or the one here if there is one.
+  const file = opts.config ?? (fs.existsSync("langgraph.json") ? "langgraph.json" : undefined);
+  const graphs = file ? GraphRegistry.open(file) : undefined;
   return withDatabase(config, false, async (db) => {
     const worker = await TaskWorker.start(db, config, {
       concurrency: opts.concurrency,
       queues,
+      graphs,
       onSettled: (id) => console.log(`keel worker: task ${id} settled`),
       logger: createLogger(config.observability, { level: "info" }),
     });
     console.log(
-      `keel worker ${worker.id}: started, concurrency ${opts.concurrency}, lease ${config.runtime.leaseSeconds}s, queues ${queues.join(", ")}`,
+      `keel worker ${worker.id}: started, concurrency ${opts.concurrency}, lease ${config.runtime.leaseSeconds}s, queues ${queues.join(", ")}; ${graphs ? `runs of graphs ${graphs.ids().join(", ")}` : "no langgraph.json, so no Agent Server API runs"}`,
     );
     const stop = () => {
       console.log(`keel worker ${worker.id}: stopping (finishing or releasing running tasks)`);

@@ -17,6 +17,13 @@ export const KeelRunContext = z
       .regex(/^\d+$/)
       .optional()
       .describe("The worker's fencing token; effects commit only while the task still carries it"),
+    keel_task_id: z
+      .string()
+      .uuid()
+      .optional()
+      .describe(
+        "The task whose fencing token guards this run, when it is not the thread itself (a run of the Agent Server API)",
+      ),
     keel_attempt: z.number().int().positive().optional().describe("Which attempt of the task this drive is"),
     keel_deadline: z
       .number()
@@ -35,6 +42,8 @@ export interface RunContext {
   deadline?: number;
   /** Present exactly when the run is fenced: a fenced run without its token never gets this far. */
   fenceToken?: string;
+  /** The task the fencing token belongs to: the thread's own id unless a run of the Agent Server API carries it. */
+  fenceTaskId?: string;
 }
 
 /** Keel's keys of a run's `configurable`, for the runner (and tests) to build it. */
@@ -71,5 +80,6 @@ export function runContext(config: RunnableConfig | undefined): RunContext {
     attempt: context.keel_attempt,
     deadline: context.keel_deadline,
     fenceToken: context.keel_fence_token,
+    fenceTaskId: context.keel_task_id ?? threadId,
   };
 }

@@ -233,6 +233,7 @@ export function buildSubagentGraph(
       failpoint: deps.failpoint,
       injectFault: deps.faults ? (tool: string) => deps.faults!(threadId, tool) : undefined,
       fenceToken: run.fenceToken,
+      fenceTaskId: run.fenceTaskId,
     });
 
     // 1. Every call is decided first: the policy sees the tool, the agent, the arguments and the stated

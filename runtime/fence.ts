@@ -6,7 +6,7 @@ import { FencedOutError } from "./task/rules.js";
 import { SystemError } from "../core/errors.js";
 import { runContext } from "../graphs/run-context.js";
 
-interface Fence {
+export interface Fence {
   taskId: string;
   token: string;
 }
@@ -69,8 +69,8 @@ function fencedPool(pool: pg.Pool, current: AsyncLocalStorage<Fence>): pg.Pool {
  * lease expired or whose task was cancelled stops at its next step instead of writing over the new owner.
  */
 export class FencedSaver extends PostgresSaver {
-  /** thread id -> fencing token this process holds for it. */
-  readonly tokens = new Map<string, string>();
+  /** thread id -> the task this process holds it under (the thread itself, or a run's task) and the token. */
+  readonly tokens = new Map<string, Fence>();
   private readonly current: AsyncLocalStorage<Fence>;
 
   constructor(pool: pg.Pool) {
@@ -80,13 +80,13 @@ export class FencedSaver extends PostgresSaver {
   }
 
   private async fenced<T>(config: RunnableConfig, write: () => Promise<T>): Promise<T> {
-    const taskId = runContext(config).threadId;
-    const token = taskId ? this.tokens.get(taskId) : undefined;
-    if (!taskId || token === undefined) return write();
+    const threadId = runContext(config).threadId;
+    const fence = threadId ? this.tokens.get(threadId) : undefined;
+    if (!fence) return write();
     try {
-      return await this.current.run({ taskId, token }, write);
+      return await this.current.run(fence, write);
     } catch (error) {
-      if ((error as { code?: string }).code === FENCED_SQLSTATE) throw new FencedOutError(taskId);
+      if ((error as { code?: string }).code === FENCED_SQLSTATE) throw new FencedOutError(fence.taskId);
       throw error;
     }
   }

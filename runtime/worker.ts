@@ -4,7 +4,7 @@ import os from "node:os";
 import { run, type Runner as GraphileRunner, type Task } from "graphile-worker";
 import type { Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
-import { DeadlineError, namedFailure, WorkerStoppingError } from "../core/errors.js";
+import { DeadlineError, SystemError, namedFailure, WorkerStoppingError } from "../core/errors.js";
 import type { GraphDeps } from "../graphs/deps.js";
 import type { ProgressEvent } from "../graphs/progress.js";
 import { compensateRun } from "../graphs/compensation.js";
@@ -37,6 +37,12 @@ import {
   type RunTaskPayload,
 } from "./queue.js";
 import { Runner, type RunOutcome } from "./runner.js";
+import type { GraphRegistry } from "./registry.js";
+import { driveRun } from "./runs/drive.js";
+import { RunEventWriter, serialise } from "./runs/events.js";
+import { currentRun, earlierRunActive, type RunRow } from "./runs/sql.js";
+import { pruneExpiredThreads } from "./runs/store.js";
+import { failureOf } from "../core/errors.js";
 import { FencedOutError } from "./task/rules.js";
 import { inTransaction, transition } from "./task/store.js";
 import { adoptTrace, fenceOut, lockTask, renewLease, takeLease } from "./task/sql.js";
@@ -61,6 +67,11 @@ export interface WorkerOptions {
   onSettled?: (taskId: string) => void;
   /** Structured log of claims, settles and failures (silent unless given). */
   logger?: Logger;
+  /**
+   * The graphs of langgraph.json, for the Agent Server API's runs (`keel serve`, `keel worker --config`). A run of
+   * a graph this worker does not have fails with a configuration error that names it.
+   */
+  graphs?: GraphRegistry;
 }
 
 /**
@@ -99,6 +110,7 @@ export class TaskWorker {
       (pool) => (saver = new FencedSaver(pool)),
       options.deps,
     );
+    options.graphs?.attach({ checkpointer: saver });
     const worker = new TaskWorker(db, config, runner, saver, options);
     const runTask: Task = (payload) => worker.runTask(payload as RunTaskPayload);
     const taskList: Record<string, Task> = {
@@ -175,6 +187,12 @@ export class TaskWorker {
       const resumable = task.status === "waiting_for_approval" && kind === "resume";
       if (task.status !== "queued" && !resumable) return undefined;
       if (resumable && (await hasPendingApprovals(client, taskId))) return undefined; // not all decided yet
+      const run = await currentRun(client, taskId);
+      if (run && !resumable && (await earlierRunActive(client, run))) {
+        // An enqueued run waits for the runs before it on its thread: look again in a second.
+        await enqueue(client, task, kind, new Date(Date.now() + 1000));
+        return undefined;
+      }
       const moved = await transition(client, taskId, "running", {
         reason: resumable ? "approved: resuming" : kind === "retry" ? "retrying" : "claimed",
         worker: this.id,
@@ -182,7 +200,7 @@ export class TaskWorker {
       });
       const held = await takeLease(client, taskId, this.id, lease, !resumable);
       await scheduleWatch(client, taskId, held.lease_expires_at);
-      return { task: moved, token: held.fencing_token };
+      return { task: moved, token: held.fencing_token, run };
     });
   }
 
@@ -271,7 +289,9 @@ export class TaskWorker {
     // Every model and tool call of the run listens to this signal (parallel agents, retries): not a leak.
     setMaxListeners(200, controller.signal);
     this.active.set(task_id, controller);
-    this.saver.tokens.set(task_id, claim.token);
+    // The checkpoints are the thread's: the task's own for a request, the run's thread for an API run.
+    const thread = claim.run?.thread_id ?? task_id;
+    this.saver.tokens.set(thread, { taskId: task_id, token: claim.token });
     const beat = setInterval(
       () => {
         this.heartbeat(claim).then(
@@ -298,7 +318,15 @@ export class TaskWorker {
         ),
       );
     };
+    const writer = claim.run
+      ? await RunEventWriter.open(this.db.pool, claim.run.run_id, { taskId: task_id, token: claim.token })
+      : undefined;
     try {
+      if (claim.run && writer) {
+        const { outcome, before } = await this.driveApiRun(claim, claim.run, writer, controller.signal);
+        await settleOutcome(this.settleContext, claim, outcome, before);
+        return outcome.status;
+      }
       const outcome = await this.drive(claim, {
         onEvent,
         signal: controller.signal,
@@ -310,6 +338,7 @@ export class TaskWorker {
       return outcome.status;
     } catch (error) {
       await events;
+      if (writer) await this.publishFailure(claim, writer, error, controller.signal);
       this.log.warn(
         {
           task_id,
@@ -327,7 +356,7 @@ export class TaskWorker {
       clearInterval(beat);
       clearTimeout(deadline);
       this.active.delete(task_id);
-      this.saver.tokens.delete(task_id);
+      this.saver.tokens.delete(thread);
       this.options.onSettled?.(task_id);
     }
   }
@@ -363,6 +392,52 @@ export class TaskWorker {
     return this.runner.resumeWith(id, value, options);
   }
 
+  /**
+   * Drives a run of the Agent Server API. A resume of Keel approvals continues with the recorded decisions (the
+   * run that adopted the task asked for them); otherwise the run's own input or command.
+   */
+  private async driveApiRun(claim: Claim, run: RunRow, writer: RunEventWriter, signal: AbortSignal) {
+    const graphs = this.options.graphs;
+    if (!graphs?.has(run.graph_id))
+      throw new SystemError(
+        "configuration_error",
+        `This worker does not serve graph "${run.graph_id}" (run ${run.run_id}); start keel worker with --config naming the langgraph.json that lists it.`,
+      );
+    const decisions = async (interruptIds: string[]) => {
+      const found = await decisionsFor(this.db.pool, claim.task.id, interruptIds);
+      const ids = Object.keys(found);
+      if (ids.length < interruptIds.length) return undefined; // still waiting for someone
+      await traceApprovalWaits(this.db.pool, claim.task.id, ids);
+      return ids.length === 1 ? found[ids[0]!] : found;
+    };
+    const result = await driveRun(this.db.pool, graphs, run, {
+      signal,
+      fence: { taskId: claim.task.id, token: claim.token },
+      attempt: claim.task.attempts,
+      events: writer,
+      decisions,
+    });
+    const before = async (client: import("pg").PoolClient) => {
+      await client.query(
+        `update threads set "values" = $2::jsonb, interrupts = $3::jsonb, updated_at = now(),
+            expires_at = case when $4 then now() + interval '10 minutes' else expires_at end
+          where thread_id = $1`,
+        [run.thread_id, serialise(result.values ?? null), serialise(result.interrupts), run.kwargs.temporary],
+      );
+    };
+    return { outcome: result.outcome, before };
+  }
+
+  /** A run that ends failed says why in its stream (a failure that will be retried does not end the stream). */
+  private async publishFailure(claim: Claim, writer: RunEventWriter, error: unknown, signal: AbortSignal) {
+    const cause: unknown = signal.aborted ? signal.reason : error;
+    if (cause instanceof FencedOutError || cause instanceof WorkerStoppingError) return;
+    const failure = failureOf(cause);
+    if (failure.retryable && claim.task.attempts < claim.task.max_attempts) return;
+    writer.publish("error", { error: failure.reason, message: failure.message });
+    await writer.flush().catch(() => undefined);
+  }
+
   /** The saga's undo for a tree that ended failed or cancelled; failures are recorded in the ledger and logged. */
   private async compensate(taskId: string): Promise<void> {
     const reports = await compensateRun(this.db.pool, taskId, this.runner.deps);
@@ -380,6 +455,8 @@ export class TaskWorker {
     const removed = await pruneTrajectories(this.db.pool, this.config.observability.retentionDays);
     if (removed)
       this.log.info({ removed, days: this.config.observability.retentionDays }, "trajectory pruned");
+    const threads = await pruneExpiredThreads(this.db.pool);
+    if (threads) this.log.info({ threads }, "stateless runs' threads removed");
     const days = this.config.runtime.purgeAfterDays;
     if (days) {
       const { purged, skipped } = await purgeOlderThan(this.db.pool, days);

@@ -22,10 +22,13 @@ import { getTask, getTree, listTasks, type TaskRow } from "../runtime/task/store
 import { activeKeyCount, authenticate, type Caller } from "./access.js";
 import { allow, errors, fail, Refused, statusFor, type Vars } from "./http.js";
 import { assistantRoutes } from "./assistants.js";
-import type { GraphRegistry } from "./graphs.js";
+import type { GraphRegistry } from "../runtime/registry.js";
 import { createMetrics } from "./metrics.js";
 import { storeRoutes } from "./store.js";
 import { threadRoutes } from "./threads.js";
+import { runRoutes } from "./runs.js";
+import { stateRoutes } from "./state.js";
+import type { RunStreams } from "../runtime/runs/events.js";
 import type { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
 
@@ -49,6 +52,8 @@ export interface ServerDeps {
   graphs?: GraphRegistry;
   /** LangGraph's long-term memory store, served as `/store/...` (none: no store routes). */
   store?: PostgresStore;
+  /** The run streams this process serves (needed for the runs routes). */
+  streams?: RunStreams;
   /** The circuit breakers of this process's worker, for /metrics. */
   breakers?: () => { name: string; state: string }[];
 }
@@ -723,6 +728,16 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
 
   if (deps.graphs) assistantRoutes(app, deps.pool, deps.graphs);
   threadRoutes(app, deps.pool);
+  if (deps.graphs) stateRoutes(app, deps.pool, deps.graphs);
+  if (deps.graphs && deps.streams)
+    runRoutes(app, {
+      pool: deps.pool,
+      config: deps.config,
+      policy: deps.policy,
+      graphs: deps.graphs,
+      streams: deps.streams,
+      stopping: deps.stopping,
+    });
   if (deps.store) storeRoutes(app, deps.store);
 
   const metrics = createMetrics(deps.pool, deps.breakers);

@@ -3,7 +3,7 @@ import type pg from "pg";
 import { v4 as uuidv4 } from "uuid";
 import { InputError, NotFoundError } from "../core/errors.js";
 import { inTransaction } from "../core/transaction.js";
-import { assistantIdOf, schemasOf, type GraphRegistry } from "./graphs.js";
+import { assistantIdOf, schemasOf, type GraphRegistry } from "../runtime/registry.js";
 import { allow, errors, Json, jsonResponse, page, UUID, type Vars } from "./http.js";
 
 /**
@@ -118,6 +118,30 @@ const Params = z.object({
 });
 
 const json = jsonResponse;
+
+/**
+ * The assistant a run names: by its uuid, or by a graph's id (its graph's own assistant). Unknown is a 404 that
+ * names the graphs served.
+ */
+export async function findAssistant(
+  db: pg.Pool | pg.PoolClient,
+  registry: GraphRegistry,
+  idOrGraph: string,
+): Promise<AssistantRow> {
+  const id = registry.has(idOrGraph)
+    ? assistantIdOf(idOrGraph)
+    : UUID.test(idOrGraph)
+      ? idOrGraph
+      : undefined;
+  const { rows } = id
+    ? await db.query<AssistantRow>("select * from assistants where assistant_id = $1", [id.toLowerCase()])
+    : { rows: [] };
+  if (!rows[0])
+    throw new NotFoundError(
+      `There is no assistant "${idOrGraph}": name one by its uuid or by a graph's id (${registry.ids().join(", ")}).`,
+    );
+  return rows[0];
+}
 
 /** The Agent Server API's `/assistants` routes. Anyone with a key reads them; only an admin changes them. */
 export function assistantRoutes(app: OpenAPIHono<Vars>, db: pg.Pool, registry: GraphRegistry): void {

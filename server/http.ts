@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { isKeelError } from "../core/errors.js";
+import { ThreadBusyError } from "../runtime/runs/store.js";
 import type { Caller, Role } from "./access.js";
 
 /** A request refused for who is calling: 401 (no valid key), 403 (a role that may not), 429 (too many). */
@@ -45,6 +46,8 @@ export const errors = {
 /** The HTTP status a Keel failure answers with. */
 export function statusFor(error: unknown): ErrorStatus {
   if (!isKeelError(error)) return 500;
+  // LangGraph's servers answer a run on a busy thread with 422; clients (the SDK, useStream) expect it.
+  if (error instanceof ThreadBusyError) return 422;
   if (error.code === "not_found") return 404;
   if (error.code === "conflict") return 409;
   if (error.code === "blocked" || error.code === "budget_exceeded") return 403;

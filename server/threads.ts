@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import type pg from "pg";
 import { v7 as uuidv7 } from "uuid";
 import { InputError, NotFoundError } from "../core/errors.js";
+import { inTransaction } from "../runtime/task/store.js";
 import type { Caller } from "./access.js";
 import { allow, errors, Json, jsonResponse, page, UUID, type Vars } from "./http.js";
 
@@ -37,9 +38,11 @@ interface ThreadRow {
   interrupts: Record<string, unknown>;
   created_at: Date;
   updated_at: Date;
+  /** A stateless run's thread is removed at this time. */
+  expires_at: Date | null;
 }
 
-const threadOf = ({ owner: _owner, ...row }: ThreadRow): Thread => ({
+const threadOf = ({ owner: _owner, expires_at: _expires, ...row }: ThreadRow): Thread => ({
   ...row,
   created_at: new Date(row.created_at).toISOString(),
   updated_at: new Date(row.updated_at).toISOString(),
@@ -96,7 +99,7 @@ export async function visibleThread(
   return rows[0];
 }
 
-/** The Agent Server API's `/threads` routes (their state and runs come with the durable run API). */
+/** The Agent Server API's `/threads` routes (their state is in state.ts, their runs in runs.ts). */
 export function threadRoutes(app: OpenAPIHono<Vars>, db: pg.Pool): void {
   const writer = (c: Context<Vars>, what: string) => allow(c, ["submitter", "admin"], what);
 
@@ -235,7 +238,12 @@ export function threadRoutes(app: OpenAPIHono<Vars>, db: pg.Pool): void {
           `Thread ${id} has a run in progress; cancel the run first, then delete the thread.`,
           "conflict",
         );
-      await db.query("delete from threads where thread_id = $1", [id]);
+      // The thread's runs and their events go with it (cascade); its checkpoints are LangGraph's tables.
+      await inTransaction(db, async (client) => {
+        await client.query("delete from threads where thread_id = $1", [id]);
+        for (const table of ["checkpoints", "checkpoint_blobs", "checkpoint_writes"])
+          await client.query(`delete from ${table} where thread_id = $1`, [id]);
+      });
       return c.json([id], 200);
     },
   );

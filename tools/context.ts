@@ -35,6 +35,8 @@ export interface ToolContext {
   idempotencyKey?: string;
   /** The running worker's fencing token for the thread: an internal effect commits only while it holds. */
   fenceToken?: string;
+  /** The task that token belongs to (the thread's own id, unless a run of the Agent Server API carries it). */
+  fenceTaskId?: string;
   /**
    * Fault injection (evals and tests): called before each try of a tool; it may throw a transient error, as a
    * flaky dependency would, so that retries are exercised on purpose.

@@ -102,7 +102,8 @@ export async function runEffect(
     try {
       outcome = await inTransaction(pool, async (tx) => {
         // A worker that lost the task (lease taken over, tree cancelled) cannot commit an effect for it.
-        if (ctx.fenceToken) await tx.query("select keel_hold_fence($1, $2)", [ctx.threadId, ctx.fenceToken]);
+        if (ctx.fenceToken)
+          await tx.query("select keel_hold_fence($1, $2)", [ctx.fenceTaskId ?? ctx.threadId, ctx.fenceToken]);
         // Two runs of one call (a fenced-out worker and its successor) queue here instead of both acting.
         await tx.query("select pg_advisory_xact_lock(hashtextextended($1, 0))", [key]);
         const found = (await tx.query<EffectRow>("select * from effects where key = $1", [key])).rows[0];

@@ -3,6 +3,7 @@ import { SystemError } from "../../core/errors.js";
 import { ACCESS_MIGRATIONS } from "./access.js";
 import { CONTENT_MIGRATIONS } from "./content.js";
 import { OBSERVABILITY_MIGRATIONS } from "./observability.js";
+import { RUNS_MIGRATIONS } from "./runs.js";
 import type { Migration } from "./sql.js";
 import { TASKS_MIGRATIONS } from "./tasks.js";
 import { TOOLS_MIGRATIONS } from "./tools.js";
@@ -11,7 +12,7 @@ export type { Migration } from "./sql.js";
 
 /**
  * Every migration, in the order they run. They live by area — `tasks.ts` (the task runtime), `tools.ts` (what
- * tools leave behind), `observability.ts`, `access.ts` (API keys), `content.ts` (the demo data) — and run by id, as they always have.
+ * tools leave behind), `observability.ts`, `access.ts` (API keys, assistants, threads), `runs.ts` (the Agent Server API's runs), `content.ts` (the demo data) — and run by id, as they always have.
  */
 export const MIGRATIONS: readonly Migration[] = [
   ...CONTENT_MIGRATIONS,
@@ -19,6 +20,7 @@ export const MIGRATIONS: readonly Migration[] = [
   ...TASKS_MIGRATIONS,
   ...OBSERVABILITY_MIGRATIONS,
   ...ACCESS_MIGRATIONS,
+  ...RUNS_MIGRATIONS,
 ].sort((a, b) => a.id - b.id);
 
 // One fixed key so that every Keel process (and LangGraph's setup) migrates one at a time.

@@ -15,6 +15,7 @@ import { recordApprovals } from "../approvals.js";
 import { insertChildren, markWaiting, settleChildren, settleChildrenWithRoot } from "./children.js";
 import { enqueue, scheduleCompensation, scheduleWatch, unwatch } from "../queue.js";
 import type { RunOutcome } from "../runner.js";
+import type { RunRow } from "../runs/sql.js";
 import { FencedOutError } from "./rules.js";
 import { inTransaction, transition, type TaskRow } from "./store.js";
 import { setQueue } from "./sql.js";
@@ -29,6 +30,8 @@ export interface SettleContext {
 export interface Claim {
   task: TaskRow;
   token: string;
+  /** The Agent Server API run the task carries, when it carries one. */
+  run?: RunRow;
 }
 
 /** Exponential backoff with full jitter: a random delay up to base * 2^(attempt-1). */
@@ -149,8 +152,15 @@ async function release(
   await scheduleWatch(client, task.id, new Date(Date.now() + ctx.config.runtime.leaseSeconds * 1000));
 }
 
-export async function settleOutcome(ctx: SettleContext, claim: Claim, outcome: RunOutcome): Promise<void> {
+export async function settleOutcome(
+  ctx: SettleContext,
+  claim: Claim,
+  outcome: RunOutcome,
+  /** Written first in the same transaction (a run's thread state, before its status follows the task's). */
+  before?: (client: pg.PoolClient) => Promise<void>,
+): Promise<void> {
   await inTransaction(ctx.db.pool, async (client) => {
+    await before?.(client);
     if (outcome.plan) await insertChildren(client, claim.task, outcome.plan.tasks);
     const summary = { results: outcome.results, plan: outcome.plan ?? null };
     if (outcome.status === "waiting_for_approval") {

@@ -136,46 +136,16 @@ export async function submit(
     if (found) return check(found);
   }
   const id = randomUUID();
-  const maxAttempts = 1 + (input.maxRetries ?? config.runtime.maxRetries);
   try {
     // The submit span starts the task's trace; its traceparent is stored so that every worker continues it.
     return await inSpan(
       "submit task",
       { [KEEL.taskId]: id, [KEEL.rootTaskId]: id },
       () =>
-        inTransaction(pool, async (client) => {
-          const { rows } = await client.query<TaskRow>(
-            `insert into tasks (id, root_id, request, status, max_attempts, max_crashes, idempotency_key, payload_hash,
-                idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context, queue)
-             values ($1, $1, $2, 'queued', $3, $12, $4, $5, now() + make_interval(hours => $6),
-                now() + make_interval(secs => $7), $8, $9, $10, $11)
-             returning *`,
-            [
-              id,
-              input.request,
-              maxAttempts,
-              key ?? null,
-              hash,
-              config.runtime.idempotencyTtlHours,
-              config.runtime.requestDeadlineSeconds,
-              input.submittedBy ?? config.user,
-              input.workflow ?? "default",
-              currentTraceparent() ?? null,
-              input.queue ?? DEFAULT_QUEUE,
-              config.runtime.maxCrashes,
-            ],
-          );
-          await insertEvent(client, {
-            task_id: id,
-            from_status: null,
-            to_status: "queued",
-            reason: "submitted",
-            attempt: 0,
-          });
-          await enqueue(client, rows[0]!, "start");
-          await scheduleWatch(client, id, new Date(Date.now() + config.runtime.leaseSeconds * 1000));
-          return { task: rows[0]!, created: true };
-        }),
+        inTransaction(pool, async (client) => ({
+          task: await insertRootTask(client, config, { ...input, id, key, hash }),
+          created: true,
+        })),
       { kind: SpanKind.PRODUCER },
     );
   } catch (error) {
@@ -186,6 +156,51 @@ export async function submit(
     }
     throw error;
   }
+}
+
+/**
+ * Inserts a queued root task, its first event, its run job (at `runAt`, default now) and its lease watch, in the
+ * caller's transaction: `submit` and the Agent Server API's runs both make tasks this way.
+ */
+export async function insertRootTask(
+  client: pg.PoolClient,
+  config: KeelConfig,
+  input: SubmitInput & { id: string; key?: string; hash: string; runAt?: Date },
+): Promise<TaskRow> {
+  const { id, key, hash } = input;
+  const maxAttempts = 1 + (input.maxRetries ?? config.runtime.maxRetries);
+  const { rows } = await client.query<TaskRow>(
+    `insert into tasks (id, root_id, request, status, max_attempts, max_crashes, idempotency_key, payload_hash,
+        idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context, queue)
+     values ($1, $1, $2, 'queued', $3, $12, $4, $5, now() + make_interval(hours => $6),
+        now() + make_interval(secs => $7), $8, $9, $10, $11)
+     returning *`,
+    [
+      id,
+      input.request,
+      maxAttempts,
+      key ?? null,
+      hash,
+      config.runtime.idempotencyTtlHours,
+      config.runtime.requestDeadlineSeconds,
+      input.submittedBy ?? config.user,
+      input.workflow ?? "default",
+      currentTraceparent() ?? null,
+      input.queue ?? DEFAULT_QUEUE,
+      config.runtime.maxCrashes,
+    ],
+  );
+  await insertEvent(client, {
+    task_id: id,
+    from_status: null,
+    to_status: "queued",
+    reason: "submitted",
+    attempt: 0,
+  });
+  await enqueue(client, rows[0]!, "start", input.runAt ?? null);
+  const watchAt = Math.max(Date.now(), input.runAt?.getTime() ?? 0) + config.runtime.leaseSeconds * 1000;
+  await scheduleWatch(client, id, new Date(watchAt));
+  return rows[0]!;
 }
 
 /** A task by its id, or by the first 8 (or more) characters of it when they name one task. */

@@ -3,7 +3,7 @@ import os from "node:os";
 import path from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { assistantIdOf } from "../../server/graphs.js";
+import { assistantIdOf } from "../../runtime/registry.js";
 import { keel } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { killServers, startServe, type Served } from "../helpers/serve.js";

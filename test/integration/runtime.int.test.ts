@@ -83,7 +83,7 @@ describe("task store", () => {
       inTransaction(t.db.pool, (c) => transition(c, task.id, "done", { token: "4" })),
     ).rejects.toThrow(FencedOutError);
     const saver = await createCheckpointer(t.db, (pool) => new FencedSaver(pool));
-    saver.tokens.set(task.id, "4");
+    saver.tokens.set(task.id, { taskId: task.id, token: "4" });
     const config = { configurable: { thread_id: task.id, checkpoint_ns: "" } };
     const writes = async () =>
       (
@@ -95,7 +95,7 @@ describe("task store", () => {
     const withId = { configurable: { ...config.configurable, checkpoint_id: "c1" } };
     await expect(saver.putWrites(withId, [["x", 1]], "task")).rejects.toThrow(FencedOutError);
     expect(await writes()).toBe(0); // refused before anything was written
-    saver.tokens.set(task.id, "5");
+    saver.tokens.set(task.id, { taskId: task.id, token: "5" });
     await expect(saver.putWrites(withId, [["x", 1]], "task")).resolves.toBeUndefined();
     expect(await writes()).toBe(1);
     // A takeover bumps the token: the old holder's next checkpoint is refused, and the saver stays usable.
@@ -105,7 +105,7 @@ describe("task store", () => {
       FencedOutError,
     );
     expect(await saver.getTuple({ configurable: { thread_id: task.id } })).toBeUndefined();
-    saver.tokens.set(task.id, "6");
+    saver.tokens.set(task.id, { taskId: task.id, token: "6" });
     await saver.put(config, checkpoint, { source: "loop", step: 1, parents: {} }, {});
     expect((await saver.getTuple({ configurable: { thread_id: task.id } }))?.checkpoint.id).toBe("c2");
   });

@@ -4,7 +4,7 @@ import { DEFAULT_POLICY } from "../../policy/file.js";
 import { prepareQueue } from "../../runtime/queue.js";
 import { createApp } from "../../server/app.js";
 import { ensureGraphAssistants } from "../../server/assistants.js";
-import { GraphRegistry } from "../../server/graphs.js";
+import { GraphRegistry } from "../../runtime/registry.js";
 import { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { keel } from "../helpers/cli.js";
 import { killServers, post, startServe as startServeWith, type Served } from "../helpers/serve.js";

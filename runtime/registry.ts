@@ -1,7 +1,7 @@
 import fs from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Pregel } from "@langchain/langgraph";
+import type { BaseCheckpointSaver, BaseStore, Pregel } from "@langchain/langgraph";
 import {
   getConfigTypeSchema,
   getInputTypeSchema,
@@ -37,6 +37,8 @@ export interface GraphSchemas {
  */
 export class GraphRegistry {
   private readonly loaded = new Map<string, Promise<ServedGraph>>();
+  private saver?: BaseCheckpointSaver;
+  private store?: BaseStore;
 
   private constructor(
     readonly file: string,
@@ -70,6 +72,16 @@ export class GraphRegistry {
     return new GraphRegistry(where, graphs as Record<string, string>);
   }
 
+  /**
+   * The checkpointer (and store) every graph runs with in this process, as LangGraph's own servers attach theirs:
+   * the graphs are compiled without one, and the worker's is fenced.
+   */
+  attach(parts: { checkpointer?: BaseCheckpointSaver; store?: BaseStore }): this {
+    this.saver = parts.checkpointer ?? this.saver;
+    this.store = parts.store ?? this.store;
+    return this;
+  }
+
   ids(): string[] {
     return Object.keys(this.specs);
   }
@@ -91,7 +103,11 @@ export class GraphRegistry {
       graph.catch(() => this.loaded.delete(graphId));
       this.loaded.set(graphId, graph);
     }
-    return graph;
+    return graph.then((g) => {
+      if (this.saver) g.checkpointer = this.saver;
+      if (this.store) g.store = this.store;
+      return g;
+    });
   }
 
   private async load(graphId: string): Promise<ServedGraph> {

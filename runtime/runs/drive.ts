@@ -1,0 +1,213 @@
+import { AsyncLocalStorageProviderSingleton } from "@langchain/core/singletons";
+import { Command, Send } from "@langchain/langgraph";
+import type pg from "pg";
+import type { AgentResult, Plan } from "../../agents/contracts.js";
+import { ApprovalRequest } from "../../graphs/approval.js";
+import { keelConfigurable } from "../../graphs/run-context.js";
+import type { GraphRegistry, ServedGraph } from "../registry.js";
+import type { PendingApproval, RunOutcome } from "../runner.js";
+import type { RunEventWriter } from "./events.js";
+import type { RunCommand, RunRow, StreamMode } from "./sql.js";
+
+/**
+ * Drives one run of the Agent Server API: any graph of langgraph.json, on its thread's checkpoints, with the
+ * stream modes the client asked for, every chunk appended to the run's events. What the worker does around it
+ * (claim, lease, heartbeat, fencing, settle, retries) is the same as for any Keel task.
+ */
+
+export interface RunDriveOptions {
+  signal: AbortSignal;
+  fence: { taskId: string; token: string };
+  attempt: number;
+  events: RunEventWriter;
+  /**
+   * The recorded decisions on Keel approvals the thread waits for, as the resume value (one decision, or a map
+   * by interrupt id); undefined while someone has yet to decide.
+   */
+  decisions: (interruptIds: string[]) => Promise<unknown>;
+}
+
+/** Where a run leaves its thread: the state to show on the thread, and the outcome the task settles with. */
+export interface RunDriveResult {
+  outcome: RunOutcome;
+  values: unknown;
+  /** Pending interrupts by task id, as the thread shows them. */
+  interrupts: Record<string, unknown[]>;
+}
+
+const LIB_MODE: Record<StreamMode, string> = {
+  values: "values",
+  updates: "updates",
+  "messages-tuple": "messages",
+  custom: "custom",
+  debug: "debug",
+  tasks: "tasks",
+  checkpoints: "checkpoints",
+};
+
+/** LangGraph's Command from the API's form (`goto` as names or `{node, input}` sends). */
+export function commandOf(command: RunCommand): Command {
+  const goto =
+    command.goto === undefined ? undefined : Array.isArray(command.goto) ? command.goto : [command.goto];
+  return new Command({
+    resume: command.resume,
+    update: command.update,
+    goto: goto?.map((g) => (typeof g === "string" ? g : new Send(g.node, g.input))),
+  });
+}
+
+/** Drops LangGraph's internal keys (`__pregel_…`) from a config shown in a stream. */
+function cleanConfig(config: unknown): unknown {
+  const c = config as { configurable?: Record<string, unknown> } | undefined;
+  if (!c?.configurable) return config;
+  return {
+    ...c,
+    callbacks: undefined,
+    configurable: Object.fromEntries(Object.entries(c.configurable).filter(([k]) => !k.startsWith("__"))),
+  };
+}
+
+function cleanChunk(mode: string, chunk: unknown): unknown {
+  if (mode === "checkpoints" && chunk && typeof chunk === "object") {
+    const { config, parentConfig, ...rest } = chunk as { config?: unknown; parentConfig?: unknown };
+    return { ...rest, config: cleanConfig(config), parent_config: cleanConfig(parentConfig) };
+  }
+  if (mode === "debug" && chunk && typeof chunk === "object") {
+    const debug = chunk as { type?: string; payload?: Record<string, unknown> };
+    if (debug.type === "checkpoint" && debug.payload) {
+      const { config, parentConfig, ...rest } = debug.payload;
+      return {
+        ...debug,
+        payload: { ...rest, config: cleanConfig(config), parent_config: cleanConfig(parentConfig) },
+      };
+    }
+  }
+  return chunk;
+}
+
+/** The configuration a run's graph gets: the caller's (without Keel's own keys), the thread, and the fence. */
+function runConfig(run: RunRow, options: RunDriveOptions) {
+  const given = run.kwargs.config?.configurable ?? {};
+  // A caller cannot set Keel's own keys (a fencing token, say): they are the runtime's.
+  const theirs = Object.fromEntries(Object.entries(given).filter(([k]) => !k.startsWith("keel_")));
+  return {
+    configurable: {
+      ...theirs,
+      thread_id: run.thread_id,
+      run_id: run.run_id,
+      graph_id: run.graph_id,
+      assistant_id: run.assistant_id,
+      ...keelConfigurable({
+        keel_fenced: true,
+        keel_fence_token: options.fence.token,
+        keel_task_id: options.fence.taskId,
+        keel_attempt: options.attempt,
+      }),
+    },
+  };
+}
+
+/**
+ * The graph's input for this attempt: the run's input or command the first time; nothing (continue from the
+ * checkpoint) once the thread has moved past where the run began; the recorded decisions for an adopted resume.
+ */
+async function inputFor(
+  pool: pg.Pool,
+  graph: ServedGraph,
+  run: RunRow,
+  options: RunDriveOptions,
+): Promise<unknown> {
+  const state = await graph.getState({ configurable: { thread_id: run.thread_id } });
+  const waiting = keelApprovals(state);
+  if (waiting.length > 0) {
+    const decisions = await options.decisions(waiting.map((p) => p.interrupt_id));
+    return decisions === undefined ? WAIT : new Command({ resume: decisions });
+  }
+  const head = (state.config.configurable?.checkpoint_id as string | undefined) ?? null;
+  if (!run.started) {
+    await pool.query("update runs set started = true, base_checkpoint = $2 where run_id = $1", [
+      run.run_id,
+      head,
+    ]);
+  } else if (head !== run.base_checkpoint) {
+    return null; // an earlier attempt got past the input: continue from the checkpoint
+  }
+  return run.kwargs.command ? commandOf(run.kwargs.command) : (run.kwargs.input ?? null);
+}
+
+export async function driveRun(
+  pool: pg.Pool,
+  registry: GraphRegistry,
+  run: RunRow,
+  options: RunDriveOptions,
+): Promise<RunDriveResult> {
+  const graph = await registry.get(run.graph_id);
+  const { kwargs } = run;
+  const modes = new Set(kwargs.stream_mode.map((m) => LIB_MODE[m]));
+  const config = runConfig(run, options);
+  options.events.publish("metadata", { run_id: run.run_id, attempt: options.attempt });
+  const input = await inputFor(pool, graph, run, options);
+  if (input === WAIT) return resultOf(graph, run);
+  // As every Keel drive: a root run, whatever async context the job started in (see Runner.drive).
+  await AsyncLocalStorageProviderSingleton.getInstance().run(undefined, async () => {
+    const stream = await graph.stream(input, {
+      ...config,
+      context: kwargs.context as Record<string, unknown> | undefined,
+      tags: kwargs.config?.tags,
+      metadata: { run_id: run.run_id, thread_id: run.thread_id, graph_id: run.graph_id },
+      recursionLimit: kwargs.config?.recursion_limit ?? 200,
+      interruptBefore: kwargs.interrupt_before as never,
+      interruptAfter: kwargs.interrupt_after as never,
+      streamMode: [...modes] as never,
+      subgraphs: true,
+      signal: options.signal,
+      durability: "sync",
+    });
+    for await (const chunk of stream as AsyncIterable<[string[], string, unknown]>) {
+      const [ns, mode, payload] = chunk;
+      if (ns.length > 0 && !kwargs.subgraphs) continue;
+      const name = ns.length > 0 ? `${mode}|${ns.join("|")}` : mode;
+      options.events.publish(name, cleanChunk(mode, payload));
+    }
+  });
+  await options.events.flush();
+  return resultOf(graph, run);
+}
+
+/** Nothing to run yet: the thread waits for people to decide. */
+const WAIT = Symbol("wait");
+
+type Snapshot = Awaited<ReturnType<ServedGraph["getState"]>>;
+
+/** The Keel approvals a thread's state waits for (interrupts whose value is an ApprovalRequest). */
+function keelApprovals(snapshot: Snapshot): PendingApproval[] {
+  return snapshot.tasks.flatMap((task) =>
+    task.interrupts.flatMap((i) => {
+      const request = ApprovalRequest.safeParse(i.value);
+      return request.success && i.id ? [{ interrupt_id: i.id, request: request.data }] : [];
+    }),
+  );
+}
+
+/** The thread's state after the drive, and the outcome the task settles with. */
+async function resultOf(graph: ServedGraph, run: RunRow): Promise<RunDriveResult> {
+  const snapshot = await graph.getState({ configurable: { thread_id: run.thread_id } });
+  const interrupts: Record<string, unknown[]> = {};
+  for (const task of snapshot.tasks) if (task.interrupts.length > 0) interrupts[task.id] = task.interrupts;
+  const pending = keelApprovals(snapshot);
+  // Keel's orchestrator leaves its plan and results in its state: the task settles on them as any request does.
+  const values = (snapshot.values ?? {}) as { plan?: Plan; results?: AgentResult[]; final_answer?: string };
+  const results = Array.isArray(values.results) ? values.results : [];
+  return {
+    values: snapshot.values,
+    interrupts,
+    outcome: {
+      thread_id: run.thread_id,
+      status: pending.length > 0 ? "waiting_for_approval" : "done",
+      plan: values.plan && Array.isArray(values.plan.tasks) ? values.plan : undefined,
+      results,
+      final_answer: typeof values.final_answer === "string" ? values.final_answer : undefined,
+      pending,
+    },
+  };
+}

@@ -1,0 +1,183 @@
+import path from "node:path";
+import { Client } from "@langchain/langgraph-sdk";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { killServers, startServe, type Served } from "../helpers/serve.js";
+
+// Runs of the Agent Server API on keel serve, for a user's own graphs (not Keel's), through the official SDK:
+// every run is a durable Keel task, its stream read back from Postgres.
+const USER_GRAPHS = path.resolve(import.meta.dirname, "../fixtures/user-graph/langgraph.json");
+
+let t: TestDatabase;
+let served: Served;
+let client: Client;
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  served = await startServe(["--config", USER_GRAPHS], { DATABASE_URL: t.url, KEEL_USER: "ann" });
+  client = new Client({ apiUrl: served.url });
+});
+afterAll(async () => {
+  if (process.env.DEBUG_SERVE) console.log(served?.output());
+  await served?.stop();
+  killServers();
+  await t?.drop();
+});
+
+/** Every event of a stream, as [event, data]. */
+async function collect(stream: AsyncIterable<{ event: string; data: unknown }>) {
+  const events: [string, unknown][] = [];
+  for await (const chunk of stream) events.push([chunk.event, chunk.data]);
+  return events;
+}
+
+describe("runs on a thread", () => {
+  it("waits for a run and keeps its state on the thread, as a Keel task", async () => {
+    const thread = await client.threads.create();
+    const values = await client.runs.wait(thread.thread_id, "echo", { input: { text: "hello" } });
+    expect(values).toEqual({ text: "hello", echoed: "HELLO" });
+    const after = await client.threads.get(thread.thread_id);
+    expect(after).toMatchObject({
+      status: "idle",
+      values: { echoed: "HELLO" },
+      metadata: { graph_id: "echo" },
+    });
+    const runs = await client.runs.list(thread.thread_id);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ status: "success", thread_id: thread.thread_id });
+    // The run is a Keel task: same id, done, driven by the server's worker.
+    const task = await t.db.pool.query("select status, submitted_by from tasks where id = $1", [
+      runs[0]!.run_id,
+    ]);
+    expect(task.rows[0]).toEqual({ status: "done", submitted_by: "ann" });
+    const state = await client.threads.getState(thread.thread_id);
+    expect(state).toMatchObject({ values: { echoed: "HELLO" }, next: [] });
+    expect(state.checkpoint.checkpoint_id).toBeTruthy();
+    const history = await client.threads.getHistory(thread.thread_id);
+    expect(history.length).toBeGreaterThanOrEqual(3);
+    expect(history[0]!.checkpoint.checkpoint_id).toBe(state.checkpoint.checkpoint_id);
+  });
+
+  it("streams values, updates, tasks, checkpoints and debug, metadata first, with ids for Last-Event-ID", async () => {
+    const thread = await client.threads.create();
+    const events = await collect(
+      client.runs.stream(thread.thread_id, "echo", {
+        input: { text: "hi" },
+        streamMode: ["values", "updates", "tasks", "checkpoints", "debug"],
+      }),
+    );
+    const names = events.map(([e]) => e);
+    expect(names[0]).toBe("metadata");
+    expect(events[0]![1]).toMatchObject({ run_id: expect.any(String), attempt: 1 });
+    for (const mode of ["values", "updates", "tasks", "checkpoints", "debug"]) expect(names).toContain(mode);
+    expect(events.filter(([e]) => e === "values").at(-1)![1]).toEqual({ text: "hi", echoed: "HI" });
+    expect(events.find(([e]) => e === "updates")![1]).toEqual({ shout: { echoed: "HI" } });
+    // Joining the finished run's stream after an event id replays only what came after it.
+    const [run] = await client.runs.list(thread.thread_id);
+    const all = await collect(client.runs.joinStream(thread.thread_id, run!.run_id));
+    expect(all.map(([e]) => e)).toEqual(names);
+    const tail = await collect(client.runs.joinStream(thread.thread_id, run!.run_id, { lastEventId: "3" }));
+    expect(tail.map(([e]) => e)).toEqual(names.slice(3));
+  });
+
+  it("shows an interrupt on the thread and resumes it with a command", async () => {
+    const thread = await client.threads.create();
+    await client.runs.wait(thread.thread_id, "ask", { input: { question: "Ship it?" } });
+    const waiting = await client.threads.get(thread.thread_id);
+    expect(waiting.status).toBe("interrupted");
+    expect(Object.values(waiting.interrupts).flat()).toEqual([
+      expect.objectContaining({ value: { question: "Ship it?" } }),
+    ]);
+    const state = await client.threads.getState(thread.thread_id);
+    expect(state.next).toEqual(["ask"]);
+    const values = await client.runs.wait(thread.thread_id, "ask", { command: { resume: "yes" } });
+    expect(values).toEqual({ question: "Ship it?", answer: "yes" });
+    expect((await client.threads.get(thread.thread_id)).status).toBe("idle");
+  });
+
+  it("runs a stateless run on a thread of its own", async () => {
+    const values = await client.runs.wait(null, "echo", { input: { text: "solo" } });
+    expect(values).toEqual({ text: "solo", echoed: "SOLO" });
+  });
+
+  it("updates a thread's state, reads it at a checkpoint, and copies the thread", async () => {
+    const thread = await client.threads.create();
+    await client.runs.wait(thread.thread_id, "echo", { input: { text: "a" } });
+    const before = await client.threads.getState(thread.thread_id);
+    await client.threads.updateState(thread.thread_id, { values: { echoed: "EDITED" }, asNode: "shout" });
+    expect((await client.threads.getState(thread.thread_id)).values).toMatchObject({ echoed: "EDITED" });
+    const old = await client.threads.getState(thread.thread_id, before.checkpoint.checkpoint_id!);
+    expect(old.values).toMatchObject({ echoed: "A" });
+    const copy = await client.threads.copy(thread.thread_id);
+    expect(copy.thread_id).not.toBe(thread.thread_id);
+    expect((await client.threads.getState(copy.thread_id)).values).toMatchObject({ echoed: "EDITED" });
+  });
+});
+
+describe("multitask strategies and cancel", () => {
+  const slow = (label: string, ms: number) => ({ input: { label, ms } });
+
+  it("rejects a second run on a busy thread with 422", async () => {
+    const thread = await client.threads.create();
+    const first = await client.runs.create(thread.thread_id, "slow", slow("first", 1500));
+    await expect(client.runs.create(thread.thread_id, "slow", slow("second", 10))).rejects.toThrow(/422/);
+    await client.runs.join(thread.thread_id, first.run_id);
+    expect((await client.threads.getState<{ log: string[] }>(thread.thread_id)).values.log).toEqual([
+      "first",
+    ]);
+  });
+
+  it("enqueues a run behind the one in flight", async () => {
+    const thread = await client.threads.create();
+    await client.runs.create(thread.thread_id, "slow", slow("first", 800));
+    const second = await client.runs.create(thread.thread_id, "slow", {
+      ...slow("second", 10),
+      multitaskStrategy: "enqueue",
+    });
+    await client.runs.join(thread.thread_id, second.run_id);
+    expect((await client.threads.getState<{ log: string[] }>(thread.thread_id)).values.log).toEqual([
+      "first",
+      "second",
+    ]);
+  });
+
+  it("interrupts the run in flight, or rolls it back", async () => {
+    for (const strategy of ["interrupt", "rollback"] as const) {
+      const thread = await client.threads.create();
+      const first = await client.runs.create(thread.thread_id, "slow", slow("first", 20_000));
+      await waitForStatus(thread.thread_id, first.run_id, "running");
+      const second = await client.runs.create(thread.thread_id, "slow", {
+        ...slow("second", 10),
+        multitaskStrategy: strategy,
+      });
+      await client.runs.join(thread.thread_id, second.run_id);
+      expect((await client.threads.getState<{ log: string[] }>(thread.thread_id)).values.log).toEqual([
+        "second",
+      ]);
+      const runs = await client.runs.list(thread.thread_id);
+      if (strategy === "interrupt")
+        expect(runs.map((r) => r.status).sort()).toEqual(["interrupted", "success"]);
+      else expect(runs.map((r) => r.run_id)).toEqual([second.run_id]);
+    }
+  });
+
+  it("cancels a run: its task is cancelled and the stream ends", async () => {
+    const thread = await client.threads.create();
+    const run = await client.runs.create(thread.thread_id, "slow", slow("first", 20_000));
+    await waitForStatus(thread.thread_id, run.run_id, "running");
+    await client.runs.cancel(thread.thread_id, run.run_id, true);
+    expect((await client.runs.get(thread.thread_id, run.run_id)).status).toBe("interrupted");
+    const task = await t.db.pool.query("select status from tasks where id = $1", [run.run_id]);
+    expect(task.rows[0]!.status).toBe("cancelled");
+    await client.runs.delete(thread.thread_id, run.run_id);
+    await expect(client.runs.get(thread.thread_id, run.run_id)).rejects.toThrow(/404/);
+  });
+});
+
+async function waitForStatus(threadId: string, runId: string, status: string) {
+  const deadline = Date.now() + 20_000;
+  while ((await client.runs.get(threadId, runId)).status !== status) {
+    if (Date.now() > deadline) throw new Error(`run ${runId} never became ${status}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
