@@ -189,11 +189,37 @@ function keelApprovals(snapshot: Snapshot): PendingApproval[] {
   );
 }
 
+/**
+ * A Keel approval as Agent Inbox reads an interrupt: one `HumanInterrupt` per held action (what to do, which
+ * answers are allowed, a markdown description), each with Keel's own request beside it. Agent Inbox's answers
+ * (accept, edit, response, ignore) are taken by the approvals store (runs/resume.ts).
+ */
+export function inboxView(request: ApprovalRequest): unknown[] {
+  return request.actions.map((action) => ({
+    action_request: { action: action.tool, args: action.args },
+    config: { allow_accept: true, allow_edit: true, allow_respond: true, allow_ignore: true },
+    description: [
+      `**${action.tool}** — ${action.risk} risk, ${action.decision === "sync_approval" ? "needs a second person (sync approval)" : "needs approval"}`,
+      `Task ${request.task_id} (${request.agent} agent): ${request.objective}`,
+      ...(action.why?.length ? [`Why it is held: ${action.why.join("; ")}`] : []),
+      "Accept to run it as proposed, edit its arguments, respond to reject it with a reason, or ignore to reject it.",
+    ].join("\n\n"),
+    keel: { ...request, actions: [action] },
+  }));
+}
+
 /** The thread's state after the drive, and the outcome the task settles with. */
 async function resultOf(graph: ServedGraph, run: RunRow): Promise<RunDriveResult> {
   const snapshot = await graph.getState({ configurable: { thread_id: run.thread_id } });
   const interrupts: Record<string, unknown[]> = {};
-  for (const task of snapshot.tasks) if (task.interrupts.length > 0) interrupts[task.id] = task.interrupts;
+  for (const task of snapshot.tasks) {
+    if (task.interrupts.length === 0) continue;
+    // The thread shows Keel's approvals in Agent Inbox's form; the state keeps the graph's own values.
+    interrupts[task.id] = task.interrupts.map((i) => {
+      const request = ApprovalRequest.safeParse(i.value);
+      return request.success ? { ...i, value: inboxView(request.data) } : i;
+    });
+  }
   const pending = keelApprovals(snapshot);
   // Keel's orchestrator leaves its plan and results in its state: the task settles on them as any request does.
   const values = (snapshot.values ?? {}) as { plan?: Plan; results?: AgentResult[]; final_answer?: string };

@@ -1,6 +1,8 @@
+import { spawn } from "node:child_process";
 import path from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { KEEL_BIN } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { killServers, startServe, type Served } from "../helpers/serve.js";
 
@@ -174,10 +176,59 @@ describe("multitask strategies and cancel", () => {
   });
 });
 
-async function waitForStatus(threadId: string, runId: string, status: string) {
+async function waitForStatus(threadId: string, runId: string, status: string, via = client) {
   const deadline = Date.now() + 20_000;
-  while ((await client.runs.get(threadId, runId)).status !== status) {
+  while ((await via.runs.get(threadId, runId)).status !== status) {
     if (Date.now() > deadline) throw new Error(`run ${runId} never became ${status}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+describe("across processes", () => {
+  it("streams a run from a second API node while a separate worker runs it, through that worker's death", async () => {
+    // Two API-only nodes and worker processes on a database of their own (no in-process worker takes the run):
+    // the run's stream crosses processes through Postgres.
+    const own = await createTestDatabase();
+    const env = { DATABASE_URL: own.url, KEEL_LEASE_SECONDS: "2" };
+    const [front, other] = await Promise.all([
+      startServe(["--no-worker", "--config", USER_GRAPHS], env),
+      startServe(["--no-worker", "--config", USER_GRAPHS], env),
+    ]);
+    const startWorker = () =>
+      spawn(process.execPath, [KEEL_BIN, "worker", "--config", USER_GRAPHS, "--concurrency", "1"], {
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+        stdio: "ignore",
+      });
+    const first = startWorker();
+    let second: ReturnType<typeof startWorker> | undefined;
+    try {
+      const a = new Client({ apiUrl: front.url });
+      const b = new Client({ apiUrl: other.url });
+      const thread = await a.threads.create();
+      const run = await a.runs.create(thread.thread_id, "slow", {
+        input: { label: "survivor", ms: 3000 },
+        streamMode: ["values", "updates"],
+      });
+      const joined = collect(b.runs.joinStream(thread.thread_id, run.run_id));
+      await waitForStatus(thread.thread_id, run.run_id, "running", a);
+      await new Promise((r) => setTimeout(r, 500));
+      first.kill("SIGKILL");
+      second = startWorker();
+      const events = await joined;
+      const names = events.map(([e]) => e);
+      // The first attempt's start, the worker's death, and a second attempt that carries the stream to its end.
+      expect(names.filter((n) => n === "metadata").length).toBe(2);
+      expect(names).not.toContain("error");
+      expect(events.filter(([e]) => e === "values").at(-1)![1]).toMatchObject({ log: ["survivor"] });
+      expect((await a.runs.get(thread.thread_id, run.run_id)).status).toBe("success");
+      // A client that reconnects with Last-Event-ID gets exactly what came after that event.
+      const replay = await collect(a.runs.joinStream(thread.thread_id, run.run_id, { lastEventId: "2" }));
+      expect(replay.map(([e]) => e)).toEqual(names.slice(2));
+    } finally {
+      first.kill("SIGKILL");
+      second?.kill("SIGTERM");
+      await Promise.all([front.stop(), other.stop()]);
+      await own.drop();
+    }
+  });
+});
