@@ -4,6 +4,8 @@ import { DEFAULT_POLICY } from "../../policy/file.js";
 import { prepareQueue } from "../../runtime/queue.js";
 import { createApp } from "../../server/app.js";
 import { ensureGraphAssistants } from "../../server/assistants.js";
+import { RunStreams } from "../../runtime/runs/events.js";
+import { createCheckpointer } from "../../checkpoints/saver.js";
 import { GraphRegistry } from "../../runtime/registry.js";
 import { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { keel } from "../helpers/cli.js";
@@ -300,7 +302,8 @@ describe("keel serve --no-worker", () => {
 describe("the HTTP API under fuzzed bodies and headers", () => {
   it("never answers 500 and stores nothing half-written (1,000 cases, in process)", async () => {
     await prepareQueue(t.db.pool);
-    const graphs = GraphRegistry.open("langgraph.json");
+    // As keel serve sets up an API-only node: LangGraph's checkpoint tables, read through a saver of its own.
+    const graphs = GraphRegistry.open("langgraph.json").attach({ checkpointer: await createCheckpointer(t.db) });
     await ensureGraphAssistants(t.db.pool, graphs);
     const store = new PostgresStore({
       connectionOptions: { connectionString: t.url, max: 2 },
@@ -316,7 +319,10 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
       workerRunning: () => false,
       graphs,
       store,
+      streams: new RunStreams(t.db.pool),
     });
+    const thread = "0190aaaa-0000-7000-8000-00000000f022";
+    await t.db.pool.query("insert into threads (thread_id, owner) values ($1, 'fuzz')", [thread]);
     const body = fc.oneof(
       fc.string(),
       fc.json(),
@@ -331,6 +337,15 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
         '{"metadata": {"fuzz": true}}',
         '{"namespace": ["fuzz"], "key": "k", "value": {"a": 1}}',
         '{"namespace": ["fuzz", "a.b"], "key": "k", "value": {"a": 1}}',
+        '{"assistant_id": "code", "input": {"task": {"objective": "x"}}}',
+        '{"assistant_id": "code", "input": {}, "stream_mode": "events"}',
+        '{"assistant_id": "orchestrator", "command": {"resume": {"action": "approve"}}}',
+        '{"assistant_id": "orchestrator", "command": {"goto": 3}}',
+        '{"assistant_id": "nope", "input": {}}',
+        '{"assistant_id": "code", "multitask_strategy": "enqueue", "after_seconds": 3600}',
+        '{"assistant_id": "code", "if_not_exists": "create", "checkpoint_id": "x"}',
+        '{"values": {"request": "x"}, "as_node": "planner"}',
+        '{"limit": 0}',
         "",
         "null",
         "[]",
@@ -366,6 +381,12 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
       "DELETE /store/items",
       "/store/items/search",
       "/store/namespaces",
+      "/runs",
+      `/threads/${thread}/runs`,
+      `/threads/${thread}/state`,
+      `/threads/${thread}/history`,
+      `/threads/${thread}/copy`,
+      `/threads/${thread}/runs/${thread}/cancel`,
     );
     await fc.assert(
       fc.asyncProperty(path, body, headers, async (target, text, h) => {
@@ -391,6 +412,13 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
             [(answer as { assistant_id?: string }).assistant_id],
           );
           expect(rows).toHaveLength(1);
+        } else if (route!.endsWith("/runs")) {
+          // A run is stored with its task, and its task with its job.
+          const { rows } = await t.db.pool.query(
+            "select 1 from runs r join tasks t on t.id = r.task_id where r.run_id = $1",
+            [(answer as { run_id?: string }).run_id],
+          );
+          expect(rows).toHaveLength(1);
         } else if (route === "/tasks") {
           const { rows } = await t.db.pool.query("select 1 from tasks where id = $1", [answer.task_id]);
           expect(rows).toHaveLength(1);
@@ -404,6 +432,10 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
           and not exists (select 1 from graphile_worker._private_jobs j where j.payload->>'task_id' = t.id::text)`,
     );
     expect(rows).toEqual([]);
+    const orphans = await t.db.pool.query(
+      "select r.run_id from runs r left join tasks t on t.id = r.task_id where t.id is null",
+    );
+    expect(orphans.rows).toEqual([]);
     await store.stop();
   }, 180_000);
 });
