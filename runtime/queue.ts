@@ -14,6 +14,7 @@ export const JOB = {
   expireApproval: "keel_expire_approval",
   compensate: "keel_compensate",
   pruneTrajectories: "keel_prune_trajectories",
+  cronTick: "keel_cron_tick",
 } as const;
 
 export type RunKind = "start" | "resume" | "retry";

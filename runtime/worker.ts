@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import os from "node:os";
-import { run, type Runner as GraphileRunner, type Task } from "graphile-worker";
+import { parseCronItems, run, type Runner as GraphileRunner, type Task } from "graphile-worker";
 import type { Database } from "../checkpoints/database.js";
 import type { KeelConfig } from "../core/config.js";
 import { DeadlineError, SystemError, namedFailure, WorkerStoppingError } from "../core/errors.js";
@@ -42,6 +42,7 @@ import { driveRun } from "./runs/drive.js";
 import { RunEventWriter, serialise } from "./runs/events.js";
 import { currentRun, earlierRunActive, type RunRow } from "./runs/sql.js";
 import { pruneExpiredThreads } from "./runs/store.js";
+import { fireDueCrons } from "./runs/crons.js";
 import { failureOf } from "../core/errors.js";
 import { FencedOutError } from "./task/rules.js";
 import { inTransaction, transition } from "./task/store.js";
@@ -99,7 +100,7 @@ export class TaskWorker {
     return this.runner.deps.dependencies.list();
   }
 
-  private readonly log: Logger;
+  readonly log: Logger;
 
   static async start(db: Database, config: KeelConfig, options: WorkerOptions): Promise<TaskWorker> {
     await prepareQueue(db.pool);
@@ -121,6 +122,12 @@ export class TaskWorker {
       },
       [JOB.compensate]: (payload) => worker.compensate((payload as { task_id: string }).task_id),
       [JOB.pruneTrajectories]: () => worker.prune(),
+      // graphile-worker's scheduler fires it once a minute across all workers; it starts the crons due then.
+      [JOB.cronTick]: async (payload) => {
+        const at = (payload as { _cron?: { ts?: string } })._cron?.ts;
+        const { fired, failed } = await fireDueCrons(db.pool, config, at ? new Date(at) : new Date());
+        if (fired.length || failed.length) worker.log.info({ fired, failed }, "crons fired");
+      },
     };
     await worker.listenForCancels();
     await schedulePrune(db.pool, new Date());
@@ -131,6 +138,9 @@ export class TaskWorker {
       noHandleSignals: true,
       pollInterval: 500,
       logger: quietLogger,
+      parsedCronItems: parseCronItems([
+        { task: JOB.cronTick, match: "* * * * *", identifier: JOB.cronTick, options: { backfillPeriod: 0 } },
+      ]),
     });
     return worker;
   }

@@ -27,6 +27,7 @@ import { createMetrics } from "./metrics.js";
 import { storeRoutes } from "./store.js";
 import { threadRoutes } from "./threads.js";
 import { runRoutes } from "./runs.js";
+import { cronRoutes } from "./crons.js";
 import { stateRoutes } from "./state.js";
 import type { RunStreams } from "../runtime/runs/events.js";
 import type { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
@@ -298,7 +299,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
         {
           version: deps.version,
           server: "keel" as const,
-          flags: { assistants: deps.graphs !== undefined, crons: false },
+          flags: { assistants: deps.graphs !== undefined, crons: deps.graphs !== undefined },
         },
         200,
       ),
@@ -729,6 +730,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
   if (deps.graphs) assistantRoutes(app, deps.pool, deps.graphs);
   threadRoutes(app, deps.pool);
   if (deps.graphs) stateRoutes(app, deps.pool, deps.graphs);
+  if (deps.graphs) cronRoutes(app, deps.pool, deps.graphs);
   if (deps.graphs && deps.streams)
     runRoutes(app, {
       pool: deps.pool,

@@ -23,6 +23,7 @@ import {
   listRuns,
   visibleRun,
   waitingApproval,
+  type NewRun,
   type RunCaller,
 } from "../runtime/runs/store.js";
 import type { Caller } from "./access.js";
@@ -110,6 +111,49 @@ const RunParams = ThreadParams.extend({
 });
 const Flag = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
+/**
+ * A run request as the runtime stores it: the assistant's configuration under the run's own, the stream modes
+ * (values by default), and what the task row shows. Shared by runs and crons, so both mean the same by a body.
+ */
+export async function prepareRun(
+  pool: pg.Pool,
+  graphs: GraphRegistry,
+  caller: RunCaller,
+  threadId: string | undefined,
+  body: RunCreate,
+): Promise<NewRun> {
+  if (body.checkpoint_id || body.checkpoint)
+    throw new InputError(
+      "Running from an earlier checkpoint is not offered yet; copy the thread (POST /threads/{id}/copy) or update its state, then run it.",
+    );
+  const assistant = await findAssistant(pool, graphs, body.assistant_id);
+  const modes = body.stream_mode === undefined ? ["values" as const] : [body.stream_mode].flat();
+  const given = (assistant.config as { configurable?: Record<string, unknown> }).configurable ?? {};
+  const kwargs = RunKwargs.parse({
+    input: body.input ?? undefined,
+    command: body.command ?? undefined,
+    config: { ...body.config, configurable: { ...given, ...body.config?.configurable } },
+    context: { ...assistant.context, ...body.context },
+    stream_mode: modes.length ? modes : ["values"],
+    subgraphs: body.stream_subgraphs ?? false,
+    interrupt_before: body.interrupt_before,
+    interrupt_after: body.interrupt_after,
+    webhook: body.webhook,
+    temporary: threadId === undefined && (body.on_completion ?? "delete") === "delete",
+  });
+  return {
+    threadId,
+    assistant,
+    kwargs,
+    metadata: body.metadata ?? {},
+    multitask: body.multitask_strategy ?? "reject",
+    ifNotExists: body.if_not_exists ?? "reject",
+    afterSeconds: body.after_seconds,
+    caller,
+    request: requestOf(assistant.graph_id, body.input),
+  };
+}
+
 export interface RunDeps {
   pool: pg.Pool;
   config: KeelConfig;
@@ -120,7 +164,7 @@ export interface RunDeps {
   stopping?: AbortSignal;
 }
 
-const callerOf = (caller: Caller): RunCaller => ({
+export const callerOf = (caller: Caller): RunCaller => ({
   identity: caller.identity,
   ownerFilter: caller.role === "submitter" ? caller.identity : null,
 });
@@ -138,40 +182,7 @@ export function runRoutes(app: OpenAPIHono<Vars>, deps: RunDeps): void {
   /** Stores a run from the API's body: through the approvals store when it resumes a Keel approval. */
   const create = async (c: Context<Vars>, threadId: string | undefined, body: RunCreate): Promise<RunRow> => {
     const caller = writer(c, "start runs");
-    if (body.checkpoint_id || body.checkpoint)
-      throw new InputError(
-        "Running from an earlier checkpoint is not offered yet; copy the thread (POST /threads/{id}/copy) or update its state, then run it.",
-      );
-    if (body.webhook)
-      throw new InputError("Run webhooks are not offered yet; poll the run or join its stream instead.");
-    const assistant = await findAssistant(pool, graphs, body.assistant_id);
-    const modes = body.stream_mode === undefined ? ["values" as const] : [body.stream_mode].flat();
-    const given = (assistant.config as { configurable?: Record<string, unknown> }).configurable ?? {};
-    const kwargs = RunKwargs.parse({
-      input: body.input ?? undefined,
-      command: body.command ?? undefined,
-      config: {
-        ...body.config,
-        configurable: { ...given, ...body.config?.configurable },
-      },
-      context: { ...assistant.context, ...body.context },
-      stream_mode: modes.length ? modes : ["values"],
-      subgraphs: body.stream_subgraphs ?? false,
-      interrupt_before: body.interrupt_before,
-      interrupt_after: body.interrupt_after,
-      temporary: threadId === undefined && (body.on_completion ?? "delete") === "delete",
-    });
-    const input = {
-      threadId,
-      assistant,
-      kwargs,
-      metadata: body.metadata ?? {},
-      multitask: body.multitask_strategy ?? "reject",
-      ifNotExists: body.if_not_exists ?? "reject",
-      afterSeconds: body.after_seconds,
-      caller: callerOf(caller),
-      request: requestOf(assistant.graph_id, body.input),
-    };
+    const input = await prepareRun(pool, graphs, callerOf(caller), threadId, body);
     if (threadId && body.command?.resume !== undefined) {
       await visibleThread(pool, caller, threadId);
       const waiting = await waitingApproval(pool, threadId);

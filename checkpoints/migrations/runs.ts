@@ -79,4 +79,29 @@ export const RUNS_MIGRATIONS: Migration[] = [
       create trigger tasks_run_status after update of status on tasks for each row
         when (old.status is distinct from new.status) execute function keel_run_follows_task();`),
   },
+  // Crons of the Agent Server API: a schedule that starts a run, fired by the workers' minute tick.
+  {
+    id: 19,
+    name: "crons",
+    // payload: the run each firing starts (its kwargs, metadata, multitask strategy), as a run request stores it.
+    // last_fired_at: the minute it last fired, so a tick that runs twice starts one run.
+    up: sql(`
+    create table crons (
+      cron_id uuid primary key,
+      assistant_id uuid not null,
+      thread_id uuid references threads on delete cascade,
+      owner text not null,
+      schedule text not null,
+      timezone text not null default 'UTC',
+      end_time timestamptz,
+      payload jsonb not null,
+      metadata jsonb not null default '{}',
+      enabled boolean not null default true,
+      on_run_completed text not null default 'delete' check (on_run_completed in ('delete', 'keep')),
+      last_fired_at timestamptz,
+      last_error text,
+      created_at timestamptz not null default now(),
+      updated_at timestamptz not null default now());
+    create index crons_enabled on crons (enabled) where enabled;`),
+  },
 ];

@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fireDueCrons } from "../../runtime/runs/crons.js";
 import { KEEL_BIN } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { killServers, startServe, type Served } from "../helpers/serve.js";
@@ -230,5 +231,56 @@ describe("across processes", () => {
       await Promise.all([front.stop(), other.stop()]);
       await own.drop();
     }
+  });
+});
+
+describe("crons", () => {
+  it("creates, searches, pauses and deletes a cron; a bad schedule or time zone is refused with what to give", async () => {
+    const thread = await client.threads.create();
+    const cron = await client.crons.createForThread(thread.thread_id, "echo", {
+      schedule: "*/5 * * * *",
+      input: { text: "tick" },
+      metadata: { team: "ops" },
+    });
+    expect(cron).toMatchObject({ thread_id: thread.thread_id, schedule: "*/5 * * * *", enabled: true });
+    const next = new Date(cron.next_run_date!);
+    expect(next.getUTCMinutes() % 5).toBe(0);
+    expect(next.getTime()).toBeGreaterThan(Date.now());
+    expect(await client.crons.count({ threadId: thread.thread_id })).toBe(1);
+    expect((await client.crons.search({ metadata: { team: "ops" } })).map((c) => c.cron_id)).toContain(cron.cron_id);
+    const paused = await client.crons.update(cron.cron_id, { enabled: false });
+    expect(paused).toMatchObject({ enabled: false, next_run_date: null });
+    await client.crons.delete(cron.cron_id);
+    expect(await client.crons.count({ threadId: thread.thread_id })).toBe(0);
+    await expect(client.crons.create("echo", { schedule: "every minute", input: { text: "x" } })).rejects.toThrow(
+      /not a cron schedule.*five fields/,
+    );
+    await expect(
+      client.crons.create("echo", { schedule: "0 9 * * *", timezone: "Mars/Olympus", input: { text: "x" } }),
+    ).rejects.toThrow(/not a time zone/);
+  });
+
+  it("fires once per matching minute, in its time zone, through the workers' minute tick", async () => {
+    const thread = await client.threads.create();
+    const cron = await client.crons.createForThread(thread.thread_id, "echo", {
+      schedule: "30 9 * * *",
+      timezone: "Europe/Paris",
+      input: { text: "morning" },
+    });
+    // 09:30 in Paris in December is 08:30 UTC.
+    const at = new Date("2026-12-07T08:30:10Z");
+    expect(await fireDueCrons(t.db.pool, t.config, new Date("2026-12-07T09:30:00Z"))).toMatchObject({
+      fired: [],
+    });
+    expect((await fireDueCrons(t.db.pool, t.config, at)).fired).toEqual([cron.cron_id]);
+    expect((await fireDueCrons(t.db.pool, t.config, at)).fired).toEqual([]); // that minute has fired
+    const [run] = await client.runs.list(thread.thread_id);
+    expect(run!.metadata).toMatchObject({ cron_id: cron.cron_id });
+    expect(await client.runs.join(thread.thread_id, run!.run_id)).toMatchObject({ echoed: "MORNING" });
+    // graphile-worker's scheduler runs the tick: the server's worker registered it.
+    const { rows } = await t.db.pool.query(
+      "select 1 from graphile_worker._private_known_crontabs where identifier = 'keel_cron_tick'",
+    );
+    expect(rows).toHaveLength(1);
   });
 });
