@@ -15,6 +15,7 @@ export const JOB = {
   compensate: "keel_compensate",
   pruneTrajectories: "keel_prune_trajectories",
   cronTick: "keel_cron_tick",
+  runWebhook: "keel_run_webhook",
 } as const;
 
 export type RunKind = "start" | "resume" | "retry";
@@ -121,4 +122,9 @@ export const quietLogger = new Logger(() => (level: string, message: string, met
  */
 export function schedulePrune(client: Queryable, at: Date): Promise<void> {
   return addJob(client, JOB.pruneTrajectories, {}, at, "prune-trajectories", "preserve_run_at");
+}
+
+/** Posts a finished run's outcome to its webhook (retried by graphile-worker when the receiver fails). */
+export function scheduleRunWebhook(client: Queryable, runId: string, status: string): Promise<void> {
+  return addJob(client, JOB.runWebhook, { run_id: runId, status }, null, `webhook:${runId}:${status}`);
 }

@@ -40,9 +40,10 @@ import { Runner, type RunOutcome } from "./runner.js";
 import type { GraphRegistry } from "./registry.js";
 import { driveRun } from "./runs/drive.js";
 import { RunEventWriter, serialise } from "./runs/events.js";
-import { currentRun, earlierRunActive, type RunRow } from "./runs/sql.js";
+import { currentRun, earlierRunActive, type RunRow, type RunStatus } from "./runs/sql.js";
 import { pruneExpiredThreads } from "./runs/store.js";
 import { fireDueCrons } from "./runs/crons.js";
+import { sendRunWebhook, webhookIfEnded } from "./runs/webhook.js";
 import { failureOf } from "../core/errors.js";
 import { FencedOutError } from "./task/rules.js";
 import { inTransaction, transition } from "./task/store.js";
@@ -123,6 +124,10 @@ export class TaskWorker {
       [JOB.compensate]: (payload) => worker.compensate((payload as { task_id: string }).task_id),
       [JOB.pruneTrajectories]: () => worker.prune(),
       // graphile-worker's scheduler fires it once a minute across all workers; it starts the crons due then.
+      [JOB.runWebhook]: async (payload) => {
+        const { run_id, status } = payload as { run_id: string; status: RunStatus };
+        await sendRunWebhook(db.pool, run_id, status);
+      },
       [JOB.cronTick]: async (payload) => {
         const at = (payload as { _cron?: { ts?: string } })._cron?.ts;
         const { fired, failed } = await fireDueCrons(db.pool, config, at ? new Date(at) : new Date());
@@ -367,6 +372,10 @@ export class TaskWorker {
       clearTimeout(deadline);
       this.active.delete(task_id);
       this.saver.tokens.delete(thread);
+      if (claim.run?.kwargs.webhook)
+        await bestEffort({ what: "run webhook", task_id }, () =>
+          webhookIfEnded(this.db.pool, claim.run!.run_id),
+        );
       this.options.onSettled?.(task_id);
     }
   }

@@ -21,11 +21,18 @@ import { visibleThread } from "./threads.js";
  */
 
 const CronCreate = RunCreate.extend({
-  schedule: z.string().min(9).max(200).describe('Five fields: minute hour day month weekday, e.g. "0 9 * * 1"'),
+  schedule: z
+    .string()
+    .min(9)
+    .max(200)
+    .describe('Five fields: minute hour day month weekday, e.g. "0 9 * * 1"'),
   timezone: z.string().max(64).optional().describe("IANA time zone the schedule is read in (default UTC)"),
   end_time: z.string().datetime({ offset: true }).optional().describe("No firing after this time"),
   enabled: z.boolean().optional(),
-  on_run_completed: z.enum(["delete", "keep"]).optional().describe("A stateless cron's thread after each run"),
+  on_run_completed: z
+    .enum(["delete", "keep"])
+    .optional()
+    .describe("A stateless cron's thread after each run"),
 }).openapi("CronCreate");
 
 const CronPatch = CronCreate.partial().omit({ assistant_id: true }).openapi("CronPatch");
@@ -61,7 +68,7 @@ const cronOf = (row: CronRow): Cron => ({
   timezone: row.timezone,
   created_at: new Date(row.created_at).toISOString(),
   updated_at: new Date(row.updated_at).toISOString(),
-  payload: row.payload as unknown as Record<string, unknown>,
+  payload: row.payload,
   user_id: row.owner,
   next_run_date: row.enabled
     ? (nextRunDate(row.schedule, row.timezone, new Date(), row.end_time)?.toISOString() ?? null)
@@ -182,7 +189,10 @@ export function cronRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: GraphR
       method: "patch",
       path: "/runs/crons/{cron_id}",
       summary: "Change a cron's schedule, run or switch it on or off",
-      request: { params: Params, body: { content: { "application/json": { schema: CronPatch } }, required: true } },
+      request: {
+        params: Params,
+        body: { content: { "application/json": { schema: CronPatch } }, required: true },
+      },
       responses: { 200: json(Cron, "The cron"), ...errors },
     }),
     async (c) => {
@@ -243,12 +253,12 @@ export function cronRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: GraphR
     and ($5::text is null or owner = $5)`;
   const filters = async (c: Context<Vars>, body: z.infer<typeof Search>) => [
     body.assistant_id
-      ? (await pool
+      ? ((await pool
           .query<{ assistant_id: string }>(
             "select assistant_id from assistants where assistant_id::text = $1 or graph_id = $1 limit 1",
             [body.assistant_id],
           )
-          .then((r) => r.rows[0]?.assistant_id)) ?? "00000000-0000-0000-0000-000000000000"
+          .then((r) => r.rows[0]?.assistant_id)) ?? "00000000-0000-0000-0000-000000000000")
       : null,
     body.thread_id ?? null,
     body.enabled ?? null,

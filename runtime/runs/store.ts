@@ -5,6 +5,7 @@ import { InputError, KeelError, NotFoundError } from "../../core/errors.js";
 import { DEFAULT_QUEUE } from "../queue.js";
 import { cancelTree } from "../task/cancel.js";
 import { inTransaction, insertRootTask, payloadHash } from "../task/store.js";
+import { webhookIfEnded } from "./webhook.js";
 import { ACTIVE_RUN, type MultitaskStrategy, type RunKwargs, type RunRow } from "./sql.js";
 
 /**
@@ -180,6 +181,7 @@ export async function cancelRuns(
       ]);
       const active = ["queued", "running", "waiting_for_approval"].includes(task.rows[0]?.status ?? "");
       if (active) await cancelTree(pool, run.task_id, `cancelled through the API (${action})`);
+      if (action === "interrupt") await webhookIfEnded(pool, run.run_id);
     }
     if (action === "rollback") await deleteRun(pool, run, true);
   }

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import http from "node:http";
 import path from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -243,18 +244,20 @@ describe("crons", () => {
       metadata: { team: "ops" },
     });
     expect(cron).toMatchObject({ thread_id: thread.thread_id, schedule: "*/5 * * * *", enabled: true });
-    const next = new Date(cron.next_run_date!);
+    const next = new Date(cron.next_run_date);
     expect(next.getUTCMinutes() % 5).toBe(0);
     expect(next.getTime()).toBeGreaterThan(Date.now());
     expect(await client.crons.count({ threadId: thread.thread_id })).toBe(1);
-    expect((await client.crons.search({ metadata: { team: "ops" } })).map((c) => c.cron_id)).toContain(cron.cron_id);
+    expect((await client.crons.search({ metadata: { team: "ops" } })).map((c) => c.cron_id)).toContain(
+      cron.cron_id,
+    );
     const paused = await client.crons.update(cron.cron_id, { enabled: false });
     expect(paused).toMatchObject({ enabled: false, next_run_date: null });
     await client.crons.delete(cron.cron_id);
     expect(await client.crons.count({ threadId: thread.thread_id })).toBe(0);
-    await expect(client.crons.create("echo", { schedule: "every minute", input: { text: "x" } })).rejects.toThrow(
-      /not a cron schedule.*five fields/,
-    );
+    await expect(
+      client.crons.create("echo", { schedule: "every minute", input: { text: "x" } }),
+    ).rejects.toThrow(/not a cron schedule.*five fields/);
     await expect(
       client.crons.create("echo", { schedule: "0 9 * * *", timezone: "Mars/Olympus", input: { text: "x" } }),
     ).rejects.toThrow(/not a time zone/);
@@ -282,5 +285,73 @@ describe("crons", () => {
       "select 1 from graphile_worker._private_known_crontabs where identifier = 'keel_cron_tick'",
     );
     expect(rows).toHaveLength(1);
+  });
+});
+
+describe("run options", () => {
+  it("posts a finished run's outcome to its webhook", async () => {
+    const received: { status?: string; values?: unknown; run_id?: string }[] = [];
+    const receiver = http.createServer((req, res) => {
+      let body = "";
+      req.on("data", (d: Buffer) => (body += d.toString()));
+      req.on("end", () => {
+        received.push(JSON.parse(body) as (typeof received)[number]);
+        res.end("ok");
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, "127.0.0.1", r));
+    try {
+      const { port } = receiver.address() as { port: number };
+      const thread = await client.threads.create();
+      const run = await client.runs.create(thread.thread_id, "echo", {
+        input: { text: "hook" },
+        webhook: `http://127.0.0.1:${port}/done`,
+      });
+      await client.runs.join(thread.thread_id, run.run_id);
+      const deadline = Date.now() + 20_000;
+      while (received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(received).toEqual([
+        expect.objectContaining({
+          run_id: run.run_id,
+          status: "success",
+          values: { text: "hook", echoed: "HOOK" },
+        }),
+      ]);
+    } finally {
+      receiver.close();
+    }
+  });
+
+  it("starts a run after a delay, creates its thread on request, and cancels it when its stream's client leaves", async () => {
+    const thread = await client.threads.create();
+    const later = await client.runs.create(thread.thread_id, "echo", {
+      input: { text: "later" },
+      afterSeconds: 2,
+    });
+    await new Promise((r) => setTimeout(r, 700));
+    expect((await client.runs.get(thread.thread_id, later.run_id)).status).toBe("pending");
+    expect(await client.runs.join(thread.thread_id, later.run_id)).toMatchObject({ echoed: "LATER" });
+
+    const fresh = "0190bbbb-0000-7000-8000-000000000001";
+    await expect(client.runs.wait(fresh, "echo", { input: { text: "x" } })).rejects.toThrow(/404/);
+    expect(
+      await client.runs.wait(fresh, "echo", { input: { text: "x" }, ifNotExists: "create" }),
+    ).toMatchObject({
+      echoed: "X",
+    });
+
+    const leaving = await client.threads.create();
+    const controller = new AbortController();
+    const stream = client.runs.stream(leaving.thread_id, "slow", {
+      input: { label: "left", ms: 20_000 },
+      onDisconnect: "cancel",
+      signal: controller.signal,
+    });
+    for await (const chunk of stream) {
+      if (chunk.event === "metadata") break; // the client leaves once the run has started
+    }
+    controller.abort();
+    const [run] = await client.runs.list(leaving.thread_id);
+    await waitForStatus(leaving.thread_id, run!.run_id, "interrupted");
   });
 });

@@ -303,7 +303,9 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
   it("never answers 500 and stores nothing half-written (1,000 cases, in process)", async () => {
     await prepareQueue(t.db.pool);
     // As keel serve sets up an API-only node: LangGraph's checkpoint tables, read through a saver of its own.
-    const graphs = GraphRegistry.open("langgraph.json").attach({ checkpointer: await createCheckpointer(t.db) });
+    const graphs = GraphRegistry.open("langgraph.json").attach({
+      checkpointer: await createCheckpointer(t.db),
+    });
     await ensureGraphAssistants(t.db.pool, graphs);
     const store = new PostgresStore({
       connectionOptions: { connectionString: t.url, max: 2 },
