@@ -9,7 +9,7 @@ import { TaskWorker } from "../runtime/worker.js";
 import { activeKeyCount } from "../server/access.js";
 import { createApp } from "../server/app.js";
 import { ensureGraphAssistants } from "../server/assistants.js";
-import { GraphRegistry } from "../runtime/registry.js";
+import { GraphRegistry, registerGraphLogger } from "../runtime/registry.js";
 import { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { withMigrationLock } from "../checkpoints/migrations/index.js";
 import { withDatabase } from "./common.js";
@@ -45,7 +45,8 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
     }
     const policy = loadPolicy(config.policyFile, POLICY_CATALOG);
     const graphs = GraphRegistry.open(opts.config);
-    await ensureGraphAssistants(db.pool, graphs);
+    registerGraphLogger(createLogger(config.observability, { level: "info" }).child({ name: "graph" }));
+    await ensureGraphAssistants(db.pool, graphs, config.server.graphDefaults);
     // LangGraph's store, in a schema of its own; its tables are made under Keel's migration lock.
     const store = new PostgresStore({
       connectionOptions: { connectionString: db.url, max: 4 },

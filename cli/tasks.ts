@@ -10,7 +10,7 @@ import type { TaskStatus } from "../runtime/task/rules.js";
 import { getTask, listTasks } from "../runtime/task/store.js";
 import { submitRequest } from "../runtime/submit.js";
 import { DEFAULT_QUEUE } from "../runtime/queue.js";
-import { GraphRegistry } from "../runtime/registry.js";
+import { GraphRegistry, registerGraphLogger } from "../runtime/registry.js";
 import { TaskWorker } from "../runtime/worker.js";
 import { loadPolicy } from "../policy/file.js";
 import { printJson, reportError, withDatabase } from "./common.js";
@@ -63,6 +63,8 @@ export function workerCommand(
   // The graphs the Agent Server API's runs use: the langgraph.json named, or the one here if there is one.
   const file = opts.config ?? (fs.existsSync("langgraph.json") ? "langgraph.json" : undefined);
   const graphs = file ? GraphRegistry.open(file) : undefined;
+  if (graphs)
+    registerGraphLogger(createLogger(config.observability, { level: "info" }).child({ name: "graph" }));
   return withDatabase(config, false, async (db) => {
     const worker = await TaskWorker.start(db, config, {
       concurrency: opts.concurrency,

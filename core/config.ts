@@ -118,6 +118,16 @@ export const KeelConfig = z.object({
       corsOrigins: z
         .array(z.string())
         .describe("KEEL_CORS_ORIGINS: browser origins allowed to call the API (comma-separated)"),
+      graphDefaults: z
+        .record(z.string(), z.record(z.string(), z.unknown()))
+        .describe(
+          "LANGGRAPH_CONFIG: per graph, the configuration (and `context`) its own assistant starts with, as LangGraph's servers read it",
+        ),
+      testEndpoints: z
+        .boolean()
+        .describe(
+          "KEEL_TEST_ENDPOINTS=1: offer POST /internal/truncate, which empties the API's tables (conformance suites only)",
+        ),
     })
     .describe("keel serve"),
   observability: z
@@ -175,6 +185,25 @@ function intFrom(env: Env, name: string, fallback: number): number {
 }
 
 /** A comma-separated list of browser origins (scheme, host and port, no path), e.g. https://inbox.example. */
+function graphDefaultsFrom(env: Env): Record<string, Record<string, unknown>> {
+  const raw = env.LANGGRAPH_CONFIG;
+  if (!raw) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (error) {
+    throw new InputError(
+      `LANGGRAPH_CONFIG is not JSON (${(error as Error).message}); give {"<graph>": {"configurable": {…}}}.`,
+    );
+  }
+  const valid = z.record(z.string(), z.record(z.string(), z.unknown())).safeParse(parsed);
+  if (!valid.success)
+    throw new InputError(
+      'LANGGRAPH_CONFIG must map each graph id to an object: {"<graph>": {"configurable": {…}}}.',
+    );
+  return valid.data;
+}
+
 function originsFrom(env: Env, name: string): string[] {
   const raw = env[name] ?? "";
   const origins = raw
@@ -333,6 +362,8 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       rateLimitPerMinute: env.KEEL_RATE_LIMIT === "0" ? 0 : intFrom(env, "KEEL_RATE_LIMIT", 600),
       requestTimeoutMs: intFrom(env, "KEEL_REQUEST_TIMEOUT_MS", 30_000),
       corsOrigins: originsFrom(env, "KEEL_CORS_ORIGINS"),
+      graphDefaults: graphDefaultsFrom(env),
+      testEndpoints: env.KEEL_TEST_ENDPOINTS === "1",
     },
     observability: observabilityFrom(env, cwd),
   });

@@ -15,6 +15,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const TOKEN = /^\d{1,19}$/;
 /** Raised by keel_hold_fence (migration 8) when the task is no longer held with the token. */
 const FENCED_SQLSTATE = "KF001";
+/** Configuration keys that say where a checkpoint is, not what wrote it: never copied into its metadata. */
+const CHECKPOINT_KEYS = new Set(["checkpoint_id", "checkpoint_ns", "checkpoint_map", "thread_ts"]);
 
 /**
  * The statement that opens a fenced write transaction. It is sent with BEGIN as one simple query, so fencing
@@ -91,8 +93,23 @@ export class FencedSaver extends PostgresSaver {
     }
   }
 
+  /**
+   * Writes a checkpoint with the run's metadata and configuration in its metadata (as LangGraph's servers do), so
+   * history can be filtered by a run's metadata and a checkpoint names the run that wrote it.
+   */
   override put(...args: Parameters<PostgresSaver["put"]>): Promise<RunnableConfig> {
-    return this.fenced(args[0], () => super.put(...args));
+    const [config, checkpoint, metadata, versions] = args;
+    const carried = Object.fromEntries(
+      Object.entries(config.configurable ?? {}).filter(
+        ([key, value]) =>
+          !key.startsWith("__") &&
+          !key.startsWith("keel_") &&
+          !CHECKPOINT_KEYS.has(key) &&
+          typeof value !== "object",
+      ),
+    );
+    const merged = { ...carried, ...config.metadata, ...metadata } as typeof metadata;
+    return this.fenced(config, () => super.put(config, checkpoint, merged, versions));
   }
 
   override putWrites(...args: Parameters<PostgresSaver["putWrites"]>): Promise<void> {

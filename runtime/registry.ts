@@ -20,6 +20,15 @@ export type ServedGraph = Pregel<any, any>;
  */
 const GRAPH_NAMESPACE = "6ba7b821-9dad-11d1-80b4-00c04fd430c8";
 
+/**
+ * Gives the graphs of this process the logger LangGraph's SDK hands out (`getLogger()` from
+ * `@langchain/langgraph-sdk/logging`), as LangGraph's own servers register one: a user's graph that logs through
+ * it logs into Keel's structured log instead of failing.
+ */
+export function registerGraphLogger(logger: object): void {
+  (globalThis as Record<symbol, unknown>)[Symbol.for("langgraph.api.sdk-logger")] ??= logger;
+}
+
 /** The id of the assistant keel serve makes for a graph when it starts. */
 export const assistantIdOf = (graphId: string): string => uuidv5(graphId, GRAPH_NAMESPACE);
 
@@ -114,7 +123,8 @@ export class GraphRegistry {
     const [file, name = "default"] = this.specs[graphId]!.split(":");
     const source = path.resolve(path.dirname(this.file), file!);
     const module = (await import(pathToFileURL(source).href)) as Record<string, unknown>;
-    let value: unknown = module[name];
+    // An export may be a promise of a graph (a graph compiled after some set-up), as LangGraph's loader allows.
+    let value: unknown = await module[name];
     if (typeof value === "function" && !isGraph(value) && !isBuilder(value))
       value = await (value as (config: object) => unknown)({});
     if (isBuilder(value)) value = value.compile();

@@ -38,7 +38,7 @@ import {
 } from "./queue.js";
 import { Runner, type RunOutcome } from "./runner.js";
 import type { GraphRegistry } from "./registry.js";
-import { driveRun } from "./runs/drive.js";
+import { driveRun, GraphRunError } from "./runs/drive.js";
 import { RunEventWriter, serialise } from "./runs/events.js";
 import { currentRun, earlierRunActive, type RunRow, type RunStatus } from "./runs/sql.js";
 import { pruneExpiredThreads } from "./runs/store.js";
@@ -438,10 +438,16 @@ export class TaskWorker {
     });
     const before = async (client: import("pg").PoolClient) => {
       await client.query(
-        `update threads set "values" = $2::jsonb, interrupts = $3::jsonb, updated_at = now(),
+        `update threads set "values" = $2::jsonb, interrupts = $3::jsonb, pending_nodes = $5, updated_at = now(),
             expires_at = case when $4 then now() + interval '10 minutes' else expires_at end
           where thread_id = $1`,
-        [run.thread_id, serialise(result.values ?? null), serialise(result.interrupts), run.kwargs.temporary],
+        [
+          run.thread_id,
+          serialise(result.values ?? null),
+          serialise(result.interrupts),
+          run.kwargs.temporary,
+          result.next,
+        ],
       );
     };
     return { outcome: result.outcome, before };
@@ -453,7 +459,10 @@ export class TaskWorker {
     if (cause instanceof FencedOutError || cause instanceof WorkerStoppingError) return;
     const failure = failureOf(cause);
     if (failure.retryable && claim.task.attempts < claim.task.max_attempts) return;
-    writer.publish("error", { error: failure.reason, message: failure.message });
+    // Named as LangGraph's servers name it: the error's own name (a graph's error keeps the name it raised).
+    const name =
+      cause instanceof GraphRunError ? cause.errorName : cause instanceof Error ? cause.name : failure.reason;
+    writer.publish("error", { error: name, message: failure.message });
     await writer.flush().catch(() => undefined);
   }
 

@@ -28,6 +28,7 @@ import { storeRoutes } from "./store.js";
 import { threadRoutes } from "./threads.js";
 import { runRoutes } from "./runs.js";
 import { cronRoutes } from "./crons.js";
+import { internalRoutes } from "./internal.js";
 import { stateRoutes } from "./state.js";
 import type { RunStreams } from "../runtime/runs/events.js";
 import type { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
@@ -731,6 +732,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
   threadRoutes(app, deps.pool);
   if (deps.graphs) stateRoutes(app, deps.pool, deps.graphs);
   if (deps.graphs) cronRoutes(app, deps.pool, deps.graphs);
+  if (deps.config.server.testEndpoints) internalRoutes(app, deps.pool, deps.store);
   if (deps.graphs && deps.streams)
     runRoutes(app, {
       pool: deps.pool,

@@ -48,19 +48,25 @@ const assistantOf = (row: AssistantRow): Assistant => ({
 });
 
 /** Makes the assistant of each graph that has none yet; an existing one (and its versions) is left as it is. */
-export async function ensureGraphAssistants(db: pg.Pool, registry: GraphRegistry): Promise<void> {
+export async function ensureGraphAssistants(
+  db: pg.Pool,
+  registry: GraphRegistry,
+  defaults: Record<string, Record<string, unknown>> = {},
+): Promise<void> {
   for (const graphId of registry.ids()) {
+    // LANGGRAPH_CONFIG gives a graph's own assistant its configuration and context when it is made.
+    const { context = {}, ...config } = defaults[graphId] ?? {};
     await inTransaction(db, async (client) => {
       const { rowCount } = await client.query(
-        `insert into assistants (assistant_id, graph_id, name, metadata) values ($1, $2, $2, '{"created_by": "system"}')
-         on conflict do nothing`,
-        [assistantIdOf(graphId), graphId],
+        `insert into assistants (assistant_id, graph_id, name, config, context, metadata)
+         values ($1, $2, $2, $3, $4, '{"created_by": "system"}') on conflict do nothing`,
+        [assistantIdOf(graphId), graphId, config, context],
       );
       if (rowCount)
         await client.query(
-          `insert into assistant_versions (assistant_id, version, graph_id, name, metadata)
-           values ($1, 1, $2, $2, '{"created_by": "system"}')`,
-          [assistantIdOf(graphId), graphId],
+          `insert into assistant_versions (assistant_id, version, graph_id, name, config, context, metadata)
+           values ($1, 1, $2, $2, $3, $4, '{"created_by": "system"}')`,
+          [assistantIdOf(graphId), graphId, config, context],
         );
     });
   }
@@ -138,7 +144,7 @@ export async function findAssistant(
     : { rows: [] };
   if (!rows[0])
     throw new NotFoundError(
-      `There is no assistant "${idOrGraph}": name one by its uuid or by a graph's id (${registry.ids().join(", ")}).`,
+      `No assistant found for "${idOrGraph}": name one by its uuid or by a graph's id (${registry.ids().join(", ")}).`,
     );
   return rows[0];
 }

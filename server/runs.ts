@@ -122,17 +122,22 @@ export async function prepareRun(
   threadId: string | undefined,
   body: RunCreate,
 ): Promise<NewRun> {
-  if (body.checkpoint_id || body.checkpoint)
-    throw new InputError(
-      "Running from an earlier checkpoint is not offered yet; copy the thread (POST /threads/{id}/copy) or update its state, then run it.",
-    );
   const assistant = await findAssistant(pool, graphs, body.assistant_id);
   const modes = body.stream_mode === undefined ? ["values" as const] : [body.stream_mode].flat();
   const given = (assistant.config as { configurable?: Record<string, unknown> }).configurable ?? {};
   const kwargs = RunKwargs.parse({
     input: body.input ?? undefined,
     command: body.command ?? undefined,
-    config: { ...body.config, configurable: { ...given, ...body.config?.configurable } },
+    config: {
+      ...body.config,
+      configurable: {
+        ...given,
+        ...body.config?.configurable,
+        // A run from an earlier checkpoint forks the thread there.
+        ...(body.checkpoint ?? {}),
+        ...(body.checkpoint_id ? { checkpoint_id: body.checkpoint_id } : {}),
+      },
+    },
     context: { ...assistant.context, ...body.context },
     stream_mode: modes.length ? modes : ["values"],
     subgraphs: body.stream_subgraphs ?? false,

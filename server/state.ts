@@ -327,8 +327,8 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
       const id = uuidv7();
       const row = await inTransaction(pool, async (client) => {
         const { rows } = await client.query(
-          `insert into threads (thread_id, owner, metadata, status, config, "values", interrupts)
-           values ($1, $2, $3, case when $4 = 'busy' then 'idle' else $4 end, $5, $6, $7) returning *`,
+          `insert into threads (thread_id, owner, metadata, status, config, "values", interrupts, pending_nodes)
+           values ($1, $2, $3, case when $4 = 'busy' then 'idle' else $4 end, $5, $6, $7, $8) returning *`,
           [
             id,
             caller.identity,
@@ -337,6 +337,7 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
             from.config,
             JSON.stringify(from.values ?? null),
             from.interrupts,
+            from.pending_nodes,
           ],
         );
         await client.query(
@@ -358,7 +359,7 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
         );
         return rows[0] as Record<string, unknown> & { created_at: Date; updated_at: Date };
       });
-      const { owner: _owner, expires_at: _expires, ...thread } = row;
+      const { owner: _owner, expires_at: _expires, pending_nodes: _next, ...thread } = row;
       return c.json(
         {
           ...thread,

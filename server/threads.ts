@@ -40,9 +40,16 @@ interface ThreadRow {
   updated_at: Date;
   /** A stateless run's thread is removed at this time. */
   expires_at: Date | null;
+  /** The nodes its state would run next. */
+  pending_nodes: string[];
 }
 
-const threadOf = ({ owner: _owner, expires_at: _expires, ...row }: ThreadRow): Thread => ({
+const threadOf = ({
+  owner: _owner,
+  expires_at: _expires,
+  pending_nodes: _next,
+  ...row
+}: ThreadRow): Thread => ({
   ...row,
   created_at: new Date(row.created_at).toISOString(),
   updated_at: new Date(row.updated_at).toISOString(),

@@ -48,6 +48,9 @@ export const RUNS_MIGRATIONS: Migration[] = [
       create trigger run_events_notify after insert on run_events for each row execute function keel_notify_run_event();
       -- A thread removed at a set time: a stateless run's thread, once its run has finished.
       alter table threads add column expires_at timestamptz;
+      -- The nodes the thread's state would run next: a thread stopped before a node (interrupt_before) is
+      -- interrupted even with no interrupt() pending.
+      alter table threads add column pending_nodes text[] not null default '{}';
       create index threads_expiry on threads (expires_at) where expires_at is not null;
       create function keel_run_follows_task() returns trigger language plpgsql as $$
         declare
@@ -70,7 +73,7 @@ export const RUNS_MIGRATIONS: Migration[] = [
               when exists (select 1 from runs r where r.thread_id = t.thread_id and r.status in ('pending', 'running'))
                 then 'busy'
               when next_status in ('error', 'timeout') then 'error'
-              when t.interrupts <> '{}'::jsonb then 'interrupted'
+              when t.interrupts <> '{}'::jsonb or cardinality(t.pending_nodes) > 0 then 'interrupted'
               else 'idle' end
             where t.thread_id = current_thread;
           perform pg_notify('keel_run_events', current_run::text);

@@ -2,6 +2,7 @@ import { AsyncLocalStorageProviderSingleton } from "@langchain/core/singletons";
 import { Command, Send } from "@langchain/langgraph";
 import type pg from "pg";
 import type { AgentResult, Plan } from "../../agents/contracts.js";
+import { isKeelError, KeelError } from "../../core/errors.js";
 import { ApprovalRequest } from "../../graphs/approval.js";
 import { keelConfigurable } from "../../graphs/run-context.js";
 import type { GraphRegistry, ServedGraph } from "../registry.js";
@@ -33,17 +34,45 @@ export interface RunDriveResult {
   values: unknown;
   /** Pending interrupts by task id, as the thread shows them. */
   interrupts: Record<string, unknown[]>;
+  /** The nodes the state would run next (none when the run finished). */
+  next: string[];
 }
 
 const LIB_MODE: Record<StreamMode, string> = {
   values: "values",
   updates: "updates",
+  // Whole messages as they grow are built from LangGraph's message chunks (and the values, for complete ones).
+  messages: "messages",
   "messages-tuple": "messages",
   custom: "custom",
   debug: "debug",
   tasks: "tasks",
   checkpoints: "checkpoints",
 };
+
+/**
+ * An error a graph's own code raised (a node threw, the recursion limit was reached): the run fails with it, named
+ * as it named itself, and is not retried — a user's nodes may not be safe to run twice, and the same input fails
+ * the same way. Keel's own errors, the database's and the network's keep their meaning (and their retries).
+ */
+export class GraphRunError extends KeelError {
+  constructor(
+    readonly errorName: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super("internal", "user", message, { ...options, retryable: false });
+  }
+}
+
+function asRunFailure(error: unknown): unknown {
+  if (isKeelError(error) || !(error instanceof Error)) return error;
+  const code = (error as { code?: unknown }).code;
+  // A SQLSTATE (database) or a system error code (ECONNRESET…): the environment, which another try may fix.
+  if (typeof code === "string" && (/^[0-9A-Z]{5}$/.test(code) || code.startsWith("E"))) return error;
+  if (error.name === "AbortError") return error;
+  return new GraphRunError(error.name, error.message, { cause: error });
+}
 
 /** LangGraph's Command from the API's form (`goto` as names or `{node, input}` sends). */
 export function commandOf(command: RunCommand): Command {
@@ -54,6 +83,37 @@ export function commandOf(command: RunCommand): Command {
     update: command.update,
     goto: goto?.map((g) => (typeof g === "string" ? g : new Send(g.node, g.input))),
   });
+}
+
+type Chunk = { id?: string; concat?: (other: Chunk) => Chunk };
+
+/**
+ * The `messages` stream mode of LangGraph's servers: `messages/metadata` when a message starts, `messages/partial`
+ * with the whole message so far at each chunk, `messages/complete` once a message is in the state.
+ */
+class MessageStream {
+  private readonly partial = new Map<string, Chunk>();
+  private readonly complete = new Set<string>();
+
+  take(mode: string, payload: unknown): [string, unknown][] {
+    if (mode === "messages") {
+      const [chunk, metadata] = payload as [Chunk, unknown];
+      if (!chunk?.id) return [];
+      const out: [string, unknown][] = [];
+      const sofar = this.partial.get(chunk.id);
+      if (!sofar) out.push(["messages/metadata", { [chunk.id]: { metadata } }]);
+      const whole = sofar?.concat ? sofar.concat(chunk) : chunk;
+      this.partial.set(chunk.id, whole);
+      out.push(["messages/partial", [whole]]);
+      return out;
+    }
+    const list = (payload as { messages?: unknown } | null)?.messages;
+    const fresh = (Array.isArray(list) ? (list as Chunk[]) : []).filter(
+      (m) => m?.id && !this.complete.has(m.id),
+    );
+    for (const m of fresh) this.complete.add(m.id!);
+    return fresh.length ? [["messages/complete", fresh]] : [];
+  }
 }
 
 /** Drops LangGraph's internal keys (`__pregel_…`) from a config shown in a stream. */
@@ -86,7 +146,7 @@ function cleanChunk(mode: string, chunk: unknown): unknown {
 }
 
 /** The configuration a run's graph gets: the caller's (without Keel's own keys), the thread, and the fence. */
-function runConfig(run: RunRow, options: RunDriveOptions) {
+function runConfig(run: RunRow, options: RunDriveOptions): { configurable: Record<string, unknown> } {
   const given = run.kwargs.config?.configurable ?? {};
   // A caller cannot set Keel's own keys (a fencing token, say): they are the runtime's.
   const theirs = Object.fromEntries(Object.entries(given).filter(([k]) => !k.startsWith("keel_")));
@@ -118,7 +178,7 @@ async function inputFor(
   options: RunDriveOptions,
 ): Promise<unknown> {
   const state = await graph.getState({ configurable: { thread_id: run.thread_id } });
-  const waiting = keelApprovals(state);
+  const waiting = run.kwargs.config?.configurable?.checkpoint_id ? [] : keelApprovals(state);
   if (waiting.length > 0) {
     const decisions = await options.decisions(waiting.map((p) => p.interrupt_id));
     return decisions === undefined ? WAIT : new Command({ resume: decisions });
@@ -144,32 +204,48 @@ export async function driveRun(
   const graph = await registry.get(run.graph_id);
   const { kwargs } = run;
   const modes = new Set(kwargs.stream_mode.map((m) => LIB_MODE[m]));
+  if (kwargs.stream_mode.includes("messages")) modes.add("values");
+  const asked = new Set<string>(kwargs.stream_mode);
+  const messages = new MessageStream();
   const config = runConfig(run, options);
   options.events.publish("metadata", { run_id: run.run_id, attempt: options.attempt });
   const input = await inputFor(pool, graph, run, options);
   if (input === WAIT) return resultOf(graph, run);
+  if (input === null) {
+    // Continuing from the thread's head: a checkpoint the run was asked to start from is behind it now.
+    for (const key of ["checkpoint_id", "checkpoint_ns", "checkpoint_map"]) delete config.configurable[key];
+  }
   // As every Keel drive: a root run, whatever async context the job started in (see Runner.drive).
-  await AsyncLocalStorageProviderSingleton.getInstance().run(undefined, async () => {
-    const stream = await graph.stream(input, {
-      ...config,
-      context: kwargs.context as Record<string, unknown> | undefined,
-      tags: kwargs.config?.tags,
-      metadata: { run_id: run.run_id, thread_id: run.thread_id, graph_id: run.graph_id },
-      recursionLimit: kwargs.config?.recursion_limit ?? 200,
-      interruptBefore: kwargs.interrupt_before as never,
-      interruptAfter: kwargs.interrupt_after as never,
-      streamMode: [...modes] as never,
-      subgraphs: true,
-      signal: options.signal,
-      durability: "sync",
+  await AsyncLocalStorageProviderSingleton.getInstance()
+    .run(undefined, async () => {
+      const stream = await graph.stream(input, {
+        ...config,
+        context: kwargs.context as Record<string, unknown> | undefined,
+        tags: kwargs.config?.tags,
+        metadata: { ...run.metadata, run_id: run.run_id, thread_id: run.thread_id, graph_id: run.graph_id },
+        recursionLimit: kwargs.config?.recursion_limit ?? 200,
+        interruptBefore: kwargs.interrupt_before as never,
+        interruptAfter: kwargs.interrupt_after as never,
+        streamMode: [...modes] as never,
+        subgraphs: true,
+        signal: options.signal,
+        durability: "sync",
+      });
+      for await (const chunk of stream as AsyncIterable<[string[], string, unknown]>) {
+        const [ns, mode, payload] = chunk;
+        if (ns.length > 0 && !kwargs.subgraphs) continue;
+        const suffix = ns.length > 0 ? `|${ns.join("|")}` : "";
+        if (asked.has("messages") && (mode === "messages" || mode === "values"))
+          for (const [event, data] of messages.take(mode, payload))
+            options.events.publish(event + suffix, data);
+        if (mode === "messages" && !asked.has("messages-tuple")) continue;
+        if (mode === "values" && !asked.has("values")) continue;
+        options.events.publish(mode + suffix, cleanChunk(mode, payload));
+      }
+    })
+    .catch((error: unknown) => {
+      throw asRunFailure(error);
     });
-    for await (const chunk of stream as AsyncIterable<[string[], string, unknown]>) {
-      const [ns, mode, payload] = chunk;
-      if (ns.length > 0 && !kwargs.subgraphs) continue;
-      const name = ns.length > 0 ? `${mode}|${ns.join("|")}` : mode;
-      options.events.publish(name, cleanChunk(mode, payload));
-    }
-  });
   await options.events.flush();
   return resultOf(graph, run);
 }
@@ -227,6 +303,7 @@ async function resultOf(graph: ServedGraph, run: RunRow): Promise<RunDriveResult
   return {
     values: snapshot.values,
     interrupts,
+    next: [...snapshot.next],
     outcome: {
       thread_id: run.thread_id,
       status: pending.length > 0 ? "waiting_for_approval" : "done",

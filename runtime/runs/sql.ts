@@ -11,9 +11,21 @@ export type RunStatus = (typeof RUN_STATUSES)[number];
 export const ACTIVE_RUN: readonly RunStatus[] = ["pending", "running"];
 
 /** The stream modes a run offers, as the SDK names them. */
+const MODES = [
+  "values",
+  "updates",
+  "messages",
+  "messages-tuple",
+  "custom",
+  "debug",
+  "tasks",
+  "checkpoints",
+] as const;
 export const StreamMode = z
-  .enum(["values", "updates", "messages-tuple", "custom", "debug", "tasks", "checkpoints"])
-  .describe("What the run streams: values, updates, messages-tuple, custom, debug, tasks or checkpoints");
+  .enum(MODES, {
+    error: `a stream mode is one of ${MODES.join(", ")} (LangChain's callback "events" are not offered)`,
+  })
+  .describe(`What the run streams: ${MODES.join(", ")}`);
 export type StreamMode = z.infer<typeof StreamMode>;
 
 export const MultitaskStrategy = z

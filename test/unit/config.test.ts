@@ -13,7 +13,12 @@ describe("configuration from the environment", () => {
     expect(config.webhookUrl).toBeUndefined();
     expect(config.runtime.purgeAfterDays).toBeUndefined(); // finished requests are kept unless asked
     expect(loadConfig({ KEEL_PURGE_AFTER_DAYS: "90" }).runtime.purgeAfterDays).toBe(90);
-    expect(config.server).toEqual({ rateLimitPerMinute: 600, requestTimeoutMs: 30_000, corsOrigins: [] });
+    expect(config.server).toEqual({
+      rateLimitPerMinute: 600,
+      requestTimeoutMs: 30_000,
+      corsOrigins: [],
+      testEndpoints: false,
+    });
     expect(loadConfig({ KEEL_RATE_LIMIT: "0" }).server.rateLimitPerMinute).toBe(0);
     expect(
       loadConfig({ KEEL_CORS_ORIGINS: "https://inbox.example, http://localhost:3000/" }).server.corsOrigins,
