@@ -60,6 +60,7 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
           queues: [DEFAULT_QUEUE],
           logger: createLogger(config.observability, { level: "info" }),
           graphs,
+          crons: true,
         })
       : undefined;
     // An API-only node reads threads' state through a checkpointer of its own (the worker's is fenced).

@@ -70,6 +70,7 @@ export function workerCommand(
       concurrency: opts.concurrency,
       queues,
       graphs,
+      crons: true,
       onSettled: (id) => console.log(`keel worker: task ${id} settled`),
       logger: createLogger(config.observability, { level: "info" }),
     });

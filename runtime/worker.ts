@@ -74,6 +74,11 @@ export interface WorkerOptions {
    * a graph this worker does not have fails with a configuration error that names it.
    */
   graphs?: GraphRegistry;
+  /**
+   * Whether this worker takes part in firing the Agent Server API's crons (graphile-worker's minute tick): the
+   * long-lived workers of `keel worker` and `keel serve` do; the short-lived ones of `keel run` and the like do not.
+   */
+  crons?: boolean;
 }
 
 /**
@@ -143,9 +148,16 @@ export class TaskWorker {
       noHandleSignals: true,
       pollInterval: 500,
       logger: quietLogger,
-      parsedCronItems: parseCronItems([
-        { task: JOB.cronTick, match: "* * * * *", identifier: JOB.cronTick, options: { backfillPeriod: 0 } },
-      ]),
+      parsedCronItems: options.crons
+        ? parseCronItems([
+            {
+              task: JOB.cronTick,
+              match: "* * * * *",
+              identifier: JOB.cronTick,
+              options: { backfillPeriod: 0 },
+            },
+          ])
+        : [],
     });
     return worker;
   }

@@ -17,12 +17,21 @@ const root = path.resolve(import.meta.dirname, "..");
 const args = process.argv.slice(2);
 const json = args.includes("--json");
 const verbose = args.includes("--verbose");
+// --against langgraph-dev runs the same suite, the same way, against LangGraph's own JS server (the baseline).
+const againstAt = args.indexOf("--against");
+const against = againstAt >= 0 ? args[againstAt + 1] : "keel";
+if (against !== "keel" && against !== "langgraph-dev") {
+  console.error(`--against takes keel or langgraph-dev, not ${against}`);
+  process.exit(2);
+}
 const filterAt = args.indexOf("--filter");
 const filter = filterAt >= 0 ? args[filterAt + 1] : undefined;
-const checkout = args.find((a, i) => !a.startsWith("--") && args[i - 1] !== "--filter");
+const checkout = args.find(
+  (a, i) => !a.startsWith("--") && args[i - 1] !== "--filter" && args[i - 1] !== "--against",
+);
 if (!checkout) {
   console.error(
-    "usage: npm run conformance -- <path to a langgraphjs checkout> [--json] [--verbose] [--filter <pattern>]",
+    "usage: npm run conformance -- <path to a langgraphjs checkout> [--against keel|langgraph-dev] [--json] [--verbose] [--filter <pattern>]",
   );
   process.exit(2);
 }
@@ -126,14 +135,19 @@ let serverOutput = "";
 server.stdout.on("data", (d: Buffer) => (serverOutput += d.toString()));
 server.stderr.on("data", (d: Buffer) => (serverOutput += d.toString()));
 const deadline = Date.now() + 120_000;
-while (!serverOutput.includes("listening on")) {
+while (
+  !(await fetch(`${url}/ok`).then(
+    (r) => r.ok,
+    () => false,
+  ))
+) {
   if (server.exitCode !== null || Date.now() > deadline) {
-    console.error(`keel serve did not start:\n${serverOutput}`);
+    console.error(`${against} did not start:\n${serverOutput}`);
     process.exit(1);
   }
   await new Promise((r) => setTimeout(r, 100));
 }
-log(`conformance: keel serve on ${url}; running the suite`);
+log(`conformance: ${against} on ${url}; running the suite`);
 
 const results = path.join(work, "results.json");
 const vitest = spawn(
@@ -150,8 +164,8 @@ const vitest = spawn(
   { cwd: work, stdio: json ? "ignore" : ["ignore", "ignore", "inherit"], env: { ...process.env, CI: "" } },
 );
 await new Promise((resolve) => vitest.once("exit", resolve));
-server.kill("SIGTERM");
-await new Promise((resolve) => server.once("exit", resolve));
+process.kill(-server.pid!, "SIGTERM");
+await new Promise((resolve) => (server.exitCode !== null ? resolve(null) : server.once("exit", resolve)));
 
 interface Assertion {
   fullName: string;

@@ -92,7 +92,8 @@ export class RunEventWriter {
 
 /**
  * One LISTEN connection per process for every stream it serves: a waiter is woken when its run has a new event or
- * a new status, and polls at least once a second anyway, so a missed notification costs a second, not a stream.
+ * a new status, and looks again every 10 s anyway (every second while the listener is down), so a missed
+ * notification delays a stream, never ends it.
  */
 export class RunStreams {
   private listener?: pg.PoolClient;
@@ -168,7 +169,8 @@ export class RunStreams {
       }
       if (got > 0) continue;
       if (!ACTIVE_RUN.includes(rows[0]!.status)) return;
-      await this.wait(runId, 1000, signal);
+      // Woken by the run's notifications; the timeout only covers one that was missed (or no listener at all).
+      await this.wait(runId, this.listener ? 10_000 : 1000, signal);
     }
   }
 }

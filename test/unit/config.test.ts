@@ -17,6 +17,7 @@ describe("configuration from the environment", () => {
       rateLimitPerMinute: 600,
       requestTimeoutMs: 30_000,
       corsOrigins: [],
+      graphDefaults: {},
       testEndpoints: false,
     });
     expect(loadConfig({ KEEL_RATE_LIMIT: "0" }).server.rateLimitPerMinute).toBe(0);
