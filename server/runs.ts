@@ -3,7 +3,6 @@ import type { Context } from "hono";
 import { stream as rawStream, streamSSE } from "hono/streaming";
 import type pg from "pg";
 import type { KeelConfig } from "../core/config.js";
-import { InputError } from "../core/errors.js";
 import type { Policy } from "../policy/file.js";
 import type { GraphRegistry } from "../runtime/registry.js";
 import type { RunEvent, RunStreams } from "../runtime/runs/events.js";
