@@ -108,29 +108,31 @@ fs.writeFileSync(
 const graphsConfig = JSON.parse(fs.readFileSync(path.join(tests, "graphs/langgraph.json"), "utf8")) as {
   env?: Record<string, string>;
 };
-const server = spawn(
-  process.execPath,
-  [
-    path.join(root, "bin/keel.js"),
-    "serve",
-    "--port",
-    String(port),
-    "--config",
-    path.join(tests, "graphs/langgraph.json"),
-  ],
-  {
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "",
-      ...graphsConfig.env,
-      KEEL_DATA_DIR: path.join(work, "keel"),
-      KEEL_TEST_ENDPOINTS: "1",
-      KEEL_RATE_LIMIT: "0",
-      ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
-    },
-    stdio: ["ignore", "pipe", "pipe"],
+const fixtures = path.join(tests, "graphs/langgraph.json");
+const [command, commandArgs] =
+  against === "keel"
+    ? [
+        process.execPath,
+        [path.join(root, "bin/keel.js"), "serve", "--port", String(port), "--config", fixtures],
+      ]
+    : [
+        path.join(root, "node_modules/.bin/langgraphjs"),
+        ["dev", "--port", String(port), "--host", "127.0.0.1", "--no-browser", "--config", fixtures],
+      ];
+const server = spawn(command, commandArgs, {
+  detached: true,
+  env: {
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "",
+    LANGGRAPH_CLI_NO_ANALYTICS: "1",
+    ...graphsConfig.env,
+    KEEL_DATA_DIR: path.join(work, "keel"),
+    KEEL_TEST_ENDPOINTS: "1",
+    KEEL_RATE_LIMIT: "0",
+    ...(process.env.DATABASE_URL ? { DATABASE_URL: process.env.DATABASE_URL } : {}),
   },
-);
+  stdio: ["ignore", "pipe", "pipe"],
+});
 let serverOutput = "";
 server.stdout.on("data", (d: Buffer) => (serverOutput += d.toString()));
 server.stderr.on("data", (d: Buffer) => (serverOutput += d.toString()));
@@ -164,8 +166,12 @@ const vitest = spawn(
   { cwd: work, stdio: json ? "ignore" : ["ignore", "ignore", "inherit"], env: { ...process.env, CI: "" } },
 );
 await new Promise((resolve) => vitest.once("exit", resolve));
-process.kill(-server.pid!, "SIGTERM");
-await new Promise((resolve) => (server.exitCode !== null ? resolve(null) : server.once("exit", resolve)));
+try {
+  process.kill(-server.pid!, "SIGTERM");
+  await new Promise((resolve) => (server.exitCode !== null ? resolve(null) : server.once("exit", resolve)));
+} catch {
+  // the server had already exited (its output, with --verbose, says why)
+}
 
 interface Assertion {
   fullName: string;

@@ -5,6 +5,7 @@ import type pg from "pg";
 import { v7 as uuidv7 } from "uuid";
 import { InputError } from "../core/errors.js";
 import type { GraphRegistry } from "../runtime/registry.js";
+import { checkpointOf } from "../runtime/runs/drive.js";
 import { serialise } from "../runtime/runs/events.js";
 import { inTransaction } from "../runtime/task/store.js";
 import { allow, errors, Json, jsonResponse, UUID, type Vars } from "./http.js";
@@ -44,19 +45,6 @@ const Params = z.object({
 });
 const Flag = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
-type Config = { configurable?: Record<string, unknown> };
-
-function checkpointOf(config: Config | undefined) {
-  const c = config?.configurable;
-  if (!c?.thread_id || !c.checkpoint_id) return null;
-  return {
-    thread_id: c.thread_id as string,
-    checkpoint_id: c.checkpoint_id as string,
-    checkpoint_ns: typeof c.checkpoint_ns === "string" ? c.checkpoint_ns : "",
-    checkpoint_map: (c.checkpoint_map as Record<string, unknown> | undefined) ?? null,
-  };
-}
-
 /** A LangGraph state snapshot in the Agent Server API's form. */
 function stateOf(snapshot: StateSnapshot): z.infer<typeof ThreadState> {
   return {
@@ -68,14 +56,14 @@ function stateOf(snapshot: StateSnapshot): z.infer<typeof ThreadState> {
       error: task.error ? String((task.error as Error).message ?? task.error) : null,
       interrupts: task.interrupts,
       path: task.path,
-      checkpoint: task.state && "configurable" in task.state ? checkpointOf(task.state as Config) : null,
+      checkpoint: task.state && "configurable" in task.state ? checkpointOf(task.state) : null,
       state: task.state && "values" in task.state ? stateOf(task.state) : null,
       result: task.result ?? null,
     })),
     metadata: (snapshot.metadata as Record<string, unknown> | undefined) ?? null,
     created_at: snapshot.createdAt ?? null,
-    checkpoint: checkpointOf(snapshot.config as Config),
-    parent_checkpoint: checkpointOf(snapshot.parentConfig as Config | undefined),
+    checkpoint: checkpointOf(snapshot.config),
+    parent_checkpoint: checkpointOf(snapshot.parentConfig),
   };
 }
 
@@ -254,7 +242,7 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
         id,
         serialise(after.values ?? null),
       ]);
-      return c.json({ checkpoint: checkpointOf(next as Config) ?? {} }, 200);
+      return c.json({ checkpoint: checkpointOf(next) ?? {} }, 200);
     },
   );
 

@@ -127,20 +127,37 @@ function cleanConfig(config: unknown): unknown {
   };
 }
 
+/** Where a checkpoint is, as the Agent Server API names one (`thread_id`, `checkpoint_ns`, `checkpoint_id`, `checkpoint_map`). */
+export function checkpointOf(config: unknown) {
+  const c = (config as { configurable?: Record<string, unknown> } | undefined)?.configurable;
+  if (!c?.thread_id || !c.checkpoint_id) return null;
+  return {
+    thread_id: c.thread_id as string,
+    checkpoint_id: c.checkpoint_id as string,
+    checkpoint_ns: typeof c.checkpoint_ns === "string" ? c.checkpoint_ns : "",
+    checkpoint_map: (c.checkpoint_map as Record<string, unknown> | undefined) ?? null,
+  };
+}
+
+/** A checkpoint as a stream shows it: where it is and where its parent is, configs without LangGraph's internals. */
+function checkpointPayload(payload: Record<string, unknown>) {
+  const { config, parentConfig, ...rest } = payload;
+  return {
+    ...rest,
+    config: cleanConfig(config),
+    parent_config: cleanConfig(parentConfig),
+    checkpoint: checkpointOf(config),
+    parent_checkpoint: checkpointOf(parentConfig),
+  };
+}
+
 function cleanChunk(mode: string, chunk: unknown): unknown {
-  if (mode === "checkpoints" && chunk && typeof chunk === "object") {
-    const { config, parentConfig, ...rest } = chunk as { config?: unknown; parentConfig?: unknown };
-    return { ...rest, config: cleanConfig(config), parent_config: cleanConfig(parentConfig) };
-  }
+  if (mode === "checkpoints" && chunk && typeof chunk === "object")
+    return checkpointPayload(chunk as Record<string, unknown>);
   if (mode === "debug" && chunk && typeof chunk === "object") {
     const debug = chunk as { type?: string; payload?: Record<string, unknown> };
-    if (debug.type === "checkpoint" && debug.payload) {
-      const { config, parentConfig, ...rest } = debug.payload;
-      return {
-        ...debug,
-        payload: { ...rest, config: cleanConfig(config), parent_config: cleanConfig(parentConfig) },
-      };
-    }
+    if (debug.type === "checkpoint" && debug.payload)
+      return { ...debug, payload: checkpointPayload(debug.payload) };
   }
   return chunk;
 }
