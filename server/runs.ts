@@ -54,7 +54,10 @@ export const RunCreate = z
     metadata: Json.optional(),
     stream_mode: z.union([StreamMode, z.array(StreamMode)]).optional(),
     stream_subgraphs: z.boolean().optional(),
-    stream_resumable: z.boolean().optional().describe("Accepted: every Keel run stream is resumable"),
+    stream_resumable: z
+      .boolean()
+      .optional()
+      .describe("Accepted: every run's stream can be joined again with Last-Event-ID"),
     interrupt_before: NodeList.optional(),
     interrupt_after: NodeList.optional(),
     multitask_strategy: MultitaskStrategy.optional(),
@@ -204,7 +207,10 @@ export function runRoutes(app: OpenAPIHono<Vars>, deps: RunDeps): void {
     return createRun(pool, deps.config, input);
   };
 
-  /** Writes a run's events as server-sent events from `after`, until the run ends or the client leaves. */
+  /**
+   * Writes a run's events as server-sent events from `after` (a seq), until the run ends or the client leaves. Event
+   * ids count from 0, as LangGraph's servers number them: id n is the event with seq n + 1.
+   */
   const streamRun = (c: Context<Vars>, run: RunRow, after: number, cancelOnDisconnect: boolean) => {
     c.header("Content-Location", `/threads/${run.thread_id}/runs/${run.run_id}`);
     return streamSSE(c, async (stream) => {
@@ -219,7 +225,7 @@ export function runRoutes(app: OpenAPIHono<Vars>, deps: RunDeps): void {
       });
       const signal = deps.stopping ? AbortSignal.any([leave.signal, deps.stopping]) : leave.signal;
       for await (const event of streams.join(run.run_id, after, signal)) {
-        await stream.writeSSE({ id: String(event.seq), event: event.event, data: event.data });
+        await stream.writeSSE({ id: String(event.seq - 1), event: event.event, data: event.data });
       }
     });
   };
@@ -397,7 +403,8 @@ export function runRoutes(app: OpenAPIHono<Vars>, deps: RunDeps): void {
       const { thread_id, run_id } = c.req.valid("param");
       const run = await visibleRun(pool, run_id, thread_id, callerOf(c.get("caller")));
       const last = c.req.header("Last-Event-ID");
-      const after = last && /^\d+$/.test(last) ? Number(last) : 0;
+      // The client has seen the event with that id (seq id + 1): it gets what came after it.
+      const after = last && /^\d{1,9}$/.test(last) ? Number(last) + 1 : 0;
       return streamRun(c, run, after, c.req.valid("query").cancel_on_disconnect ?? false);
     },
   );

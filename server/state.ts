@@ -56,7 +56,8 @@ function stateOf(snapshot: StateSnapshot): z.infer<typeof ThreadState> {
       error: task.error ? String((task.error as Error).message ?? task.error) : null,
       interrupts: task.interrupts,
       path: task.path,
-      checkpoint: task.state && "configurable" in task.state ? checkpointOf(task.state) : null,
+      // Where the task's subgraph keeps its checkpoints (the subgraph's namespace), as LangGraph's servers show it.
+      checkpoint: task.state && "configurable" in task.state ? (task.state.configurable ?? null) : null,
       state: task.state && "values" in task.state ? stateOf(task.state) : null,
       result: task.result ?? null,
     })),

@@ -252,12 +252,13 @@ export async function driveRun(
         const [ns, mode, payload] = chunk;
         if (ns.length > 0 && !kwargs.subgraphs) continue;
         const suffix = ns.length > 0 ? `|${ns.join("|")}` : "";
+        const shown =
+          (mode !== "messages" || asked.has("messages-tuple")) && (mode !== "values" || asked.has("values"));
+        if (shown) options.events.publish(mode + suffix, cleanChunk(mode, payload));
+        // Whole messages follow the chunk they come from, as LangGraph's servers order them.
         if (asked.has("messages") && (mode === "messages" || mode === "values"))
           for (const [event, data] of messages.take(mode, payload))
             options.events.publish(event + suffix, data);
-        if (mode === "messages" && !asked.has("messages-tuple")) continue;
-        if (mode === "values" && !asked.has("values")) continue;
-        options.events.publish(mode + suffix, cleanChunk(mode, payload));
       }
     })
     .catch((error: unknown) => {
