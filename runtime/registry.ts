@@ -44,8 +44,10 @@ export interface GraphSchemas {
  * The graphs of a `langgraph.json`, Keel's or anyone's: each entry is `./file.ts:export`, whose export is a
  * compiled graph, a graph builder (compiled here), or a function returning either. Each is imported on first use.
  */
+type GraphFactory = (config: object) => unknown;
+
 export class GraphRegistry {
-  private readonly loaded = new Map<string, Promise<ServedGraph>>();
+  private readonly loaded = new Map<string, Promise<{ graph: ServedGraph; factory?: GraphFactory }>>();
   private saver?: BaseCheckpointSaver;
   private store?: BaseStore;
 
@@ -99,38 +101,51 @@ export class GraphRegistry {
     return Object.hasOwn(this.specs, graphId);
   }
 
-  /** The graph, imported (once) from its file. */
-  get(graphId: string): Promise<ServedGraph> {
+  /**
+   * The graph, imported (once) from its file. A graph exported as a function (a factory) is made again for each
+   * run with the run's configuration, as LangGraph's servers make it; without one, with an empty configuration.
+   */
+  async get(graphId: string, config?: { configurable?: Record<string, unknown> }): Promise<ServedGraph> {
     if (!this.has(graphId))
       throw new NotFoundError(
         `There is no graph "${graphId}"; ${path.basename(this.file)} lists ${this.ids().join(", ")}.`,
       );
-    let graph = this.loaded.get(graphId);
-    if (!graph) {
-      graph = this.load(graphId);
+    let entry = this.loaded.get(graphId);
+    if (!entry) {
+      entry = this.load(graphId);
       // A graph that failed to load is tried again next time (after the file is fixed, say).
-      graph.catch(() => this.loaded.delete(graphId));
-      this.loaded.set(graphId, graph);
+      entry.catch(() => this.loaded.delete(graphId));
+      this.loaded.set(graphId, entry);
     }
-    return graph.then((g) => {
-      if (this.saver) g.checkpointer = this.saver;
-      if (this.store) g.store = this.store;
-      return g;
-    });
+    const loaded = await entry;
+    const graph = loaded.factory && config ? await this.build(graphId, loaded.factory, config) : loaded.graph;
+    if (this.saver) graph.checkpointer = this.saver;
+    if (this.store) graph.store = this.store;
+    return graph;
   }
 
-  private async load(graphId: string): Promise<ServedGraph> {
+  private async load(graphId: string): Promise<{ graph: ServedGraph; factory?: GraphFactory }> {
     const [file, name = "default"] = this.specs[graphId]!.split(":");
     const source = path.resolve(path.dirname(this.file), file!);
     const module = (await import(pathToFileURL(source).href)) as Record<string, unknown>;
     // An export may be a promise of a graph (a graph compiled after some set-up), as LangGraph's loader allows.
-    let value: unknown = await module[name];
-    if (typeof value === "function" && !isGraph(value) && !isBuilder(value))
-      value = await (value as (config: object) => unknown)({});
+    const value: unknown = await module[name];
+    if (typeof value === "function" && !isGraph(value) && !isBuilder(value)) {
+      const factory = value as GraphFactory;
+      return { graph: await this.build(graphId, factory, { configurable: {} }), factory };
+    }
+    return { graph: this.checked(graphId, value) };
+  }
+
+  private async build(graphId: string, factory: GraphFactory, config: object): Promise<ServedGraph> {
+    return this.checked(graphId, await factory(config));
+  }
+
+  private checked(graphId: string, value: unknown): ServedGraph {
     if (isBuilder(value)) value = value.compile();
     if (!isGraph(value))
       throw new InputError(
-        `${source} exports no graph as "${name}" (graph "${graphId}"): export a compiled graph, a StateGraph, or a function returning one.`,
+        `${this.specs[graphId]} (graph "${graphId}" of ${this.file}) is not a graph: export a compiled graph, a StateGraph, or a function returning one.`,
       );
     return value;
   }

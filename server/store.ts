@@ -2,7 +2,7 @@ import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Item } from "@langchain/langgraph-checkpoint";
 import type { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import type { Context } from "hono";
-import { InputError, NotFoundError } from "../core/errors.js";
+import { InputError } from "../core/errors.js";
 import { allow, errors, Json, jsonResponse, Refused, type Vars } from "./http.js";
 
 /**
@@ -116,7 +116,7 @@ export function storeRoutes(app: OpenAPIHono<Vars>, store: PostgresStore): void 
           refresh_ttl: z.enum(["true", "false"]).optional(),
         }),
       },
-      responses: { 200: json(StoreItem, "The item"), ...errors },
+      responses: { 200: json(StoreItem.nullable(), "The item, or null when there is none"), ...errors },
     }),
     async (c) => {
       const { namespace, key } = c.req.valid("query");
@@ -125,9 +125,8 @@ export function storeRoutes(app: OpenAPIHono<Vars>, store: PostgresStore): void 
         throw new InputError(`The namespace "${namespace}" is not one: give its labels joined by periods.`);
       scope(c, labels.data, false);
       const item = await store.get(labels.data, key);
-      if (!item)
-        throw new NotFoundError(`There is no item "${key}" in ${namespace}; PUT /store/items stores one.`);
-      return c.json(itemOf(item), 200);
+      // A key with no item answers null, as LangGraph's servers do (the SDK's getItem returns null for it).
+      return c.json(item ? itemOf(item) : null, 200);
     },
   );
 

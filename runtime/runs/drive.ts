@@ -218,7 +218,7 @@ export async function driveRun(
   run: RunRow,
   options: RunDriveOptions,
 ): Promise<RunDriveResult> {
-  const graph = await registry.get(run.graph_id);
+  const graph = await registry.get(run.graph_id, { configurable: run.kwargs.config?.configurable ?? {} });
   const { kwargs } = run;
   const modes = new Set(kwargs.stream_mode.map((m) => LIB_MODE[m]));
   if (kwargs.stream_mode.includes("messages")) modes.add("values");

@@ -100,6 +100,19 @@ describe("runs on a thread", () => {
     expect((await client.threads.get(thread.thread_id)).status).toBe("idle");
   });
 
+  it("makes a graph exported as a factory for each run, from the run's configuration", async () => {
+    expect(await client.runs.wait(null, "dynamic", { input: { text: "ann" } })).toEqual({
+      text: "ann",
+      greeted: "hello ann",
+    });
+    expect(
+      await client.runs.wait(null, "dynamic", {
+        input: { text: "ann" },
+        config: { configurable: { greeting: "welcome" } },
+      }),
+    ).toEqual({ text: "ann", greeted: "welcome ann" });
+  });
+
   it("runs a stateless run on a thread of its own", async () => {
     const values = await client.runs.wait(null, "echo", { input: { text: "solo" } });
     expect(values).toEqual({ text: "solo", echoed: "SOLO" });
