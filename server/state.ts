@@ -91,7 +91,11 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
     const graphId = thread.metadata.graph_id;
     return {
       thread,
-      graph: typeof graphId === "string" && graphs.has(graphId) ? await graphs.get(graphId) : undefined,
+      // A graph made per run is made here with the configuration the thread's last run had.
+      graph:
+        typeof graphId === "string" && graphs.has(graphId)
+          ? await graphs.get(graphId, thread.config as { configurable?: Record<string, unknown> })
+          : undefined,
     };
   };
 
@@ -226,18 +230,23 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
           `Thread ${id} has no graph yet: run it once (or give its assistant a run) before writing its state.`,
         );
       const { thread_id: _ignored, ...at } = body.checkpoint ?? {};
-      const next = await graph.updateState(
-        {
-          configurable: {
-            checkpoint_ns: "",
-            ...at,
-            ...(body.checkpoint_id ? { checkpoint_id: body.checkpoint_id } : {}),
-            thread_id: id,
+      const next = await graph
+        .updateState(
+          {
+            configurable: {
+              checkpoint_ns: "",
+              ...at,
+              ...(body.checkpoint_id ? { checkpoint_id: body.checkpoint_id } : {}),
+              thread_id: id,
+            },
           },
-        },
-        body.values,
-        body.as_node,
-      );
+          body.values,
+          body.as_node,
+        )
+        .catch((error: Error) => {
+          // LangGraph refuses an update it cannot apply (a node that does not exist, values it cannot take).
+          throw new InputError(`The state update was refused: ${error.message}`);
+        });
       const after = await graph.getState({ configurable: { thread_id: id } });
       await pool.query(`update threads set "values" = $2::jsonb, updated_at = now() where thread_id = $1`, [
         id,

@@ -124,11 +124,24 @@ export async function createRun(pool: pg.Pool, config: KeelConfig, input: NewRun
         input.multitask,
       ],
     );
+    // The thread keeps its last run's configuration: its state is read through a graph made with it.
     await client.query(
       `update threads set status = 'busy', updated_at = now(),
-          metadata = metadata || jsonb_build_object('graph_id', $2::text, 'assistant_id', $3::text)
+          metadata = metadata || jsonb_build_object('graph_id', $2::text, 'assistant_id', $3::text),
+          config = jsonb_build_object('configurable', $4::jsonb)
         where thread_id = $1`,
-      [threadId, input.assistant.graph_id, input.assistant.assistant_id],
+      [
+        threadId,
+        input.assistant.graph_id,
+        input.assistant.assistant_id,
+        JSON.stringify(
+          Object.fromEntries(
+            Object.entries(input.kwargs.config?.configurable ?? {}).filter(
+              ([k]) => !k.startsWith("checkpoint"),
+            ),
+          ),
+        ),
+      ],
     );
     return { run: rows[0]!, inflight };
   });
