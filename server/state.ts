@@ -94,7 +94,7 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
       // A graph made per run is made here with the configuration the thread's last run had.
       graph:
         typeof graphId === "string" && graphs.has(graphId)
-          ? await graphs.get(graphId, thread.config as { configurable?: Record<string, unknown> })
+          ? await graphs.get(graphId, thread.config)
           : undefined,
     };
   };
