@@ -9,7 +9,7 @@ import { checkpointOf } from "../runtime/runs/drive.js";
 import { serialise } from "../runtime/runs/events.js";
 import { inTransaction } from "../runtime/task/store.js";
 import { allow, errors, Json, jsonResponse, UUID, type Vars } from "./http.js";
-import { Thread, visibleThread } from "./threads.js";
+import { Thread, threadOf, visibleThread, type ThreadRow } from "./threads.js";
 
 /**
  * A thread's state through its graph (LangGraph's `getState`, `updateState`, `getStateHistory` on the Postgres
@@ -355,17 +355,9 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
                from checkpoint_writes where thread_id = $1`,
           [from.thread_id, id],
         );
-        return rows[0] as Record<string, unknown> & { created_at: Date; updated_at: Date };
+        return rows[0] as ThreadRow;
       });
-      const { owner: _owner, expires_at: _expires, pending_nodes: _next, ...thread } = row;
-      return c.json(
-        {
-          ...thread,
-          created_at: new Date(row.created_at).toISOString(),
-          updated_at: new Date(row.updated_at).toISOString(),
-        } as z.infer<typeof Thread>,
-        200,
-      );
+      return c.json(threadOf(row), 200);
     },
   );
 }

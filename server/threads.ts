@@ -28,7 +28,7 @@ export const Thread = z
   .openapi("Thread");
 type Thread = z.infer<typeof Thread>;
 
-interface ThreadRow {
+export interface ThreadRow {
   thread_id: string;
   owner: string;
   metadata: Record<string, unknown>;
@@ -44,7 +44,7 @@ interface ThreadRow {
   pending_nodes: string[];
 }
 
-const threadOf = ({
+export const threadOf = ({
   owner: _owner,
   expires_at: _expires,
   pending_nodes: _next,
