@@ -82,6 +82,13 @@ export const KeelConfig = z.object({
         .describe(
           "KEEL_PURGE_AFTER_DAYS: finished requests older than this are purged (content erased, checkpoints deleted) by the workers' hourly housekeeping; unset keeps them",
         ),
+      runEventsRetentionHours: z
+        .number()
+        .int()
+        .positive()
+        .describe(
+          "KEEL_RUN_EVENTS_RETENTION_HOURS: how long an ended run's stream can be replayed; the workers' hourly housekeeping deletes older events (the run and its thread's state stay)",
+        ),
     })
     .describe("Task runtime settings"),
   resilience: z
@@ -351,6 +358,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
       purgeAfterDays: nonEmpty("KEEL_PURGE_AFTER_DAYS")
         ? intFrom(env, "KEEL_PURGE_AFTER_DAYS", 30)
         : undefined,
+      runEventsRetentionHours: intFrom(env, "KEEL_RUN_EVENTS_RETENTION_HOURS", 24),
     },
     resilience: {
       retries: env.KEEL_DEPENDENCY_RETRIES === "0" ? 0 : intFrom(env, "KEEL_DEPENDENCY_RETRIES", 3),

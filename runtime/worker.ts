@@ -39,7 +39,7 @@ import {
 import { Runner, type RunOutcome } from "./runner.js";
 import type { GraphRegistry } from "./registry.js";
 import { driveRun, GraphRunError } from "./runs/drive.js";
-import { RunEventWriter, serialise } from "./runs/events.js";
+import { pruneRunEvents, RunEventWriter, serialise } from "./runs/events.js";
 import { currentRun, earlierRunActive, type RunRow, type RunStatus } from "./runs/sql.js";
 import { pruneExpiredThreads } from "./runs/store.js";
 import { fireDueCrons } from "./runs/crons.js";
@@ -495,6 +495,8 @@ export class TaskWorker {
     const removed = await pruneTrajectories(this.db.pool, this.config.observability.retentionDays);
     if (removed)
       this.log.info({ removed, days: this.config.observability.retentionDays }, "trajectory pruned");
+    const events = await pruneRunEvents(this.db.pool, this.config.runtime.runEventsRetentionHours);
+    if (events) this.log.info({ events }, "ended runs' stream events removed");
     const threads = await pruneExpiredThreads(this.db.pool);
     if (threads) this.log.info({ threads }, "stateless runs' threads removed");
     const days = this.config.runtime.purgeAfterDays;

@@ -174,3 +174,20 @@ export class RunStreams {
     }
   }
 }
+
+/**
+ * Keeps the events table bounded: the streams of runs that ended more than `hours` ago are deleted, a bounded
+ * batch at a time (the workers' hourly housekeeping). The runs themselves, and their threads' state, stay; joining
+ * such a run's stream then ends at once, and waiting for it answers its thread's values.
+ */
+export async function pruneRunEvents(pool: pg.Pool, hours: number, batch = 500): Promise<number> {
+  const { rowCount } = await pool.query(
+    `delete from run_events where run_id in (
+       select run_id from runs where status not in ('pending', 'running')
+          and updated_at < now() - make_interval(hours => $1)
+          and exists (select 1 from run_events e where e.run_id = runs.run_id)
+        limit $2)`,
+    [hours, batch],
+  );
+  return rowCount ?? 0;
+}

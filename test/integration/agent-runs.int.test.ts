@@ -4,6 +4,8 @@ import path from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fireDueCrons } from "../../runtime/runs/crons.js";
+import { pruneRunEvents } from "../../runtime/runs/events.js";
+import { pruneExpiredThreads } from "../../runtime/runs/store.js";
 import { KEEL_BIN } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 import { killServers, startServe, type Served } from "../helpers/serve.js";
@@ -367,5 +369,35 @@ describe("run options", () => {
     controller.abort();
     const [run] = await client.runs.list(leaving.thread_id);
     await waitForStatus(leaving.thread_id, run!.run_id, "interrupted");
+  });
+});
+
+describe("housekeeping", () => {
+  it("drops ended runs' stream events after their retention, and stateless runs' threads once they expire", async () => {
+    const thread = await client.threads.create();
+    const run = await client.runs.create(thread.thread_id, "echo", { input: { text: "old" } });
+    await client.runs.join(thread.thread_id, run.run_id);
+    expect((await collect(client.runs.joinStream(thread.thread_id, run.run_id))).length).toBeGreaterThan(1);
+    expect(await pruneRunEvents(t.db.pool, 24)).toBe(0); // not old enough yet
+    await t.db.pool.query("update runs set updated_at = now() - interval '2 days' where run_id = $1", [
+      run.run_id,
+    ]);
+    expect(await pruneRunEvents(t.db.pool, 24)).toBeGreaterThan(0);
+    expect(await collect(client.runs.joinStream(thread.thread_id, run.run_id))).toEqual([]);
+    // The run and its thread's state stay; waiting for it answers the thread's values.
+    expect((await client.runs.get(thread.thread_id, run.run_id)).status).toBe("success");
+    expect(await client.runs.join(thread.thread_id, run.run_id)).toMatchObject({ echoed: "OLD" });
+
+    await client.runs.wait(null, "echo", { input: { text: "passing" } });
+    const { rows } = await t.db.pool.query<{ thread_id: string }>(
+      "select thread_id from threads where expires_at is not null and \"values\"->>'text' = 'passing'",
+    );
+    expect(rows).toHaveLength(1);
+    await t.db.pool.query(
+      "update threads set expires_at = now() - interval '1 minute' where thread_id = $1",
+      [rows[0]!.thread_id],
+    );
+    expect(await pruneExpiredThreads(t.db.pool)).toBeGreaterThanOrEqual(1);
+    await expect(client.threads.get(rows[0]!.thread_id)).rejects.toThrow(/404/);
   });
 });
