@@ -33,7 +33,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   if (process.env.DEBUG_SERVE) console.log(served?.output());
-  await served?.stop();
+  // Graceful shutdown is tested in serve.int.test.ts; here the servers are only stopped.
   killServers();
   await t?.drop();
 });
