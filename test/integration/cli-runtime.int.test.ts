@@ -46,7 +46,8 @@ describe("keel submit / worker / status / list / watch", () => {
     expect(await workerExit).toBe(0);
     expect(workerOut).toMatch(/started, concurrency 2/);
     expect(workerOut).toMatch(/stopped/);
-    // Seven keel processes one after another, and a worker: on a loaded 2-core machine that can pass a minute.
+    // Seven keel processes one after another, and a worker: on a loaded 2-core machine that can pass a minute
+    // (as can the tests below, which start four to six keel processes each).
   }, 180_000);
 });
 
@@ -86,7 +87,7 @@ describe("queues: each process drives only the work it was started for", () => {
     const badQueue = await keel(["worker", "--queue", "no spaces"], env);
     expect(badQueue.code).toBe(2);
     expect(badQueue.stderr).toMatch(/"no spaces" is not a queue name/);
-  });
+  }, 180_000);
 
   it("a task keel run stops following goes back to the workers' queue; keel status shows why it failed", async () => {
     const waiting = json<{ task_id: string }>(
@@ -111,7 +112,7 @@ describe("queues: each process drives only the work it was started for", () => {
     expect(status.error).toMatchObject({ code: "rejected", fault: "policy", retryable: false });
     const human = await keel(["status", waiting.task_id], env);
     expect(human.stdout).toMatch(/error: rejected \(fault: policy\)/);
-  });
+  }, 180_000);
 });
 
 describe("approvals, cancel and retry from the command line", () => {
@@ -135,7 +136,7 @@ describe("approvals, cancel and retry from the command line", () => {
     const twice = await keel(["reject", approvalId], env);
     expect(twice.code).toBe(2);
     expect(twice.stderr).toMatch(/already approved \(by lee\); nothing was changed/);
-  });
+  }, 180_000);
 
   it("cancels a waiting task and reports an unknown id as bad input", async () => {
     const run = json<{ task_id: string }>(
@@ -155,7 +156,7 @@ describe("approvals, cancel and retry from the command line", () => {
     const retry = await keel(["retry", run.task_id], env);
     expect(retry.code).toBe(2);
     expect(retry.stderr).toMatch(/only a failed task can be retried/);
-  });
+  }, 180_000);
 
   it("refuses bad option values", async () => {
     const badStatus = await keel(["list", "--status", "sleeping"], env);
