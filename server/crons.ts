@@ -11,7 +11,7 @@ import {
   parseSchedule,
   type CronRow,
 } from "../runtime/runs/crons.js";
-import { allow, errors, Json, jsonResponse, UUID, type Vars } from "./http.js";
+import { allow, errors, Json, jsonResponse, ThreadParams, UUID, uuidPath, type Vars } from "./http.js";
 import { callerOf, prepareRun, RunCreate } from "./runs.js";
 import { visibleThread } from "./threads.js";
 
@@ -92,12 +92,7 @@ const Search = z
   })
   .openapi("CronSearch");
 
-const Params = z.object({
-  cron_id: z
-    .string()
-    .regex(UUID, "must be a UUID")
-    .openapi({ param: { name: "cron_id", in: "path" } }),
-});
+const Params = z.object({ cron_id: uuidPath("cron_id") });
 
 export function cronRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: GraphRegistry): void {
   const writer = (c: Context<Vars>, what: string) => allow(c, ["submitter", "admin"], what);
@@ -171,12 +166,7 @@ export function cronRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: GraphR
       path: "/threads/{thread_id}/runs/crons",
       summary: "Create a cron that starts a run on this thread at each matching minute",
       request: {
-        params: z.object({
-          thread_id: z
-            .string()
-            .regex(UUID, "must be a UUID")
-            .openapi({ param: { name: "thread_id", in: "path" } }),
-        }),
+        params: ThreadParams,
         body,
       },
       responses: { 200: json(Cron, "The cron"), ...errors },

@@ -84,6 +84,19 @@ export const Json = z.record(z.string(), z.unknown());
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** A UUID in the path (`/threads/{thread_id}`), declared for the OpenAPI document under its name. */
+export const uuidPath = (name: string) =>
+  z
+    .string()
+    .regex(UUID, "must be a UUID")
+    .openapi({ param: { name, in: "path" } });
+
+/** The thread a route's path names. */
+export const ThreadParams = z.object({ thread_id: uuidPath("thread_id") });
+
+/** A yes/no query parameter, as the SDK sends one. */
+export const Flag = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+
 /** A JSON response, for a route's `responses`. */
 export const jsonResponse = <T extends z.ZodType>(schema: T, description: string) => ({
   description,

@@ -27,7 +27,17 @@ import {
 } from "../runtime/runs/store.js";
 import type { Caller } from "./access.js";
 import { findAssistant } from "./assistants.js";
-import { allow, errors, Json, jsonResponse, Refused, UUID, type Vars } from "./http.js";
+import {
+  allow,
+  errors,
+  Flag,
+  Json,
+  jsonResponse,
+  Refused,
+  ThreadParams,
+  uuidPath,
+  type Vars,
+} from "./http.js";
 import { visibleThread } from "./threads.js";
 
 /**
@@ -99,19 +109,7 @@ const runOf = (row: RunRow): Run => ({
   multitask_strategy: row.multitask_strategy,
 });
 
-const ThreadParams = z.object({
-  thread_id: z
-    .string()
-    .regex(UUID, "must be a UUID")
-    .openapi({ param: { name: "thread_id", in: "path" } }),
-});
-const RunParams = ThreadParams.extend({
-  run_id: z
-    .string()
-    .regex(UUID, "must be a UUID")
-    .openapi({ param: { name: "run_id", in: "path" } }),
-});
-const Flag = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+const RunParams = ThreadParams.extend({ run_id: uuidPath("run_id") });
 
 /**
  * A run request as the runtime stores it: the assistant's configuration under the run's own, the stream modes

@@ -8,7 +8,7 @@ import type { GraphRegistry } from "../runtime/registry.js";
 import { checkpointOf } from "../runtime/runs/drive.js";
 import { serialise } from "../runtime/runs/events.js";
 import { inTransaction } from "../runtime/task/store.js";
-import { allow, errors, Json, jsonResponse, UUID, type Vars } from "./http.js";
+import { allow, errors, Flag, Json, jsonResponse, ThreadParams, type Vars } from "./http.js";
 import { Thread, threadOf, visibleThread, type ThreadRow } from "./threads.js";
 
 /**
@@ -37,13 +37,7 @@ const ThreadState = z
   })
   .openapi("ThreadState");
 
-const Params = z.object({
-  thread_id: z
-    .string()
-    .regex(UUID, "must be a UUID")
-    .openapi({ param: { name: "thread_id", in: "path" } }),
-});
-const Flag = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+const Params = ThreadParams;
 
 /** A LangGraph state snapshot in the Agent Server API's form. */
 function stateOf(snapshot: StateSnapshot): z.infer<typeof ThreadState> {

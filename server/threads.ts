@@ -5,7 +5,7 @@ import { v7 as uuidv7 } from "uuid";
 import { InputError, NotFoundError } from "../core/errors.js";
 import { inTransaction } from "../runtime/task/store.js";
 import type { Caller } from "./access.js";
-import { allow, errors, Json, jsonResponse, page, UUID, type Vars } from "./http.js";
+import { allow, errors, Json, jsonResponse, page, ThreadParams, UUID, type Vars } from "./http.js";
 
 /**
  * The Agent Server API's threads, on Postgres. A thread belongs to the identity that made it: a submitter sees
@@ -79,12 +79,7 @@ const Search = Filter.extend({
   select: z.array(z.enum(Thread.keyof().options)).optional(),
 }).openapi("ThreadSearch");
 
-const Params = z.object({
-  thread_id: z
-    .string()
-    .regex(UUID, "must be a UUID")
-    .openapi({ param: { name: "thread_id", in: "path" } }),
-});
+const Params = ThreadParams;
 
 const json = jsonResponse;
 
