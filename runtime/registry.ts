@@ -3,13 +3,12 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import type { BaseCheckpointSaver, BaseStore, Pregel } from "@langchain/langgraph";
 import {
-  getConfigTypeSchema,
-  getInputTypeSchema,
-  getOutputTypeSchema,
-  getStateTypeSchema,
-} from "@langchain/langgraph/zod/schema";
+  getRuntimeGraphSchema,
+  getStaticGraphSchema,
+  type GraphSchema,
+} from "@langchain/langgraph-api/schema";
 import { v5 as uuidv5 } from "uuid";
-import { InputError, NotFoundError } from "../core/errors.js";
+import { InputError, NotFoundError, WiringError } from "../core/errors.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any graph of any state: the server only runs it
 export type ServedGraph = Pregel<any, any>;
@@ -48,6 +47,7 @@ type GraphFactory = (config: object) => unknown;
 
 export class GraphRegistry {
   private readonly loaded = new Map<string, Promise<{ graph: ServedGraph; factory?: GraphFactory }>>();
+  private readonly parsed = new Map<string, Promise<Record<string, GraphSchema>>>();
   private saver?: BaseCheckpointSaver;
   private store?: BaseStore;
 
@@ -150,18 +150,49 @@ export class GraphRegistry {
     return value;
   }
 
-  async schemas(graphId: string): Promise<GraphSchemas> {
-    return schemasOf(await this.get(graphId));
+  /**
+   * A graph's JSON schemas (or, given one of its subgraphs and that subgraph's namespace, the subgraph's), found as
+   * LangGraph's own servers find them: from the state definition at run time (zod, `StateSchema`), and for a graph
+   * declared with `Annotation` (TypeScript types only), by parsing the graph's TypeScript source. The parse runs once
+   * per graph, in a worker thread, bounded by `KEEL_SCHEMA_TIMEOUT_MS` (30 s).
+   */
+  async schemas(graphId: string, part?: { graph: ServedGraph; namespace: string }): Promise<GraphSchemas> {
+    const graph = part?.graph ?? (await this.get(graphId));
+    const runtime = await getRuntimeGraphSchema(graph);
+    if (runtime) return schemasFrom(runtime);
+    const parsed = await this.parse(graphId);
+    const root = Object.keys(parsed).find((key) => !key.includes("|"));
+    const found = (part && root && parsed[`${root}|${part.namespace}`]) || (root ? parsed[root] : undefined);
+    return schemasFrom(found);
+  }
+
+  private parse(graphId: string): Promise<Record<string, GraphSchema>> {
+    let entry = this.parsed.get(graphId);
+    if (!entry) {
+      const [file, name = "default"] = this.specs[graphId]!.split(":");
+      const sourceFile = path.resolve(path.dirname(this.file), file!);
+      const timeoutMs = Number(process.env.KEEL_SCHEMA_TIMEOUT_MS) || 30_000;
+      entry = getStaticGraphSchema({ sourceFile, exportSymbol: name }, { timeoutMs }).catch(
+        (error: unknown) => {
+          this.parsed.delete(graphId);
+          throw new WiringError(
+            `The schemas of graph "${graphId}" (${this.specs[graphId]}) could not be read from its TypeScript source: ${(error as Error).message}. Declare its state with zod or StateSchema to give them at run time.`,
+          );
+        },
+      );
+      this.parsed.set(graphId, entry);
+    }
+    return entry;
   }
 }
 
-/** A graph's schemas, read from its zod state definition (what Studio shows as its forms). */
-export function schemasOf(graph: ServedGraph): GraphSchemas {
+/** The schemas as the API answers them: a part the graph does not declare is null. */
+function schemasFrom(schema: GraphSchema | undefined): GraphSchemas {
   return {
-    input: getInputTypeSchema(graph) ?? null,
-    output: getOutputTypeSchema(graph) ?? null,
-    state: getStateTypeSchema(graph) ?? null,
-    config: getConfigTypeSchema(graph) ?? null,
+    input: schema?.input ?? null,
+    output: schema?.output ?? null,
+    state: schema?.state ?? null,
+    config: schema?.config ?? null,
   };
 }
 

@@ -729,7 +729,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
   );
 
   if (deps.graphs) assistantRoutes(app, deps.pool, deps.graphs);
-  threadRoutes(app, deps.pool);
+  threadRoutes(app, deps.pool, deps.graphs);
   if (deps.graphs) stateRoutes(app, deps.pool, deps.graphs);
   if (deps.graphs) cronRoutes(app, deps.pool, deps.graphs);
   if (deps.config.server.testEndpoints) internalRoutes(app, deps.pool, deps.store);

@@ -3,7 +3,7 @@ import type pg from "pg";
 import { v4 as uuidv4 } from "uuid";
 import { InputError, NotFoundError } from "../core/errors.js";
 import { inTransaction } from "../core/transaction.js";
-import { assistantIdOf, schemasOf, type GraphRegistry } from "../runtime/registry.js";
+import { assistantIdOf, type GraphRegistry } from "../runtime/registry.js";
 import { allow, errors, Json, jsonResponse, page, UUID, type Vars } from "./http.js";
 
 /**
@@ -527,7 +527,7 @@ export function assistantRoutes(app: OpenAPIHono<Vars>, db: pg.Pool, registry: G
           params.namespace,
           c.req.valid("query").recurse === "true",
         ))
-          result[ns] = schemasOf(subgraph as typeof graph);
+          result[ns] = await registry.schemas(graph_id, { graph: subgraph as typeof graph, namespace: ns });
         return c.json(result, 200);
       },
     );

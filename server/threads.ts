@@ -3,6 +3,10 @@ import type { Context } from "hono";
 import type pg from "pg";
 import { v7 as uuidv7 } from "uuid";
 import { InputError, NotFoundError } from "../core/errors.js";
+import type { GraphRegistry } from "../runtime/registry.js";
+import { commandOf } from "../runtime/runs/drive.js";
+import { serialise } from "../runtime/runs/events.js";
+import { RunCommand } from "../runtime/runs/sql.js";
 import { inTransaction } from "../runtime/task/store.js";
 import type { Caller } from "./access.js";
 import { allow, errors, Json, jsonResponse, page, ThreadParams, UUID, type Vars } from "./http.js";
@@ -60,9 +64,28 @@ const Create = z
     thread_id: z.string().regex(UUID, "must be a UUID").optional(),
     metadata: Json.optional(),
     if_exists: z.enum(["raise", "do_nothing"]).optional().describe("raise (409, the default) or do_nothing"),
-    supersteps: z.array(z.unknown()).optional().describe("Not offered yet: create the thread, then run it"),
+    supersteps: z
+      .array(
+        z.object({
+          updates: z
+            .array(
+              z.object({
+                values: z.unknown().optional(),
+                command: RunCommand.optional(),
+                as_node: z.string().min(1),
+              }),
+            )
+            .min(1),
+        }),
+      )
+      .max(1000)
+      .optional()
+      .describe(
+        "State updates to seed the new thread with, one checkpoint per superstep (as `updateState` writes them); needs metadata.graph_id",
+      ),
   })
   .openapi("ThreadCreate");
+type Superstep = NonNullable<z.infer<typeof Create>["supersteps"]>[number];
 
 const SORTABLE = ["thread_id", "status", "created_at", "updated_at"] as const;
 const Filter = z.object({
@@ -102,7 +125,7 @@ export async function visibleThread(
 }
 
 /** The Agent Server API's `/threads` routes (their state is in state.ts, their runs in runs.ts). */
-export function threadRoutes(app: OpenAPIHono<Vars>, db: pg.Pool): void {
+export function threadRoutes(app: OpenAPIHono<Vars>, db: pg.Pool, graphs?: GraphRegistry): void {
   const writer = (c: Context<Vars>, what: string) => allow(c, ["submitter", "admin"], what);
 
   app.openapi(
@@ -116,16 +139,24 @@ export function threadRoutes(app: OpenAPIHono<Vars>, db: pg.Pool): void {
     async (c) => {
       const caller = writer(c, "create threads");
       const body = c.req.valid("json") ?? {};
-      if (body.supersteps?.length)
+      const steps = body.supersteps?.length ? body.supersteps : undefined;
+      const graphId = body.metadata?.graph_id;
+      if (steps && (typeof graphId !== "string" || !graphs?.has(graphId)))
         throw new InputError(
-          "Creating a thread with supersteps is not offered yet; create it, then start a run on it.",
+          `A thread created with supersteps needs the graph that writes them: give metadata.graph_id (graphId in the SDK) as one of ${graphs?.ids().join(", ") ?? "the graphs served"}.`,
         );
       const id = (body.thread_id ?? uuidv7()).toLowerCase();
       const { rows } = await db.query<ThreadRow>(
         "insert into threads (thread_id, owner, metadata) values ($1, $2, $3) on conflict do nothing returning *",
         [id, caller.identity, body.metadata ?? {}],
       );
+      if (rows[0] && steps) return c.json(threadOf(await seed(rows[0], graphId as string, steps)), 200);
       if (rows[0]) return c.json(threadOf(rows[0]), 200);
+      if (steps)
+        throw new InputError(
+          `Thread ${id} already exists; supersteps seed a new thread only: create one with another id.`,
+          "conflict",
+        );
       // It exists. Another submitter's thread is not revealed: it is a conflict either way, never a read.
       const mine = await visibleThread(db, caller, id).catch(() => undefined);
       if (mine && body.if_exists === "do_nothing") return c.json(threadOf(mine), 200);
@@ -135,6 +166,46 @@ export function threadRoutes(app: OpenAPIHono<Vars>, db: pg.Pool): void {
       );
     },
   );
+
+  /**
+   * Writes the supersteps to a thread just made, each as one checkpoint (LangGraph's `bulkUpdateState`), and keeps
+   * its values and next nodes on the thread. Updates the graph refuses remove the thread again: nothing is left
+   * half-made.
+   */
+  const seed = async (thread: ThreadRow, graphId: string, steps: Superstep[]): Promise<ThreadRow> => {
+    const id = thread.thread_id;
+    try {
+      const graph = await graphs!.get(graphId, { configurable: {} });
+      await graph.bulkUpdateState(
+        { configurable: { thread_id: id, checkpoint_ns: "" } },
+        steps.map((step) => ({
+          updates: step.updates.map((u) => ({
+            values: u.command ? commandOf(u.command) : u.values,
+            asNode: u.as_node,
+          })),
+        })),
+      );
+      const state = await graph.getState({ configurable: { thread_id: id } });
+      const { rows } = await db.query<ThreadRow>(
+        `update threads set "values" = $2::jsonb, pending_nodes = $3, updated_at = now() where thread_id = $1 returning *`,
+        [id, serialise(state.values ?? null), [...state.next]],
+      );
+      return rows[0]!;
+    } catch (error) {
+      await removeThread(id);
+      throw new InputError(
+        `The supersteps were refused, and thread ${id} was not created: ${(error as Error).message}`,
+      );
+    }
+  };
+
+  /** A thread and its checkpoints (its runs and their events go with it, by cascade). */
+  const removeThread = (id: string) =>
+    inTransaction(db, async (client) => {
+      await client.query("delete from threads where thread_id = $1", [id]);
+      for (const table of ["checkpoints", "checkpoint_blobs", "checkpoint_writes"])
+        await client.query(`delete from ${table} where thread_id = $1`, [id]);
+    });
 
   const filters = (caller: Caller, body: z.infer<typeof Filter>) => [
     body.metadata ? JSON.stringify(body.metadata) : null,
@@ -240,12 +311,7 @@ export function threadRoutes(app: OpenAPIHono<Vars>, db: pg.Pool): void {
           `Thread ${id} has a run in progress; cancel the run first, then delete the thread.`,
           "conflict",
         );
-      // The thread's runs and their events go with it (cascade); its checkpoints are LangGraph's tables.
-      await inTransaction(db, async (client) => {
-        await client.query("delete from threads where thread_id = $1", [id]);
-        for (const table of ["checkpoints", "checkpoint_blobs", "checkpoint_writes"])
-          await client.query(`delete from ${table} where thread_id = $1`, [id]);
-      });
+      await removeThread(id);
       return c.json([id], 200);
     },
   );

@@ -38,7 +38,7 @@ export interface RunDriveResult {
   next: string[];
 }
 
-const LIB_MODE: Record<StreamMode, string> = {
+const LIB_MODE: Record<Exclude<StreamMode, "events">, string> = {
   values: "values",
   updates: "updates",
   // Whole messages as they grow are built from LangGraph's message chunks (and the values, for complete ones).
@@ -220,7 +220,7 @@ export async function driveRun(
 ): Promise<RunDriveResult> {
   const graph = await registry.get(run.graph_id, { configurable: run.kwargs.config?.configurable ?? {} });
   const { kwargs } = run;
-  const modes = new Set(kwargs.stream_mode.map((m) => LIB_MODE[m]));
+  const modes = new Set(kwargs.stream_mode.flatMap((m) => (m === "events" ? [] : [LIB_MODE[m]])));
   if (kwargs.stream_mode.includes("messages")) modes.add("values");
   const asked = new Set<string>(kwargs.stream_mode);
   const messages = new MessageStream();
@@ -235,7 +235,7 @@ export async function driveRun(
   // As every Keel drive: a root run, whatever async context the job started in (see Runner.drive).
   await AsyncLocalStorageProviderSingleton.getInstance()
     .run(undefined, async () => {
-      const stream = await graph.stream(input, {
+      const stream = chunksOf(graph, input, asked.has("events") ? options.events : undefined, {
         ...config,
         context: kwargs.context as Record<string, unknown> | undefined,
         tags: kwargs.config?.tags,
@@ -248,7 +248,7 @@ export async function driveRun(
         signal: options.signal,
         durability: "sync",
       });
-      for await (const chunk of stream as AsyncIterable<[string[], string, unknown]>) {
+      for await (const chunk of stream) {
         const [ns, mode, payload] = chunk;
         if (ns.length > 0 && !kwargs.subgraphs) continue;
         const suffix = ns.length > 0 ? `|${ns.join("|")}` : "";
@@ -266,6 +266,32 @@ export async function driveRun(
     });
   await options.events.flush();
   return resultOf(graph, run);
+}
+
+type StreamChunk = [string[], string, unknown];
+
+/**
+ * The graph's stream chunks (`[namespace, mode, payload]`). With the `events` stream mode asked for, the graph runs
+ * under `streamEvents` (LangChain's callback events, v2): the root's own stream chunks are taken from it as usual,
+ * and every other event is published as an `events` event, as LangGraph's servers send them.
+ */
+async function* chunksOf(
+  graph: ServedGraph,
+  input: unknown,
+  events: RunEventWriter | undefined,
+  options: Parameters<ServedGraph["stream"]>[1],
+): AsyncGenerator<StreamChunk> {
+  if (!events) {
+    yield* (await graph.stream(input, options)) as AsyncIterable<StreamChunk>;
+    return;
+  }
+  let root: string | undefined;
+  for await (const event of graph.streamEvents(input, { ...options, version: "v2" })) {
+    root ??= event.run_id; // the first event is the root's start
+    if (event.event === "on_chain_stream" && event.run_id === root)
+      yield (event.data as { chunk: StreamChunk }).chunk;
+    else if (!event.tags?.includes("langsmith:hidden")) events.publish("events", event);
+  }
 }
 
 /** Nothing to run yet: the thread waits for people to decide. */

@@ -20,10 +20,11 @@ const MODES = [
   "debug",
   "tasks",
   "checkpoints",
+  "events",
 ] as const;
 export const StreamMode = z
   .enum(MODES, {
-    error: `a stream mode is one of ${MODES.join(", ")} (LangChain's callback "events" are not offered)`,
+    error: `a stream mode is one of ${MODES.join(", ")}`,
   })
   .describe(`What the run streams: ${MODES.join(", ")}`);
 export type StreamMode = z.infer<typeof StreamMode>;

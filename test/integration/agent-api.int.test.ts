@@ -165,10 +165,25 @@ describe("threads", () => {
   it.each([
     ["a thread id that is not a UUID", { thread_id: "t1" }, 422, /thread_id: must be a UUID/],
     [
-      "supersteps, which are not offered yet",
-      { supersteps: [{ updates: [] }] },
+      "supersteps without the graph that writes them",
+      { supersteps: [{ updates: [{ as_node: "planner", values: {} }] }] },
       400,
-      /supersteps is not offered yet/,
+      /supersteps needs the graph that writes them: give metadata.graph_id/,
+    ],
+    [
+      "supersteps the graph refuses",
+      {
+        metadata: { graph_id: "orchestrator" },
+        supersteps: [{ updates: [{ as_node: "nowhere", values: {} }] }],
+      },
+      400,
+      /The supersteps were refused, and thread .* was not created: .*nowhere/,
+    ],
+    [
+      "a superstep with no update",
+      { metadata: { graph_id: "orchestrator" }, supersteps: [{ updates: [] }] },
+      422,
+      /updates/,
     ],
     ["metadata that is not an object", { metadata: [1] }, 422, /metadata/],
   ])("answers %s with a named error and stores nothing", async (_what, body, status, message) => {
@@ -251,6 +266,16 @@ describe("a user's own langgraph.json", () => {
       const schemas = await userClient.assistants.getSchemas("echo");
       expect(schemas.input_schema).toMatchObject({ properties: { text: { type: "string" } } });
       expect((await userClient.assistants.getGraph("echo")).nodes.map((n) => n.id)).toContain("shout");
+      // A graph declared with Annotation has no runtime schema: its schemas are read from its TypeScript source,
+      // its context type is its config and context schema.
+      const typed = await userClient.assistants.getSchemas("typed");
+      const tone = { type: "string", enum: expect.arrayContaining(["plain", "formal"]) };
+      expect(typed.state_schema).toMatchObject({
+        type: "object",
+        properties: { question: { type: "string" }, tone },
+      });
+      expect(typed.config_schema).toMatchObject({ type: "object", properties: { tone } });
+      expect(typed.context_schema).toEqual(typed.config_schema);
     } finally {
       await user.stop();
     }

@@ -87,6 +87,54 @@ describe("runs on a thread", () => {
     expect(tail.map(([e]) => e)).toEqual(names.slice(4));
   });
 
+  it("creates a thread from supersteps: the same checkpoints a run makes, written as state updates", async () => {
+    const thread = await client.threads.create();
+    await client.runs.wait(thread.thread_id, "echo", { input: { text: "copy me" } });
+    const history = await client.threads.getHistory(thread.thread_id);
+    const clone = await client.threads.create({
+      graphId: "echo",
+      supersteps: [
+        { updates: [{ asNode: "__input__", values: { text: "copy me" } }] },
+        { updates: [{ asNode: "__start__", values: { text: "copy me" } }] },
+        { updates: [{ asNode: "shout", values: { echoed: "COPY ME" } }] },
+      ],
+    });
+    expect(clone).toMatchObject({ status: "idle", values: { text: "copy me", echoed: "COPY ME" } });
+    const cloned = await client.threads.getHistory(clone.thread_id);
+    expect(cloned.map(({ next, values }) => ({ next, values }))).toEqual(
+      history.map(({ next, values }) => ({ next, values })),
+    );
+    // A run on the seeded thread continues from its last checkpoint.
+    expect(await client.runs.wait(clone.thread_id, "echo", { input: { text: "again" } })).toEqual({
+      text: "again",
+      echoed: "AGAIN",
+    });
+  });
+
+  it("streams LangChain's callback events in the events mode, beside the other modes", async () => {
+    const thread = await client.threads.create();
+    const events = await collect(
+      client.runs.stream(thread.thread_id, "echo", {
+        input: { text: "ev" },
+        streamMode: ["events", "values"],
+      }),
+    );
+    expect(events[0]![0]).toBe("metadata");
+    const callbacks = events
+      .filter(([e]) => e === "events")
+      .map(([, data]) => data as Record<string, unknown>);
+    // The graph's start and end, and its node's, each with its run id; the root's stream chunks are not repeated.
+    expect(callbacks[0]).toMatchObject({
+      event: "on_chain_start",
+      name: "LangGraph",
+      run_id: expect.any(String),
+    });
+    expect(callbacks.at(-1)).toMatchObject({ event: "on_chain_end", data: { output: { echoed: "EV" } } });
+    expect(callbacks.map((c) => c.name)).toContain("shout");
+    expect(callbacks.filter((c) => c.event === "on_chain_stream" && c.name === "LangGraph")).toEqual([]);
+    expect(events.filter(([e]) => e === "values").at(-1)![1]).toEqual({ text: "ev", echoed: "EV" });
+  });
+
   it("shows an interrupt on the thread and resumes it with a command", async () => {
     const thread = await client.threads.create();
     await client.runs.wait(thread.thread_id, "ask", { input: { question: "Ship it?" } });
