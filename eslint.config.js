@@ -12,6 +12,7 @@ export default tseslint.config(
       "bin/",
       "scripts/",
       "scratch/",
+      "test/fixtures/**/*.js",
       "eslint.config.js",
       "vitest.config.ts",
     ],

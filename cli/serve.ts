@@ -1,3 +1,4 @@
+import path from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { POLICY_CATALOG } from "../agents/index.js";
 import type { KeelConfig } from "../core/config.js";
@@ -9,6 +10,7 @@ import { TaskWorker } from "../runtime/worker.js";
 import { activeKeyCount } from "../server/access.js";
 import { createApp } from "../server/app.js";
 import { ensureGraphAssistants } from "../server/assistants.js";
+import { loadHttpApp, UiBundles } from "../server/project.js";
 import { GraphRegistry, registerGraphLogger } from "../runtime/registry.js";
 import { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { withMigrationLock } from "../checkpoints/migrations/index.js";
@@ -47,6 +49,12 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
     const graphs = GraphRegistry.open(opts.config);
     registerGraphLogger(createLogger(config.observability, { level: "info" }).child({ name: "graph" }));
     await ensureGraphAssistants(db.pool, graphs, config.server.graphDefaults);
+    const httpApp = await loadHttpApp(graphs);
+    const ui = new UiBundles(graphs);
+    if (graphs.project.httpUnapplied?.length)
+      console.log(
+        `keel serve: ${path.basename(graphs.file)}'s http settings ${graphs.project.httpUnapplied.join(", ")} are not applied here (only http.app is): Keel's own keys, roles and CORS settings apply`,
+      );
     // LangGraph's store, in a schema of its own; its tables are made under Keel's migration lock.
     const store = new PostgresStore({
       connectionOptions: { connectionString: db.url, max: 4 },
@@ -84,6 +92,8 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
       graphs,
       store,
       streams,
+      httpApp,
+      ui,
     });
     const server = await new Promise<ServerType>((resolve, reject) => {
       const s = serve({ fetch: app.fetch, port: opts.port, hostname: opts.host }, () => resolve(s));
@@ -91,6 +101,10 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
     });
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : opts.port;
+    // LangGraph's SDK, made without an address inside this process (a project's route, a graph), talks to this
+    // server, as it does inside LangGraph's own.
+    const self = `http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host === "0.0.0.0" ? "127.0.0.1" : opts.host}:${port}`;
+    (globalThis as Record<symbol, unknown>)[Symbol.for("langgraph_api:url")] ??= self;
     console.log(
       `keel serve: listening on http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${port} (${worker ? `with a worker, concurrency ${opts.concurrency}` : "API only: run keel worker elsewhere"}); graphs ${graphs.ids().join(", ")}; the API is described at /openapi.json`,
     );

@@ -28,6 +28,9 @@ export function registerGraphLogger(logger: object): void {
   (globalThis as Record<symbol, unknown>)[Symbol.for("langgraph.api.sdk-logger")] ??= logger;
 }
 
+/** A `./path/to/file.ts:export` of langgraph.json (the export defaults to `default`). */
+const SPEC = /^[^:]+(:[A-Za-z_$][\w$]*)?$/;
+
 /** The id of the assistant keel serve makes for a graph when it starts. */
 export const assistantIdOf = (graphId: string): string => uuidv5(graphId, GRAPH_NAMESPACE);
 
@@ -54,6 +57,8 @@ export class GraphRegistry {
   private constructor(
     readonly file: string,
     private readonly specs: Record<string, string>,
+    /** The project's other parts LangGraph's servers serve: generative UI bundles and its own HTTP routes. */
+    readonly project: ProjectParts = { ui: {}, uiShared: [] },
   ) {}
 
   /** Reads `langgraph.json` (or the file given); a missing or malformed file is an InputError saying what to fix. */
@@ -75,12 +80,31 @@ export class GraphRegistry {
         `${where} lists no graphs: give "graphs": {"name": "./path/to/file.ts:export"}, as LangGraph's own servers read it.`,
       );
     for (const [id, spec] of Object.entries(graphs as Record<string, unknown>)) {
-      if (typeof spec !== "string" || !/^[^:]+(:[A-Za-z_$][\w$]*)?$/.test(spec))
+      if (typeof spec !== "string" || !SPEC.test(spec))
         throw new InputError(
           `${where}: graph "${id}" is ${JSON.stringify(spec)}; give "./path/to/file.ts:export" (the export defaults to "default").`,
         );
     }
-    return new GraphRegistry(where, graphs as Record<string, string>);
+    return new GraphRegistry(where, graphs as Record<string, string>, projectParts(where, parsed));
+  }
+
+  /** The folder langgraph.json is in: its paths are relative to it. */
+  get dir(): string {
+    return path.dirname(this.file);
+  }
+
+  /** What a `./file.ts:export` of langgraph.json exports (awaited, as a promise export may be). */
+  async importExport(spec: string): Promise<unknown> {
+    const [file, name = "default"] = spec.split(":");
+    const module = (await import(pathToFileURL(path.resolve(this.dir, file!)).href)) as Record<
+      string,
+      unknown
+    >;
+    if (!(name in module))
+      throw new InputError(
+        `${spec} (in ${this.file}) names no export "${name}"; export it, or fix the name.`,
+      );
+    return await module[name];
   }
 
   /**
@@ -125,11 +149,8 @@ export class GraphRegistry {
   }
 
   private async load(graphId: string): Promise<{ graph: ServedGraph; factory?: GraphFactory }> {
-    const [file, name = "default"] = this.specs[graphId]!.split(":");
-    const source = path.resolve(path.dirname(this.file), file!);
-    const module = (await import(pathToFileURL(source).href)) as Record<string, unknown>;
     // An export may be a promise of a graph (a graph compiled after some set-up), as LangGraph's loader allows.
-    const value: unknown = await module[name];
+    const value = await this.importExport(this.specs[graphId]!);
     if (typeof value === "function" && !isGraph(value) && !isBuilder(value)) {
       const factory = value as GraphFactory;
       return { graph: await this.build(graphId, factory, { configurable: {} }), factory };
@@ -154,7 +175,7 @@ export class GraphRegistry {
    * A graph's JSON schemas (or, given one of its subgraphs and that subgraph's namespace, the subgraph's), found as
    * LangGraph's own servers find them: from the state definition at run time (zod, `StateSchema`), and for a graph
    * declared with `Annotation` (TypeScript types only), by parsing the graph's TypeScript source. The parse runs once
-   * per graph, in a worker thread, bounded by `KEEL_SCHEMA_TIMEOUT_MS` (30 s).
+   * per graph, in a worker thread, for at most 30 s.
    */
   async schemas(graphId: string, part?: { graph: ServedGraph; namespace: string }): Promise<GraphSchemas> {
     const graph = part?.graph ?? (await this.get(graphId));
@@ -171,8 +192,7 @@ export class GraphRegistry {
     if (!entry) {
       const [file, name = "default"] = this.specs[graphId]!.split(":");
       const sourceFile = path.resolve(path.dirname(this.file), file!);
-      const timeoutMs = Number(process.env.KEEL_SCHEMA_TIMEOUT_MS) || 30_000;
-      entry = getStaticGraphSchema({ sourceFile, exportSymbol: name }, { timeoutMs }).catch(
+      entry = getStaticGraphSchema({ sourceFile, exportSymbol: name }, { timeoutMs: 30_000 }).catch(
         (error: unknown) => {
           this.parsed.delete(graphId);
           throw new WiringError(
@@ -193,6 +213,45 @@ function schemasFrom(schema: GraphSchema | undefined): GraphSchemas {
     output: schema?.output ?? null,
     state: schema?.state ?? null,
     config: schema?.config ?? null,
+  };
+}
+
+export interface ProjectParts {
+  /** Generative UI: each agent's components file (`ui` in langgraph.json). */
+  ui: Record<string, string>;
+  /** Packages the UI bundles leave to the page (`ui_config.shared`). */
+  uiShared: string[];
+  /** The project's own HTTP app, `./file.ts:export` of a Hono app (`http.app`). */
+  httpApp?: string;
+  /** The `http` settings of LangGraph's servers that keel serve does not apply (it says so when it starts). */
+  httpUnapplied?: string[];
+}
+
+function projectParts(where: string, parsed: unknown): ProjectParts {
+  const { ui, ui_config: uiConfig, http } = parsed as { ui?: unknown; ui_config?: unknown; http?: unknown };
+  if (
+    ui !== undefined &&
+    (typeof ui !== "object" ||
+      ui === null ||
+      Array.isArray(ui) ||
+      Object.values(ui).some((v) => typeof v !== "string"))
+  )
+    throw new InputError(`${where}: "ui" is ${JSON.stringify(ui)}; give {"agent": "./path/to/ui.tsx"}.`);
+  const shared = (uiConfig as { shared?: unknown } | undefined)?.shared;
+  if (shared !== undefined && (!Array.isArray(shared) || shared.some((v) => typeof v !== "string")))
+    throw new InputError(
+      `${where}: "ui_config.shared" is ${JSON.stringify(shared)}; give a list of package names.`,
+    );
+  const app = (http as { app?: unknown } | undefined)?.app;
+  if (app !== undefined && (typeof app !== "string" || !SPEC.test(app)))
+    throw new InputError(
+      `${where}: "http.app" is ${JSON.stringify(app)}; give "./path/to/file.ts:export" of a Hono app.`,
+    );
+  return {
+    ui: (ui ?? {}) as Record<string, string>,
+    uiShared: (shared ?? []) as string[],
+    httpApp: app,
+    httpUnapplied: Object.keys(http ?? {}).filter((key) => key !== "app"),
   };
 }
 

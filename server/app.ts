@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import type { Context } from "hono";
+import type { Context, Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { HTTPException } from "hono/http-exception";
@@ -26,6 +26,7 @@ import type { GraphRegistry } from "../runtime/registry.js";
 import { createMetrics } from "./metrics.js";
 import { storeRoutes } from "./store.js";
 import { threadRoutes } from "./threads.js";
+import { uiRoutes, type UiBundles } from "./project.js";
 import { runRoutes } from "./runs.js";
 import { cronRoutes } from "./crons.js";
 import { internalRoutes } from "./internal.js";
@@ -56,12 +57,17 @@ export interface ServerDeps {
   store?: PostgresStore;
   /** The run streams this process serves (needed for the runs routes). */
   streams?: RunStreams;
+  /** The project's own routes (`http.app` of langgraph.json), mounted in front of the API's. */
+  httpApp?: Hono;
+  /** The project's generative UI bundles (`ui` of langgraph.json). */
+  ui?: UiBundles;
   /** The circuit breakers of this process's worker, for /metrics. */
   breakers?: () => { name: string; state: string }[];
 }
 
 // Routes anyone may call: liveness, readiness and the description of the API.
 const PUBLIC = new Set(["/ok", "/info", "/healthz", "/readyz", "/openapi.json"]);
+const UI_FILE = /^\/ui\/[^/]+\/[^/]+$/;
 
 const Task = z
   .object({
@@ -172,7 +178,13 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
     );
   // Who is calling: a key in `Authorization: Bearer` or `x-api-key`, checked on every route but the public ones.
   app.use("*", async (c, next) => {
-    if (PUBLIC.has(c.req.path) || c.req.method === "OPTIONS") return next();
+    // A page's script tags load UI bundles without a key.
+    if (
+      PUBLIC.has(c.req.path) ||
+      c.req.method === "OPTIONS" ||
+      (c.req.method === "GET" && UI_FILE.test(c.req.path))
+    )
+      return next();
     const bearer = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
     const secret = bearer ?? c.req.header("x-api-key");
     let caller: Caller | null;
@@ -259,6 +271,9 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
   app.notFound((c) =>
     fail(c, 404, "not_found", `There is no ${c.req.method} ${c.req.path}. /openapi.json lists every route.`),
   );
+  // The project's own routes and middleware go in front of the API's, as LangGraph's servers mount them: its
+  // middleware sees every request after Keel's (request id, CORS, keys, limits), and its routes come first.
+  if (deps.httpApp) app.route("/", deps.httpApp);
 
   app.openapi(
     createRoute({
@@ -743,6 +758,7 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
       stopping: deps.stopping,
     });
   if (deps.store) storeRoutes(app, deps.store);
+  if (deps.ui?.agents.length) uiRoutes(app, deps.ui);
 
   const metrics = createMetrics(deps.pool, deps.breakers);
   app.openAPIRegistry.registerPath({

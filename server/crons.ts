@@ -109,7 +109,9 @@ export function cronRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: GraphR
 
   /** The stored payload of a cron body: the run it starts, normalised as a run request is. */
   const payloadOf = async (c: Context<Vars>, threadId: string | null, body: z.infer<typeof CronCreate>) => {
-    const run = await prepareRun(pool, graphs, callerOf(c.get("caller")), threadId ?? undefined, body);
+    const run = await prepareRun(pool, graphs, callerOf(c.get("caller")), threadId ?? undefined, body, {
+      url: c.req.url,
+    });
     const payload: CronPayload = {
       kwargs: run.kwargs,
       metadata: run.metadata,

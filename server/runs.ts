@@ -75,7 +75,12 @@ export const RunCreate = z
     on_disconnect: z.enum(["cancel", "continue"]).optional(),
     on_completion: z.enum(["delete", "keep"]).optional(),
     after_seconds: z.number().min(0).max(86_400).optional(),
-    webhook: z.string().url().optional(),
+    webhook: z
+      .union([z.string().url(), z.string().regex(/^\/(?!\/)/, "must be a URL or a path on this server")])
+      .optional()
+      .describe(
+        "Where the run's outcome is POSTed when it ends: a URL, or a path on this server (/hooks/done)",
+      ),
     checkpoint_id: z.string().optional(),
     checkpoint: Json.optional(),
   })
@@ -115,12 +120,33 @@ const RunParams = ThreadParams.extend({ run_id: uuidPath("run_id") });
  * A run request as the runtime stores it: the assistant's configuration under the run's own, the stream modes
  * (values by default), and what the task row shows. Shared by runs and crons, so both mean the same by a body.
  */
+/** Headers that never reach a run: credentials. */
+const SECRET_HEADERS = new Set(["x-api-key", "x-tenant-id", "x-service-key"]);
+
+/**
+ * The request's `x-` headers (and `user-agent`), which LangGraph's servers hand a run in its `configurable`, so a
+ * graph can read what the caller or a proxy in front says about the request. Credentials are left out.
+ */
+function configurableHeaders(headers: Headers | undefined): Record<string, string> {
+  const given: Record<string, string> = {};
+  headers?.forEach((value, key) => {
+    const name = key.toLowerCase();
+    if ((name.startsWith("x-") && !SECRET_HEADERS.has(name)) || name === "user-agent") given[name] = value;
+  });
+  return given;
+}
+
 export async function prepareRun(
   pool: pg.Pool,
   graphs: GraphRegistry,
   caller: RunCaller,
   threadId: string | undefined,
   body: RunCreate,
+  /**
+   * The HTTP request: its URL is this server's address (a webhook given as a path is on it); its `x-` headers go
+   * to the run's `configurable`, as LangGraph's servers pass them (none from a cron).
+   */
+  request: { url: string; headers?: Headers },
 ): Promise<NewRun> {
   const assistant = await findAssistant(pool, graphs, body.assistant_id);
   const modes = body.stream_mode === undefined ? ["values" as const] : [body.stream_mode].flat();
@@ -136,6 +162,7 @@ export async function prepareRun(
         // A run from an earlier checkpoint forks the thread there.
         ...(body.checkpoint ?? {}),
         ...(body.checkpoint_id ? { checkpoint_id: body.checkpoint_id } : {}),
+        ...configurableHeaders(request.headers),
       },
     },
     context: { ...assistant.context, ...body.context },
@@ -143,7 +170,7 @@ export async function prepareRun(
     subgraphs: body.stream_subgraphs ?? false,
     interrupt_before: body.interrupt_before,
     interrupt_after: body.interrupt_after,
-    webhook: body.webhook,
+    webhook: body.webhook ? new URL(body.webhook, request.url).href : undefined,
     temporary: threadId === undefined && (body.on_completion ?? "delete") === "delete",
   });
   return {
@@ -187,7 +214,7 @@ export function runRoutes(app: OpenAPIHono<Vars>, deps: RunDeps): void {
   /** Stores a run from the API's body: through the approvals store when it resumes a Keel approval. */
   const create = async (c: Context<Vars>, threadId: string | undefined, body: RunCreate): Promise<RunRow> => {
     const caller = writer(c, "start runs");
-    const input = await prepareRun(pool, graphs, callerOf(caller), threadId, body);
+    const input = await prepareRun(pool, graphs, callerOf(caller), threadId, body, c.req.raw);
     if (threadId && body.command?.resume !== undefined) {
       await visibleThread(pool, caller, threadId);
       const waiting = await waitingApproval(pool, threadId);

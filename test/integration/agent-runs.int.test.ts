@@ -449,3 +449,84 @@ describe("housekeeping", () => {
     await expect(client.threads.get(rows[0]!.thread_id)).rejects.toThrow(/404/);
   });
 });
+
+describe("the project's own routes and generative UI (http.app and ui of langgraph.json)", () => {
+  it("mounts the project's Hono app in front of the API: its routes, its middleware on every route, its errors", async () => {
+    const hello = await fetch(`${served.url}/hello`);
+    expect(await hello.json()).toEqual({ hello: "world" });
+    expect(hello.headers.get("x-project")).toBe("user-graph");
+    // Its middleware sees the API's routes too, after Keel's (the request id is Keel's).
+    const info = await fetch(`${served.url}/info`);
+    expect(info.headers.get("x-project")).toBe("user-graph");
+    expect(info.headers.get("x-request-id")).toBeTruthy();
+    // Its HTTPException answers as it made it; anything else it throws is a named server failure.
+    const teapot = await fetch(`${served.url}/teapot`);
+    expect([teapot.status, await teapot.text()]).toEqual([418, "short and stout"]);
+    const boom = await fetch(`${served.url}/boom`);
+    expect(boom.status).toBe(500);
+    expect(await boom.json()).toMatchObject({
+      code: "internal",
+      message: expect.stringMatching(/the route broke/),
+    });
+    // A path neither serves is Keel's 404.
+    const missing = await fetch(`${served.url}/does/not/exist`);
+    expect([missing.status, ((await missing.json()) as { code: string }).code]).toEqual([404, "not_found"]);
+  });
+
+  it("hands a run the request's x- headers in its configurable, as LangGraph's servers do, but no credentials", async () => {
+    const thread = await client.threads.create();
+    const headed = new Client({
+      apiUrl: served.url,
+      defaultHeaders: { "x-greeting": "ahoy", "x-service-key": "secret" },
+    });
+    expect(await headed.runs.wait(thread.thread_id, "dynamic", { input: { text: "crew" } })).toEqual({
+      text: "crew",
+      greeted: "ahoy crew",
+    });
+    const [run] = await client.runs.list(thread.thread_id);
+    // The SDK's Run type leaves out what the run was asked (`kwargs`); the server answers it.
+    const { kwargs } = run as unknown as { kwargs: { config: { configurable: Record<string, unknown> } } };
+    const configurable = kwargs.config.configurable;
+    expect(configurable["x-greeting"]).toBe("ahoy");
+    expect(configurable).not.toHaveProperty("x-service-key");
+  });
+
+  it("posts a webhook given as a path to this server, and the SDK inside the server reaches the server", async () => {
+    const thread = await client.threads.create();
+    await client.runs.wait(thread.thread_id, "echo", { input: { text: "hook" }, webhook: "/hooks/done" });
+    const deadline = Date.now() + 15_000;
+    let received: { run_id?: string; status?: string; thread_id?: string }[] = [];
+    while (Date.now() < deadline) {
+      received = (await (await fetch(`${served.url}/hooks/received`)).json()) as typeof received;
+      if (received.some((r) => r.thread_id === thread.thread_id)) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(received.find((r) => r.thread_id === thread.thread_id)).toMatchObject({ status: "success" });
+    const self = await fetch(`${served.url}/self`);
+    expect(await self.json()).toEqual({ text: "me", echoed: "ME" });
+  });
+
+  it("serves an agent's UI components: the HTML that loads one, and its bundle without a key", async () => {
+    const html = await client["~ui"].getComponent("echo", "shout-card");
+    const host = new URL(served.url).host;
+    expect(html).toContain(
+      `<script src="http://${host}/ui/echo/entrypoint.js" onload='__LGUI_echo.render("shout-card", "{{shadowRootId}}")'></script>`,
+    );
+    const js = await fetch(`${served.url}/ui/echo/entrypoint.js`);
+    expect(js.headers.get("content-type")).toMatch(/javascript/);
+    const source = await js.text();
+    // The bundle takes React from the page (LangGraph's UI loader hands it over).
+    expect(source).toContain('globalThis[Symbol.for("LGUI_REQUIRE")]');
+    expect(source).toContain("shout-card");
+    const unknown = await fetch(`${served.url}/ui/nobody`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "x" }),
+    });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({
+      message: expect.stringMatching(/There is no UI for "nobody".*echo/),
+    });
+    expect((await fetch(`${served.url}/ui/echo/nothing.js`)).status).toBe(404);
+  });
+});
