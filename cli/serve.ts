@@ -51,7 +51,7 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
     await ensureGraphAssistants(db.pool, graphs, config.server.graphDefaults);
     const httpApp = await loadHttpApp(graphs);
     const ui = new UiBundles(graphs);
-    if (graphs.project.httpUnapplied?.length)
+    if (graphs.project.httpUnapplied.length)
       console.log(
         `keel serve: ${path.basename(graphs.file)}'s http settings ${graphs.project.httpUnapplied.join(", ")} are not applied here (only http.app is): Keel's own keys, roles and CORS settings apply`,
       );
@@ -101,12 +101,13 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
     });
     const address = server.address();
     const port = typeof address === "object" && address ? address.port : opts.port;
+    const listening = `http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${port}`;
     // LangGraph's SDK, made without an address inside this process (a project's route, a graph), talks to this
     // server, as it does inside LangGraph's own.
-    const self = `http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host === "0.0.0.0" ? "127.0.0.1" : opts.host}:${port}`;
-    (globalThis as Record<symbol, unknown>)[Symbol.for("langgraph_api:url")] ??= self;
+    (globalThis as Record<symbol, unknown>)[Symbol.for("langgraph_api:url")] ??=
+      opts.host === "0.0.0.0" ? `http://127.0.0.1:${port}` : listening;
     console.log(
-      `keel serve: listening on http://${opts.host.includes(":") ? `[${opts.host}]` : opts.host}:${port} (${worker ? `with a worker, concurrency ${opts.concurrency}` : "API only: run keel worker elsewhere"}); graphs ${graphs.ids().join(", ")}; the API is described at /openapi.json`,
+      `keel serve: listening on ${listening} (${worker ? `with a worker, concurrency ${opts.concurrency}` : "API only: run keel worker elsewhere"}); graphs ${graphs.ids().join(", ")}; the API is described at /openapi.json`,
     );
     console.log(
       keys > 0

@@ -31,6 +31,12 @@ export function registerGraphLogger(logger: object): void {
 /** A `./path/to/file.ts:export` of langgraph.json (the export defaults to `default`). */
 const SPEC = /^[^:]+(:[A-Za-z_$][\w$]*)?$/;
 
+/** A spec's file (relative to langgraph.json's folder `dir`) and export name. */
+function sourceOf(dir: string, spec: string): { file: string; name: string } {
+  const [file, name = "default"] = spec.split(":");
+  return { file: path.resolve(dir, file!), name };
+}
+
 /** The id of the assistant keel serve makes for a graph when it starts. */
 export const assistantIdOf = (graphId: string): string => uuidv5(graphId, GRAPH_NAMESPACE);
 
@@ -58,7 +64,7 @@ export class GraphRegistry {
     readonly file: string,
     private readonly specs: Record<string, string>,
     /** The project's other parts LangGraph's servers serve: generative UI bundles and its own HTTP routes. */
-    readonly project: ProjectParts = { ui: {}, uiShared: [] },
+    readonly project: ProjectParts,
   ) {}
 
   /** Reads `langgraph.json` (or the file given); a missing or malformed file is an InputError saying what to fix. */
@@ -95,11 +101,8 @@ export class GraphRegistry {
 
   /** What a `./file.ts:export` of langgraph.json exports (awaited, as a promise export may be). */
   async importExport(spec: string): Promise<unknown> {
-    const [file, name = "default"] = spec.split(":");
-    const module = (await import(pathToFileURL(path.resolve(this.dir, file!)).href)) as Record<
-      string,
-      unknown
-    >;
+    const { file, name } = sourceOf(this.dir, spec);
+    const module = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
     if (!(name in module))
       throw new InputError(
         `${spec} (in ${this.file}) names no export "${name}"; export it, or fix the name.`,
@@ -190,9 +193,8 @@ export class GraphRegistry {
   private parse(graphId: string): Promise<Record<string, GraphSchema>> {
     let entry = this.parsed.get(graphId);
     if (!entry) {
-      const [file, name = "default"] = this.specs[graphId]!.split(":");
-      const sourceFile = path.resolve(path.dirname(this.file), file!);
-      entry = getStaticGraphSchema({ sourceFile, exportSymbol: name }, { timeoutMs: 30_000 }).catch(
+      const { file, name } = sourceOf(this.dir, this.specs[graphId]!);
+      entry = getStaticGraphSchema({ sourceFile: file, exportSymbol: name }, { timeoutMs: 30_000 }).catch(
         (error: unknown) => {
           this.parsed.delete(graphId);
           throw new WiringError(
@@ -224,7 +226,7 @@ export interface ProjectParts {
   /** The project's own HTTP app, `./file.ts:export` of a Hono app (`http.app`). */
   httpApp?: string;
   /** The `http` settings of LangGraph's servers that keel serve does not apply (it says so when it starts). */
-  httpUnapplied?: string[];
+  httpUnapplied: string[];
 }
 
 function projectParts(where: string, parsed: unknown): ProjectParts {

@@ -67,11 +67,6 @@ export class UiBundles {
     return Object.keys(this.graphs.project.ui);
   }
 
-  /** Resolves once every bundle is built; rejects with what failed. */
-  ready(): Promise<unknown> {
-    return this.built;
-  }
-
   async files(agent: string): Promise<UiFiles> {
     if (!Object.hasOwn(this.graphs.project.ui, agent))
       throw new NotFoundError(

@@ -9,7 +9,7 @@ import { checkpointOf } from "../runtime/runs/drive.js";
 import { serialise } from "../runtime/runs/events.js";
 import { inTransaction } from "../runtime/task/store.js";
 import { allow, errors, Flag, Json, jsonResponse, ThreadParams, type Vars } from "./http.js";
-import { Thread, threadOf, visibleThread, type ThreadRow } from "./threads.js";
+import { keepThreadState, Thread, threadOf, visibleThread, type ThreadRow } from "./threads.js";
 
 /**
  * A thread's state through its graph (LangGraph's `getState`, `updateState`, `getStateHistory` on the Postgres
@@ -241,11 +241,7 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
           // LangGraph refuses an update it cannot apply (a node that does not exist, values it cannot take).
           throw new InputError(`The state update was refused: ${error.message}`);
         });
-      const after = await graph.getState({ configurable: { thread_id: id } });
-      await pool.query(`update threads set "values" = $2::jsonb, updated_at = now() where thread_id = $1`, [
-        id,
-        serialise(after.values ?? null),
-      ]);
+      await keepThreadState(pool, id, await graph.getState({ configurable: { thread_id: id } }));
       return c.json({ checkpoint: checkpointOf(next) ?? {} }, 200);
     },
   );

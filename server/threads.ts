@@ -124,6 +124,22 @@ export async function visibleThread(
   return rows[0];
 }
 
+/**
+ * Keeps a thread's row in step with its state after a write outside a run (a state update, supersteps): its values
+ * and the nodes it would run next.
+ */
+export async function keepThreadState(
+  db: pg.Pool,
+  threadId: string,
+  state: { values: unknown; next: readonly string[] },
+): Promise<ThreadRow> {
+  const { rows } = await db.query<ThreadRow>(
+    `update threads set "values" = $2::jsonb, pending_nodes = $3, updated_at = now() where thread_id = $1 returning *`,
+    [threadId, serialise(state.values ?? null), [...state.next]],
+  );
+  return rows[0]!;
+}
+
 /** The Agent Server API's `/threads` routes (their state is in state.ts, their runs in runs.ts). */
 export function threadRoutes(app: OpenAPIHono<Vars>, db: pg.Pool, graphs?: GraphRegistry): void {
   const writer = (c: Context<Vars>, what: string) => allow(c, ["submitter", "admin"], what);
@@ -176,26 +192,26 @@ export function threadRoutes(app: OpenAPIHono<Vars>, db: pg.Pool, graphs?: Graph
     const id = thread.thread_id;
     try {
       const graph = await graphs!.get(graphId, { configurable: {} });
-      await graph.bulkUpdateState(
-        { configurable: { thread_id: id, checkpoint_ns: "" } },
-        steps.map((step) => ({
-          updates: step.updates.map((u) => ({
-            values: u.command ? commandOf(u.command) : u.values,
-            asNode: u.as_node,
+      await graph
+        .bulkUpdateState(
+          { configurable: { thread_id: id, checkpoint_ns: "" } },
+          steps.map((step) => ({
+            updates: step.updates.map((u) => ({
+              values: u.command ? commandOf(u.command) : u.values,
+              asNode: u.as_node,
+            })),
           })),
-        })),
-      );
-      const state = await graph.getState({ configurable: { thread_id: id } });
-      const { rows } = await db.query<ThreadRow>(
-        `update threads set "values" = $2::jsonb, pending_nodes = $3, updated_at = now() where thread_id = $1 returning *`,
-        [id, serialise(state.values ?? null), [...state.next]],
-      );
-      return rows[0]!;
+        )
+        .catch((error: Error) => {
+          // LangGraph refuses updates it cannot apply (a node that does not exist, values it cannot take).
+          throw new InputError(
+            `The supersteps were refused, and thread ${id} was not created: ${error.message}`,
+          );
+        });
+      return await keepThreadState(db, id, await graph.getState({ configurable: { thread_id: id } }));
     } catch (error) {
       await removeThread(id);
-      throw new InputError(
-        `The supersteps were refused, and thread ${id} was not created: ${(error as Error).message}`,
-      );
+      throw error;
     }
   };
 
