@@ -238,6 +238,12 @@ export function runRoutes(app: OpenAPIHono<Vars>, deps: RunDeps): void {
    */
   const streamRun = (c: Context<Vars>, run: RunRow, after: number, cancelOnDisconnect: boolean) => {
     c.header("Content-Location", `/threads/${run.thread_id}/runs/${run.run_id}`);
+    // Where to join this stream again: the SDK reconnects there with Last-Event-ID when the stream ends before the
+    // run does (a server stopping hands its streams over this way, through the load balancer to another node).
+    c.header(
+      "Location",
+      `/threads/${run.thread_id}/runs/${run.run_id}/stream${cancelOnDisconnect ? "?cancel_on_disconnect=true" : ""}`,
+    );
     return streamSSE(c, async (stream) => {
       const leave = new AbortController();
       stream.onAbort(() => {

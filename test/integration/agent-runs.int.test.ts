@@ -8,7 +8,7 @@ import { pruneRunEvents } from "../../runtime/runs/events.js";
 import { pruneExpiredThreads } from "../../runtime/runs/store.js";
 import { KEEL_BIN } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
-import { killServers, startServe, type Served } from "../helpers/serve.js";
+import { balance, killServers, startServe, type Served } from "../helpers/serve.js";
 
 // Runs of the Agent Server API on keel serve, for a user's own graphs (not Keel's), through the official SDK:
 // every run is a durable Keel task, its stream read back from Postgres.
@@ -293,6 +293,69 @@ describe("across processes", () => {
     } finally {
       first.kill("SIGKILL");
       second?.kill("SIGTERM");
+      for (const node of [front, other]) node.child.kill("SIGKILL");
+      await own.drop();
+    }
+  });
+});
+
+describe("a stopping API node", () => {
+  it("hands an SDK stream over: the client reconnects through the load balancer with Last-Event-ID and reads on", async () => {
+    // Two API-only nodes behind a load balancer and a worker process, on a database of their own. The client streams
+    // through the balancer from the first node; that node is stopped (SIGTERM) mid-run; the SDK's own retry joins
+    // the stream again on the second node, after the last event it had.
+    const own = await createTestDatabase();
+    const env = { DATABASE_URL: own.url };
+    const [front, other] = await Promise.all([
+      startServe(["--no-worker", "--config", USER_GRAPHS], env),
+      startServe(["--no-worker", "--config", USER_GRAPHS], env),
+    ]);
+    const lb = await balance([front.url, other.url]);
+    const worker = spawn(
+      process.execPath,
+      [KEEL_BIN, "worker", "--config", USER_GRAPHS, "--concurrency", "1"],
+      {
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+        stdio: "ignore",
+      },
+    );
+    try {
+      const sdk = new Client({ apiUrl: lb.url });
+      const thread = await sdk.threads.create();
+      const parts: { event: string; data: unknown; id?: string }[] = [];
+      let stopped: Promise<number | null> | undefined;
+      for await (const part of sdk.runs.stream(thread.thread_id, "slow", {
+        input: { label: "handed over", ms: 2500 },
+        streamMode: ["values", "updates"],
+      })) {
+        parts.push(part);
+        // Once the run is under way (its first values), the node serving the stream is told to stop.
+        if (part.event === "values" && !stopped) stopped = front.stop();
+      }
+      expect(await stopped).toBe(0);
+      expect(front.output()).toMatch(/stopping: no new connections, open streams hand over/);
+      // The stream began on the first node; the SDK asked the run's status and joined its stream again once, on
+      // the second node, after the last event it had: nothing lost, nothing twice.
+      const streams = lb.log.filter((r) => r.path.includes("/stream"));
+      expect(streams.map((r) => [r.method, r.backend])).toEqual([
+        ["POST", front.url],
+        ["GET", other.url],
+      ]);
+      const resumedAfter = Number(streams[1]!.lastEventId);
+      expect(parts[resumedAfter + 1]).toBeDefined();
+      const ids = parts.map((p) => Number(p.id));
+      expect(ids).toEqual([...ids.keys()]);
+      expect(parts[0]!.event).toBe("metadata");
+      expect(parts.map((p) => p.event)).not.toContain("error");
+      expect(parts.filter((p) => p.event === "values").at(-1)!.data).toMatchObject({ log: ["handed over"] });
+      expect(parts.filter((p) => p.event === "updates")).toEqual([
+        expect.objectContaining({ data: { wait: { log: ["handed over"] } } }),
+      ]);
+      const { run_id } = parts[0]!.data as { run_id: string };
+      expect((await sdk.runs.get(thread.thread_id, run_id)).status).toBe("success");
+    } finally {
+      worker.kill("SIGKILL");
+      await lb.close();
       for (const node of [front, other]) node.child.kill("SIGKILL");
       await own.drop();
     }
