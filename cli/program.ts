@@ -10,7 +10,8 @@ import { serveCommand, type ServeOptions } from "./serve.js";
 import { keysCreateCommand, keysListCommand, keysRevokeCommand } from "./keys.js";
 import { ROLES, type Role } from "../server/access.js";
 import { sloCommand } from "./slo.js";
-import { pruneCommand, traceCommand } from "./trace.js";
+import { pruneTracesCommand, traceCommand } from "./trace.js";
+import { overviewCommand, pruneCheckpointsCommand } from "./prune.js";
 import { resumeCommand, runCommand, type ResumeOptions, type RunOptions } from "./run.js";
 import {
   approvalsCommand,
@@ -269,11 +270,27 @@ export function buildProgram(version: string): Command {
 
   program
     .command("status")
-    .description("Show a task tree: statuses, attempts, errors, pending approvals, answer.")
-    .argument("<task-id>")
+    .description(
+      "Show a task tree: statuses, attempts, errors, pending approvals, answer. Without a task id: the tasks by status, the checkpoint tables' size and the retention policy.",
+    )
+    .argument("[task-id]")
     .option("--json", "print one JSON object")
-    .action(async (taskId: string, opts: { json?: boolean }) => {
-      process.exitCode = await statusCommand(loadConfig(), taskId, opts);
+    .action(async (taskId: string | undefined, opts: { json?: boolean }) => {
+      process.exitCode = await (taskId === undefined
+        ? overviewCommand(loadConfig(), opts)
+        : statusCommand(loadConfig(), taskId, opts));
+    });
+
+  program
+    .command("prune")
+    .description(
+      "Apply the policy's checkpoint retention now to finished threads that are due: keep only the latest checkpoint (and what it needs) or delete them, per workflow. Workers also do it hourly, in batches. Threads running or waiting for a person are never touched.",
+    )
+    .option("--dry-run", "show what would be removed and change nothing")
+    .addOption(new Option("--limit <n>", "at most this many threads").argParser(positiveInt).default(1000))
+    .option("--json", "print the report as JSON")
+    .action(async (opts: { dryRun?: boolean; limit: number; json?: boolean }) => {
+      process.exitCode = await pruneCheckpointsCommand(loadConfig(), opts);
     });
 
   program
@@ -437,7 +454,7 @@ export function buildProgram(version: string): Command {
     )
     .option("--json", "print { removed, older_than_days }")
     .action(async (opts: { olderThan?: number; json?: boolean }) => {
-      process.exitCode = await pruneCommand(loadConfig(), opts);
+      process.exitCode = await pruneTracesCommand(loadConfig(), opts);
     });
 
   program

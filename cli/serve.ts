@@ -15,7 +15,7 @@ import { GraphRegistry, registerGraphLogger } from "../runtime/registry.js";
 import { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { withMigrationLock } from "../checkpoints/migrations/index.js";
 import { withDatabase } from "./common.js";
-import { createCheckpointer } from "../checkpoints/saver.js";
+import { KeelSaver } from "../checkpoints/keel-saver.js";
 import { RunStreams } from "../runtime/runs/events.js";
 
 export interface ServeOptions {
@@ -72,7 +72,7 @@ export function serveCommand(config: KeelConfig, version: string, opts: ServeOpt
         })
       : undefined;
     // An API-only node reads threads' state through a checkpointer of its own (the worker's is fenced).
-    if (!worker) graphs.attach({ checkpointer: await createCheckpointer(db) });
+    if (!worker) graphs.attach({ checkpointer: new KeelSaver(db.pool) });
     graphs.attach({ store });
     const streams = new RunStreams(db.pool);
     await streams.start();

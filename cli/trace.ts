@@ -124,7 +124,7 @@ export function traceCommand(config: KeelConfig, taskId: string, opts: { json?: 
 }
 
 /** Deletes trajectory steps older than the retention period (or `days`), now. */
-export function pruneCommand(
+export function pruneTracesCommand(
   config: KeelConfig,
   opts: { olderThan?: number; json?: boolean },
 ): Promise<number> {

@@ -22,6 +22,7 @@ import {
   type AgentType,
 } from "../agents/contracts.js";
 import { failureOf, isKeelError, PlanError, SystemError } from "../core/errors.js";
+import { boundedSignal } from "../core/signals.js";
 import { BlockedRequestError, guardRequest } from "../policy/guard.js";
 import { splitInstruction, type Instruction } from "../policy/provenance.js";
 import { errorClass, inSpan, KEEL } from "../observability/spans.js";
@@ -297,8 +298,9 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: Grap
   ): Promise<Update> => {
     const { task, instruction } = input;
     emit(config, { type: "agent_start", task_id: task.task_id, agent: type, objective: task.objective });
-    const timeout = AbortSignal.timeout(task.timeout_seconds * 1000);
-    const signal = config.signal ? AbortSignal.any([config.signal, timeout]) : timeout;
+    // Released when the sub-agent ends: a worker runs many sub-agents under one run's signal.
+    const bound = boundedSignal([config.signal], task.timeout_seconds * 1000);
+    const signal = bound.signal;
     try {
       const deadline = Date.now() + task.timeout_seconds * 1000;
       const out = await inSpan(`invoke_agent ${type}`, agentSpanAttributes(type, task, config), () =>
@@ -317,10 +319,10 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: Grap
       if (isGraphBubbleUp(error) || config.signal?.aborted) throw error;
       // A budget or guardrail stops the whole tree, not just this agent.
       if (isKeelError(error) && error.fault === "policy") throw error;
-      const message = timeout.aborted
+      const message = bound.timedOut()
         ? `Timed out after ${task.timeout_seconds} s (timeout_seconds).`
         : `The ${type} agent failed: ${(error as Error).message}`;
-      const reason = timeout.aborted ? "timeout" : failureOf(error).reason;
+      const reason = bound.timedOut() ? "timeout" : failureOf(error).reason;
       emit(config, {
         type: "agent_done",
         task_id: task.task_id,
@@ -339,7 +341,7 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: Grap
           name: `${type}_agent`,
           status: "failed",
           error: message,
-          error_class: timeout.aborted ? "timeout" : errorClass(error),
+          error_class: bound.timedOut() ? "timeout" : errorClass(error),
           attempt,
         });
       }
@@ -355,6 +357,8 @@ function runSubagentNode(type: AgentType, subgraph: CompiledSubagent, deps: Grap
         reason,
       };
       return { results: [failed] };
+    } finally {
+      bound.release();
     }
   };
 }

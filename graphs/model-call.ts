@@ -6,6 +6,7 @@ import { errorClass, inSpan, KEEL, recordSpan, SpanKind } from "../observability
 import { recordStepQuietly } from "../observability/trajectory.js";
 import { addUsage, charge } from "../tools/usage.js";
 import { ModelOutputError, ModelStreamCutError, TransientError } from "../core/errors.js";
+import { boundedSignal } from "../core/signals.js";
 import type { GraphDeps } from "./deps.js";
 import { runContext } from "./run-context.js";
 
@@ -169,14 +170,15 @@ export async function callModel<T>(
           (signal) => {
             // Each try is bounded: a server that takes the request and never answers is a transient failure.
             const limit = deps.limits.modelTimeoutMs;
-            const timeout = AbortSignal.timeout(limit);
             // The try's own bound (its timeout, the endpoint policy) is raced here, so a model that ignores its
             // signal cannot outlast it; the run's abort (cancel, deadline, a stopping worker) reaches the model
-            // through its signal, and LangGraph itself stops the run on it.
-            const tryBound = AbortSignal.any([signal, timeout]);
-            const combined = config.signal ? AbortSignal.any([config.signal, tryBound]) : tryBound;
+            // through its signal, and LangGraph itself stops the run on it. Both are released when the try ends.
+            const bound = boundedSignal([signal], limit);
+            const tryBound = bound.signal;
+            const all = boundedSignal([config.signal, tryBound]);
+            const combined = all.signal;
             const bounded = (error: unknown): never => {
-              if (timeout.aborted && !signal.aborted && !config.signal?.aborted) {
+              if (bound.timedOut() && !signal.aborted && !config.signal?.aborted) {
                 throw new TransientError(
                   `the model ${info.name} did not answer within ${limit} ms (KEEL_MODEL_TIMEOUT_MS)`,
                   undefined,
@@ -218,6 +220,10 @@ export async function callModel<T>(
                     },
                   };
                 return value;
+              })
+              .finally(() => {
+                all.release();
+                bound.release();
               });
           },
           config.signal,

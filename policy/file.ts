@@ -7,11 +7,12 @@ import { Budgets, DEFAULT_BUDGETS } from "./budget.js";
 import { RiskPolicy } from "./risk.js";
 import { DEFAULT_SCOPE, ScopePolicy } from "./scope.js";
 import { PriceTable } from "./prices.js";
+import { DEFAULT_CHECKPOINT_RETENTION, RetentionPolicy } from "./retention.js";
 import { DEFAULT_SLO_TARGETS, SloPolicy } from "./slo-targets.js";
 
 /**
  * `keel.policy.yaml`: who may do what without a person, the task boundary, the budgets of a task tree, service-
- * level targets and model prices.
+ * level targets, model prices and the retention of finished threads' checkpoints.
  * Every field has a default, so an empty file (or none) is the documented default policy.
  */
 export const Policy = z
@@ -27,6 +28,9 @@ export const Policy = z
       "Service-level targets keel slo checks, per workflow",
     ),
     prices: PriceTable.default({}).describe("Model prices over the built-in table"),
+    retention: RetentionPolicy.default({ checkpoints: DEFAULT_CHECKPOINT_RETENTION, workflows: {} }).describe(
+      "What finished threads keep of their checkpoints, per workflow",
+    ),
   })
   .strict();
 export type Policy = z.infer<typeof Policy>;

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { deleteThreadCheckpoints } from "../checkpoints/retention.js";
 import { InputError, NotFoundError } from "../core/errors.js";
 import { eraseStrings, PURGED, redact } from "../policy/pii.js";
 import { purgedApproval } from "./approvals.js";
@@ -109,9 +110,7 @@ async function purgeIn(client: pg.PoolClient, rootId: string, dryRun: boolean): 
       await client.query("update task_events set reason = $2 where id = $1", [e.id, clean]);
   }
 
-  const writes = await client.query("delete from checkpoint_writes where thread_id = $1", [rootId]);
-  await client.query("delete from checkpoint_blobs where thread_id = $1", [rootId]);
-  const checkpoints = await client.query("delete from checkpoints where thread_id = $1", [rootId]);
+  const removed = await deleteThreadCheckpoints(client, rootId);
 
   const approvals = await client.query<{
     id: string;
@@ -156,8 +155,8 @@ async function purgeIn(client: pg.PoolClient, rootId: string, dryRun: boolean): 
     status: root.status,
     purged_at: stamp,
     tasks: tasks.rows.length,
-    checkpoints: checkpoints.rowCount ?? 0,
-    checkpoint_writes: writes.rowCount ?? 0,
+    checkpoints: removed.checkpoints,
+    checkpoint_writes: removed.writes,
     approvals: approvals.rows.length,
     outbox: outbox.rowCount ?? 0,
     outbox_unsent: unsent.rows[0]?.n ?? 0,

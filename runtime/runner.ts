@@ -1,9 +1,9 @@
 import { AsyncLocalStorageProviderSingleton } from "@langchain/core/singletons";
 import { Command } from "@langchain/langgraph";
-import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
+import type { BaseCheckpointSaver } from "@langchain/langgraph-checkpoint";
 import type { AgentResult, Plan } from "../agents/contracts.js";
 import { openDatabase, type Database } from "../checkpoints/database.js";
-import { createCheckpointer } from "../checkpoints/saver.js";
+import { KeelSaver } from "../checkpoints/keel-saver.js";
 import type { KeelConfig } from "../core/config.js";
 import { NotFoundError, SystemError } from "../core/errors.js";
 import { ApprovalRequest } from "../graphs/approval.js";
@@ -41,13 +41,13 @@ export interface DriveOptions {
 }
 
 /**
- * Runs the orchestrator with PostgresSaver: start a thread, resume it with a decision, read where it stands.
+ * Runs the orchestrator with Keel's checkpointer: start a thread, resume it with a decision, read where it stands.
  * Every call continues from the checkpoint, so a run interrupted in one process is resumed by another.
  */
 export class Runner {
   private constructor(
     readonly db: Database,
-    readonly checkpointer: PostgresSaver,
+    readonly checkpointer: BaseCheckpointSaver,
     /** What the graph was built with; the worker's compensations share its limits and breakers. */
     readonly deps: GraphDeps,
     private readonly graph: ReturnType<ReturnType<typeof buildOrchestratorGraph>["compile"]>,
@@ -59,7 +59,7 @@ export class Runner {
     return Runner.withSaver(
       db ?? (await openDatabase(config)),
       config,
-      (pool) => new PostgresSaver(pool),
+      (pool) => new KeelSaver(pool),
       deps,
       db === undefined,
     );
@@ -69,12 +69,12 @@ export class Runner {
   static async withSaver(
     db: Database,
     config: KeelConfig,
-    make: (pool: Database["pool"]) => PostgresSaver,
+    make: (pool: Database["pool"]) => BaseCheckpointSaver,
     deps?: Partial<GraphDeps>,
     ownsDb = false,
   ): Promise<Runner> {
     try {
-      const checkpointer = await createCheckpointer(db, make);
+      const checkpointer = make(db.pool);
       // Spreading the defaults reads the policy file now, so a bad file stops a worker at start.
       const built: GraphDeps = { ...defaultDeps(config), db: () => Promise.resolve(db.pool), ...deps };
       const graph = buildOrchestratorGraph(built).compile({ checkpointer, name: "orchestrator" });

@@ -23,6 +23,7 @@ import {
 import { decisionsFor, expireApproval, hasPendingApprovals, traceApprovalWaits } from "./approvals.js";
 import { applyEvent, CHILD_EVENTS } from "./task/children.js";
 import { CANCEL_CHANNEL } from "./task/cancel.js";
+import { applyRetention } from "./retention.js";
 import { FencedSaver } from "./fence.js";
 import { failOrRetry, settleError, settleOutcome, type Claim, type SettleContext } from "./task/settle.js";
 import {
@@ -48,6 +49,10 @@ import { failureOf } from "../core/errors.js";
 import { FencedOutError } from "./task/rules.js";
 import { inTransaction, transition } from "./task/store.js";
 import { adoptTrace, fenceOut, lockTask, renewLease, takeLease } from "./task/sql.js";
+
+/** Threads one retention batch looks at, and batches an hour. */
+const RETENTION_BATCH = 200;
+const RETENTION_BATCHES = 10;
 
 export interface WorkerOptions {
   concurrency: number;
@@ -488,8 +493,9 @@ export class TaskWorker {
   }
 
   /**
-   * Housekeeping: drops trajectory steps past their retention period and, with KEEL_PURGE_AFTER_DAYS set, purges
-   * finished requests past theirs (a bounded batch each time); then looks again in an hour.
+   * Housekeeping: drops trajectory steps past their retention period, applies the policy's checkpoint retention
+   * to finished threads and, with KEEL_PURGE_AFTER_DAYS set, purges finished requests past theirs (bounded batches
+   * each time); then looks again in an hour.
    */
   private async prune(): Promise<void> {
     const removed = await pruneTrajectories(this.db.pool, this.config.observability.retentionDays);
@@ -504,6 +510,19 @@ export class TaskWorker {
       const { purged, skipped } = await purgeOlderThan(this.db.pool, days);
       if (purged.length || skipped.length)
         this.log.info({ purged: purged.length, skipped: skipped.length, days }, "finished requests purged");
+    }
+    // Checkpoint retention, in bounded batches: at most RETENTION_BATCHES of RETENTION_BATCH threads an hour, so a
+    // backlog (a policy just tightened) is worked off over a few hours instead of in one long burst.
+    for (let batch = 0; batch < RETENTION_BATCHES; batch++) {
+      const report = await applyRetention(this.db.pool, this.runner.deps.policy.retention, {
+        limit: RETENTION_BATCH,
+      });
+      if (report.pruned.length || report.skipped)
+        this.log.info(
+          { ...report.threads, skipped: report.skipped, ...report.removed },
+          "checkpoint retention applied",
+        );
+      if (report.pruned.length + report.skipped < RETENTION_BATCH) break;
     }
     await schedulePrune(this.db.pool, new Date(Date.now() + 3600_000));
   }

@@ -7,6 +7,8 @@ import { requestId } from "hono/request-id";
 import { timeout } from "hono/timeout";
 import { streamSSE } from "hono/streaming";
 import type pg from "pg";
+import { MIGRATIONS } from "../checkpoints/migrations/index.js";
+import { checkpointTablesSize } from "../checkpoints/retention.js";
 import type { KeelConfig } from "../core/config.js";
 import { InputError, isKeelError, NotFoundError } from "../core/errors.js";
 import { FAILURES } from "../core/failures.js";
@@ -34,6 +36,9 @@ import { stateRoutes } from "./state.js";
 import type { RunStreams } from "../runtime/runs/events.js";
 import type { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
+
+/** The newest migration this build knows: /readyz is not ready until the database has it. */
+const LATEST_MIGRATION = Math.max(...MIGRATIONS.map((m) => m.id));
 
 /** What the HTTP API needs: the database, the configuration, the request scope, and whether a worker runs here. */
 export interface ServerDeps {
@@ -339,6 +344,13 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
   const Ready = z.object({
     ready: z.boolean(),
     checks: z.object({ database: z.boolean(), migrations: z.boolean(), worker: z.boolean() }),
+    storage: z
+      .object({
+        checkpoint_bytes: z
+          .number()
+          .describe("The checkpoint tables' size on disk, with indexes (the retention policy bounds it)"),
+      })
+      .optional(),
   });
   app.openapi(
     createRoute({
@@ -356,18 +368,25 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
         () => true,
         () => false,
       );
+      // Every migration this build knows is applied (a node older than the database is fine; newer is not).
       const migrations =
         database &&
-        (await deps.pool.query("select to_regclass('public.tasks') is not null as ok").then(
-          (r) => Boolean((r.rows[0] as { ok: boolean }).ok),
+        (await deps.pool.query<{ id: number | null }>("select max(id) as id from keel_migrations").then(
+          (r) => (r.rows[0]?.id ?? -1) >= LATEST_MIGRATION,
           () => false,
         ));
+      const storage = migrations
+        ? await checkpointTablesSize(deps.pool).then(
+            (size) => ({ checkpoint_bytes: size.bytes }),
+            () => undefined,
+          )
+        : undefined;
       const worker = deps.workerRunning();
       const checks = { database, migrations, worker };
       // An API-only node (--no-worker) is ready without a worker: the workers run elsewhere.
       // A stopping server is not ready, so a load balancer sends new work to another node.
       const ready = database && migrations && !deps.stopping?.aborted;
-      return c.json({ ready, checks }, ready ? 200 : 503);
+      return c.json({ ready, checks, ...(storage ? { storage } : {}) }, ready ? 200 : 503);
     },
   );
 

@@ -3,6 +3,7 @@ import { RateLimiterMemory, RateLimiterQueue } from "rate-limiter-flexible";
 import { z } from "zod";
 import type { AgentType } from "../agents/contracts.js";
 import { isKeelError, OutputContractError, TransientError, WiringError } from "../core/errors.js";
+import { boundedSignal } from "../core/signals.js";
 import { inSpan, KEEL, recordSpan } from "../observability/spans.js";
 import { guardToolOutput, NEUTRALISED_NOTICE } from "../policy/guard.js";
 import { redact, redactDeep } from "../policy/pii.js";
@@ -232,7 +233,8 @@ async function runContract(
     const error = `Invalid arguments for ${tool.name}: ${checked.error}. Fix the arguments and call the tool again.`;
     return { outcome: { status: "invalid_arguments", content: error, error }, audited: false };
   }
-  const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(tool.timeoutMs)]);
+  const bound = boundedSignal([ctx.signal], tool.timeoutMs);
+  const signal = bound.signal;
   const validate = (raw: unknown): unknown => {
     const output = tool.output.safeParse(raw);
     if (!output.success) {
@@ -275,7 +277,7 @@ async function runContract(
   } catch (error) {
     if (ctx.signal.aborted) throw error; // the whole task was cancelled or timed out: stop, do not report back
     if (isKeelError(error) && error.fault === "policy") throw error; // a budget or guardrail stops the tree
-    const timedOut = signal.aborted;
+    const timedOut = bound.timedOut();
     const message =
       error instanceof OutputContractError
         ? error.message
@@ -283,6 +285,8 @@ async function runContract(
           ? `${tool.name} timed out after ${tool.timeoutMs} ms.`
           : `${tool.name} failed: ${error instanceof Error ? error.message : String(error)}`;
     return { outcome: { status: "error", content: message, error: message }, audited: false };
+  } finally {
+    bound.release();
   }
 }
 
@@ -300,7 +304,8 @@ async function runWithRetries(tool: KeelTool, args: unknown, ctx: ToolContext): 
   if (tool.effects === "external" && ctx.dependencies) {
     return ctx.dependencies.get(`tool:${tool.name}`, { retries: tool.retry.attempts }).execute((signal) => {
       ctx.injectFault?.(tool.name);
-      return tool.run(args, { ...ctx, signal: AbortSignal.any([ctx.signal, signal]) });
+      const both = boundedSignal([ctx.signal, signal]);
+      return tool.run(args, { ...ctx, signal: both.signal }).finally(() => both.release());
     }, ctx.signal);
   }
   for (let attempt = 0; ; attempt++) {

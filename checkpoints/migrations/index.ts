@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { SystemError } from "../../core/errors.js";
 import { ACCESS_MIGRATIONS } from "./access.js";
+import { CHECKPOINT_MIGRATIONS } from "./checkpoints.js";
 import { CONTENT_MIGRATIONS } from "./content.js";
 import { OBSERVABILITY_MIGRATIONS } from "./observability.js";
 import { RUNS_MIGRATIONS } from "./runs.js";
@@ -12,7 +13,7 @@ export type { Migration } from "./sql.js";
 
 /**
  * Every migration, in the order they run. They live by area — `tasks.ts` (the task runtime), `tools.ts` (what
- * tools leave behind), `observability.ts`, `access.ts` (API keys, assistants, threads), `runs.ts` (the Agent Server API's runs), `content.ts` (the demo data) — and run by id, as they always have.
+ * tools leave behind), `observability.ts`, `access.ts` (API keys, assistants, threads), `runs.ts` (the Agent Server API's runs), `checkpoints.ts` (the checkpointer's tables), `content.ts` (the demo data) — and run by id, as they always have.
  */
 export const MIGRATIONS: readonly Migration[] = [
   ...CONTENT_MIGRATIONS,
@@ -21,6 +22,7 @@ export const MIGRATIONS: readonly Migration[] = [
   ...OBSERVABILITY_MIGRATIONS,
   ...ACCESS_MIGRATIONS,
   ...RUNS_MIGRATIONS,
+  ...CHECKPOINT_MIGRATIONS,
 ].sort((a, b) => a.id - b.id);
 
 // One fixed key so that every Keel process (and LangGraph's setup) migrates one at a time.

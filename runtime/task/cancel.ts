@@ -1,3 +1,4 @@
+import { checkpointsDeleted } from "../retention.js";
 import type pg from "pg";
 import { InputError } from "../../core/errors.js";
 import { enqueue, scheduleCompensation, DEFAULT_QUEUE } from "../queue.js";
@@ -58,6 +59,11 @@ export async function retryTask(pool: pg.Pool, taskId: string): Promise<TaskRow>
     if (locked.rows[0]?.purged)
       throw new InputError(
         `Task ${taskId} was purged meanwhile; submit the request again instead.`,
+        "conflict",
+      );
+    if (await checkpointsDeleted(client, task.id))
+      throw new InputError(
+        `Task ${taskId} has no checkpoints to continue from: the retention policy deleted them (retention in the policy file). Submit the request again instead.`,
         "conflict",
       );
     await client.query(

@@ -1,12 +1,11 @@
 import { AIMessage } from "@langchain/core/messages";
-import type { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import { randomUUID } from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TOOLS } from "../../agents/index.js";
 import type { AgentType } from "../../agents/contracts.js";
-import { createCheckpointer } from "../../checkpoints/saver.js";
+import { KeelSaver } from "../../checkpoints/keel-saver.js";
 import { checkEditedArgs, type ApprovalRequest } from "../../graphs/approval.js";
 import { buildOrchestratorGraph } from "../../graphs/build-orchestrator.js";
 import { BlockedRequestError, guardRequest, guardToolOutput } from "../../policy/guard.js";
@@ -39,10 +38,10 @@ const CASES = read<Case>("adversarial.jsonl");
 const BENIGN = read<{ id: string; request: string }>("benign.jsonl");
 
 let t: TestDatabase;
-let saver: PostgresSaver;
+let saver: KeelSaver;
 beforeAll(async () => {
   t = await createTestDatabase({ KEEL_SQL_TIMEOUT_MS: "500", KEEL_SANDBOX_TIMEOUT_MS: "300" });
-  saver = await createCheckpointer(t.db);
+  saver = new KeelSaver(t.db.pool);
 });
 const handled = new Map<string, { total: number; handled: number }>();
 afterAll(async () => {

@@ -1,5 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { StateGraph, StateSchema } from "@langchain/langgraph";
+import { z } from "zod";
+import { KeelSaver } from "../../checkpoints/keel-saver.js";
 import { json, keel, KEEL_BIN } from "../helpers/cli.js";
 import { useTestDatabase, type TestDatabase } from "../helpers/db.js";
 
@@ -167,4 +171,51 @@ describe("approvals, cancel and retry from the command line", () => {
     const badConcurrency = await keel(["worker", "--concurrency", "0"], env);
     expect(badConcurrency.code).toBe(2);
   });
+});
+
+describe("keel prune and keel status: checkpoint retention from the command line", () => {
+  it("shows what is due, applies it, and reports the checkpoint tables and the policy", async () => {
+    // A request that finished 10 days ago, with a thread of four checkpoints (the default policy keeps every
+    // checkpoint 7 days, then only the latest).
+    const id = randomUUID();
+    await t.db.pool.query(
+      `insert into tasks (id, root_id, status, request, finished_at) values ($1, $1, 'done', 'r', now() - interval '10 days')`,
+      [id],
+    );
+    const saver = new KeelSaver(t.db.pool);
+    const graph = new StateGraph(new StateSchema({ n: z.number() }))
+      .addNode("inc", (s) => ({ n: s.n + 1 }))
+      .addEdge("__start__", "inc")
+      .addEdge("inc", "__end__")
+      .compile({ checkpointer: saver });
+    for (let i = 0; i < 2; i++) await graph.invoke({ n: i }, { configurable: { thread_id: id } });
+    const checkpoints = async () =>
+      (await t.db.pool.query("select 1 from checkpoints where thread_id = $1", [id])).rows.length;
+    const before = await checkpoints();
+
+    const dry = json<{ dry_run: boolean; pruned: { thread_id: string; then: string }[] }>(
+      await keel(["prune", "--dry-run", "--json"], env),
+    );
+    expect(dry.dry_run).toBe(true);
+    expect(dry.pruned.map((p) => [p.thread_id, p.then])).toEqual([[id, "latest"]]);
+    expect(await checkpoints()).toBe(before);
+
+    const applied = await keel(["prune"], env);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).toContain(`kept only the latest checkpoint of request ${id}`);
+    expect(applied.stdout).toMatch(/checkpoint tables: \d/);
+    expect(await checkpoints()).toBe(1);
+
+    const status = await keel(["status"], env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/requests: .*1 done/);
+    expect(status.stdout).toMatch(/checkpoint tables: .*\(1 checkpoint\(s\)/);
+    expect(status.stdout).toMatch(
+      /retention: keep all 7 day\(s\), then latest; applied to 1 thread\(s\) so far/,
+    );
+
+    const bad = await keel(["prune", "--limit", "0"], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--limit/);
+  }, 120_000);
 });

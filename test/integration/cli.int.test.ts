@@ -95,7 +95,7 @@ describe("keel run / keel resume across processes", () => {
       ["resume", waiting.thread_id, "--approve", "--reviewer", "dana", "--json"],
       env,
     );
-    expect(second.code).toBe(0);
+    expect(second.code, second.stderr).toBe(0);
     const done = json<RunJson>(second);
     expect(done.status).toBe("done");
     expect(done.results.map((r) => r.status)).toEqual(["done", "done", "done", "done"]);

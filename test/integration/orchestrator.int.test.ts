@@ -1,19 +1,18 @@
 import { AIMessage, type BaseMessage } from "@langchain/core/messages";
 import { Command } from "@langchain/langgraph";
-import type { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCheckpointer } from "../../checkpoints/saver.js";
+import { KeelSaver } from "../../checkpoints/keel-saver.js";
 import { PlanError } from "../../core/errors.js";
 import { buildOrchestratorGraph } from "../../graphs/build-orchestrator.js";
 import { fakeModel, scriptedDeps } from "../fakes/deps.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
 
 let t: TestDatabase;
-let saver: PostgresSaver;
+let saver: KeelSaver;
 beforeAll(async () => {
   t = await createTestDatabase();
-  saver = await createCheckpointer(t.db);
+  saver = new KeelSaver(t.db.pool);
 });
 afterAll(async () => {
   await t?.drop();

@@ -4,7 +4,6 @@ import { once } from "node:events";
 import path from "node:path";
 import { emptyCheckpoint } from "@langchain/langgraph";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createCheckpointer } from "../../checkpoints/saver.js";
 import { namedFailure } from "../../core/errors.js";
 import { decide, listApprovals } from "../../runtime/approvals.js";
 import { cancelTree, retryTask } from "../../runtime/task/cancel.js";
@@ -82,7 +81,7 @@ describe("task store", () => {
     await expect(
       inTransaction(t.db.pool, (c) => transition(c, task.id, "done", { token: "4" })),
     ).rejects.toThrow(FencedOutError);
-    const saver = await createCheckpointer(t.db, (pool) => new FencedSaver(pool));
+    const saver = new FencedSaver(t.db.pool);
     saver.tokens.set(task.id, { taskId: task.id, token: "4" });
     const config = { configurable: { thread_id: task.id, checkpoint_ns: "" } };
     const writes = async () =>
@@ -131,6 +130,29 @@ describe("task store", () => {
       });
     } finally {
       holder.release();
+    }
+  });
+  it("refuses a fenced write that waited for a takeover in progress: it reads the token the takeover left", async () => {
+    const { task } = await submitRequest("Calculate 8 * 7");
+    await t.db.pool.query("update tasks set status = 'running', fencing_token = 3 where id = $1", [task.id]);
+    const takeover = await t.db.pool.connect();
+    try {
+      // The takeover has moved the token but not committed: a write under the old token waits, then is refused.
+      await takeover.query("begin");
+      await takeover.query("update tasks set fencing_token = 4 where id = $1", [task.id]);
+      let settled = false;
+      const write = t.db.pool
+        .query("select keel_hold_fence($1, 3)", [task.id])
+        .finally(() => (settled = true));
+      write.catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(settled).toBe(false);
+      await takeover.query("commit");
+      await expect(write).rejects.toMatchObject({ code: "KF001" });
+      // The new holder's writes go ahead.
+      await expect(t.db.pool.query("select keel_hold_fence($1, 4)", [task.id])).resolves.toBeDefined();
+    } finally {
+      takeover.release();
     }
   });
 });

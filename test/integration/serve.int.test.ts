@@ -5,7 +5,7 @@ import { prepareQueue } from "../../runtime/queue.js";
 import { createApp } from "../../server/app.js";
 import { ensureGraphAssistants } from "../../server/assistants.js";
 import { RunStreams } from "../../runtime/runs/events.js";
-import { createCheckpointer } from "../../checkpoints/saver.js";
+import { KeelSaver } from "../../checkpoints/keel-saver.js";
 import { GraphRegistry } from "../../runtime/registry.js";
 import { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { keel } from "../helpers/cli.js";
@@ -41,6 +41,7 @@ describe("keel serve", () => {
     expect(await ready.json()).toEqual({
       ready: true,
       checks: { database: true, migrations: true, worker: true },
+      storage: { checkpoint_bytes: expect.any(Number) as number },
     });
     const doc = (await (await fetch(`${served.url}/openapi.json`)).json()) as {
       paths: Record<string, unknown>;
@@ -304,7 +305,7 @@ describe("the HTTP API under fuzzed bodies and headers", () => {
     await prepareQueue(t.db.pool);
     // As keel serve sets up an API-only node: LangGraph's checkpoint tables, read through a saver of its own.
     const graphs = GraphRegistry.open("langgraph.json").attach({
-      checkpointer: await createCheckpointer(t.db),
+      checkpointer: new KeelSaver(t.db.pool),
     });
     await ensureGraphAssistants(t.db.pool, graphs);
     const store = new PostgresStore({

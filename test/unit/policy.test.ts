@@ -183,6 +183,16 @@ describe("policy file", () => {
     ["an unknown field", "teirs: {}", /Unrecognized key: "teirs"/],
     ["a budget that is not positive", "budgets: { tokens: -5 }", /budgets\.tokens: Too small/],
     [
+      "an unknown retention",
+      "retention: { checkpoints: { then: forever } }",
+      /retention\.checkpoints\.then: Invalid option/,
+    ],
+    [
+      "a negative retention period",
+      "retention: { workflows: { nightly: { keep_all_days: -1 } } }",
+      /retention\.workflows\.nightly\.keep_all_days: Too small/,
+    ],
+    [
       "a rule without a pattern",
       "rules: [{ tool: a, arg: b, decision: logged, reason: r }]",
       /a rule needs matches or not_matches/,
