@@ -7,8 +7,6 @@ import { requestId } from "hono/request-id";
 import { timeout } from "hono/timeout";
 import { streamSSE } from "hono/streaming";
 import type pg from "pg";
-import { MIGRATIONS } from "../checkpoints/migrations/index.js";
-import { checkpointTablesSize } from "../checkpoints/retention.js";
 import type { KeelConfig } from "../core/config.js";
 import { InputError, isKeelError, NotFoundError } from "../core/errors.js";
 import { FAILURES } from "../core/failures.js";
@@ -17,6 +15,7 @@ import { decide, listApprovals, type ApprovalRow } from "../runtime/approvals.js
 import { targetsFor } from "../policy/slo-targets.js";
 import { computeSlo } from "../reports/slo.js";
 import { readTaskTrace } from "../reports/trace.js";
+import { checkpointBytes, migrationsApplied } from "../runtime/health.js";
 import { submitRequest } from "../runtime/submit.js";
 import { cancelTree, retryTask } from "../runtime/task/cancel.js";
 import { TASK_STATUSES } from "../runtime/task/rules.js";
@@ -36,9 +35,6 @@ import { stateRoutes } from "./state.js";
 import type { RunStreams } from "../runtime/runs/events.js";
 import type { PostgresStore } from "@langchain/langgraph-checkpoint-postgres/store";
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
-
-/** The newest migration this build knows: /readyz is not ready until the database has it. */
-const LATEST_MIGRATION = Math.max(...MIGRATIONS.map((m) => m.id));
 
 /** What the HTTP API needs: the database, the configuration, the request scope, and whether a worker runs here. */
 export interface ServerDeps {
@@ -369,15 +365,10 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
         () => false,
       );
       // Every migration this build knows is applied (a node older than the database is fine; newer is not).
-      const migrations =
-        database &&
-        (await deps.pool.query<{ id: number | null }>("select max(id) as id from keel_migrations").then(
-          (r) => (r.rows[0]?.id ?? -1) >= LATEST_MIGRATION,
-          () => false,
-        ));
+      const migrations = database && (await migrationsApplied(deps.pool));
       const storage = migrations
-        ? await checkpointTablesSize(deps.pool).then(
-            (size) => ({ checkpoint_bytes: size.bytes }),
+        ? await checkpointBytes(deps.pool).then(
+            (bytes) => ({ checkpoint_bytes: bytes }),
             () => undefined,
           )
         : undefined;
