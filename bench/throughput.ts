@@ -2,9 +2,11 @@
  * Throughput of the task runtime against a plain loop, side by side in one run.
  *
  *   runtime:  submit N tasks -> graphile-worker job -> TaskWorker (lease, heartbeat, fencing, task events) -> done
- *   baseline: the same compiled orchestrator graph, invoked in a plain loop with PostgresSaver, c at a time
+ *   baseline: the same compiled orchestrator graph, invoked in a plain loop with LangGraph's stock PostgresSaver,
+ *             c at a time
  *
- * Both run the offline model on the same requests against the same Postgres. Usage:
+ * Both run the offline model on the same requests against the same Postgres. Round trips are the statements the pg
+ * driver sent during the side's run (the worker's queue and heartbeats included), per request. Usage:
  *   npm run bench -- [--requests 1000] [--concurrency 1,8,32] [--out bench/RESULTS.md]
  */
 import { randomUUID } from "node:crypto";
@@ -12,6 +14,8 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
+import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
+import pg from "pg";
 import { openDatabase, type Database } from "../checkpoints/database.js";
 import { loadConfig, type KeelConfig } from "../core/config.js";
 import { prepareQueue } from "../runtime/queue.js";
@@ -32,12 +36,21 @@ const LEVELS = values.concurrency.split(",").map(Number);
 
 const cpuMs = (usage: NodeJS.CpuUsage) => (usage.user + usage.system) / 1000;
 
+// Every statement any pg client of this process sends is counted.
+let statements = 0;
+// eslint-disable-next-line @typescript-eslint/unbound-method -- re-bound with apply below
+const sendQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+  statements++;
+  return sendQuery.apply(this, args);
+} as typeof pg.Client.prototype.query;
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? NaN;
 }
 
 async function baseline(config: KeelConfig, db: Database, concurrency: number): Promise<number> {
-  const runner = await Runner.open(config, undefined, db);
+  const runner = await Runner.withSaver(db, config, (pool) => new PostgresSaver(pool));
   let next = 0;
   const started = performance.now();
   await Promise.all(
@@ -146,13 +159,17 @@ let idle: number[];
 try {
   for (const c of LEVELS) {
     const baseCpu = process.cpuUsage();
+    statements = 0;
     const base = await baseline(config, db, c);
+    const baseTrips = statements / N;
     const baseCpuMs = cpuMs(process.cpuUsage(baseCpu)) / N;
     const runCpu = process.cpuUsage();
+    statements = 0;
     const run = await runtime(config, db, c);
+    const runTrips = statements / N;
     const runCpuMs = cpuMs(process.cpuUsage(runCpu)) / N;
     const overhead = (run.ms / base - 1) * 100;
-    const line = `| ${c} | ${((N / base) * 1000).toFixed(1)} | ${((N / run.ms) * 1000).toFixed(1)} | ${(run.ms / base).toFixed(2)} (${overhead >= 0 ? "+" : ""}${overhead.toFixed(0)}%) | ${baseCpuMs.toFixed(0)} / ${runCpuMs.toFixed(0)} | ${percentile(run.pickup, 50).toFixed(0)} | ${percentile(run.pickup, 95).toFixed(0)} |`;
+    const line = `| ${c} | ${((N / base) * 1000).toFixed(1)} | ${((N / run.ms) * 1000).toFixed(1)} | ${(run.ms / base).toFixed(2)} (${overhead >= 0 ? "+" : ""}${overhead.toFixed(0)}%) | ${baseCpuMs.toFixed(0)} / ${runCpuMs.toFixed(0)} | ${baseTrips.toFixed(0)} / ${runTrips.toFixed(0)} | ${percentile(run.pickup, 50).toFixed(0)} | ${percentile(run.pickup, 95).toFixed(0)} |`;
     console.error(line);
     rows.push(line);
   }
@@ -161,8 +178,8 @@ try {
   await db.close();
 }
 const table = [
-  "| concurrency | baseline req/s | runtime req/s | runtime/baseline time | Keel process CPU ms/request (baseline / runtime) | queue wait p50 ms | queue wait p95 ms |",
-  "|---|---|---|---|---|---|---|",
+  "| concurrency | baseline req/s (PostgresSaver) | runtime req/s (KeelSaver) | runtime/baseline time | Keel process CPU ms/request (baseline / runtime) | round trips/request (baseline / runtime) | queue wait p50 ms | queue wait p95 ms |",
+  "|---|---|---|---|---|---|---|---|",
   ...rows,
   "",
   `Pickup latency with an idle worker (submit -> running, 30 single submissions): p50 ${percentile(idle, 50).toFixed(0)} ms, p95 ${percentile(idle, 95).toFixed(0)} ms.`,

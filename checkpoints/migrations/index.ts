@@ -28,15 +28,21 @@ export const MIGRATIONS: readonly Migration[] = [
 // One fixed key so that every Keel process (and LangGraph's setup) migrates one at a time.
 const MIGRATION_LOCK_KEY = 0x6b65656c; // "keel"
 
-/** Runs `work` while holding Keel's migration advisory lock on a dedicated connection. */
+/**
+ * Runs `work` while holding Keel's migration advisory lock, in a transaction of its own on a dedicated connection.
+ * A transaction-scoped lock, not a session lock: behind PgBouncer in transaction mode a session lock and its
+ * unlock could land on different server connections, and the lock would outlive this process; an open transaction
+ * keeps its server connection until it ends, which releases the lock.
+ */
 export async function withMigrationLock<T>(pool: pg.Pool, work: () => Promise<T>): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query("select pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    await client.query("begin");
     try {
+      await client.query("select pg_advisory_xact_lock($1)", [MIGRATION_LOCK_KEY]);
       return await work();
     } finally {
-      await client.query("select pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
+      await client.query("commit");
     }
   } finally {
     client.release();
