@@ -65,8 +65,11 @@ try {
   let after = 0;
   let checkpointsBefore = 0;
   const count = async (thread: string) =>
-    (await db.pool.query<{ n: number }>("select count(*)::int as n from checkpoints where thread_id = $1", [thread]))
-      .rows[0]!.n;
+    (
+      await db.pool.query<{ n: number }>("select count(*)::int as n from checkpoints where thread_id = $1", [
+        thread,
+      ])
+    ).rows[0]!.n;
   // Kept aside as the template of step 2, before they are pruned.
   await db.pool.query(`create table bench_template_checkpoints as select * from checkpoints`);
   await db.pool.query(`create table bench_template_blobs as select * from checkpoint_blobs`);
@@ -98,11 +101,14 @@ try {
        insert into bench_ids select t.thread_id, gen_random_uuid()::text
          from (select distinct thread_id from bench_template_checkpoints) t, generate_series(1, ${n});`,
     );
-    await db.pool.query(`insert into checkpoints select i.new, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
+    await db.pool
+      .query(`insert into checkpoints select i.new, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
         c.type, c.checkpoint, c.metadata from bench_template_checkpoints c join bench_ids i on i.old = c.thread_id`);
-    await db.pool.query(`insert into checkpoint_blobs select i.new, b.checkpoint_ns, b.channel, b.version, b.type, b.blob
+    await db.pool
+      .query(`insert into checkpoint_blobs select i.new, b.checkpoint_ns, b.channel, b.version, b.type, b.blob
         from bench_template_blobs b join bench_ids i on i.old = b.thread_id`);
-    await db.pool.query(`insert into checkpoint_writes select i.new, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx,
+    await db.pool
+      .query(`insert into checkpoint_writes select i.new, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.idx,
         w.channel, w.type, w.blob, w.task_path from bench_template_writes w join bench_ids i on i.old = w.thread_id`);
     return (await db.pool.query<{ id: string }>("select new as id from bench_ids")).rows.map((r) => r.id);
   };
@@ -120,7 +126,9 @@ try {
   const sizes: [number, number[]][] = [];
   const small = await copies(Math.max(1, Math.round(1000 / perCopy)));
   await db.pool.query("analyze checkpoints; analyze checkpoint_blobs; analyze checkpoint_writes");
-  const smallCount = Number((await db.pool.query<{ n: string }>("select count(*) as n from checkpoints")).rows[0]!.n);
+  const smallCount = Number(
+    (await db.pool.query<{ n: string }>("select count(*) as n from checkpoints")).rows[0]!.n,
+  );
   sizes.push([smallCount, await coldReads(small)]);
   console.error(`${smallCount} checkpoints: p95 ${percentile(sizes[0]![1], 95).toFixed(2)} ms`);
   let fresh: string[] = [];
@@ -130,7 +138,9 @@ try {
     console.error(`bench:retention: ${total + step * perCopy} checkpoints`);
   }
   await db.pool.query("analyze checkpoints; analyze checkpoint_blobs; analyze checkpoint_writes");
-  const largeCount = Number((await db.pool.query<{ n: string }>("select count(*) as n from checkpoints")).rows[0]!.n);
+  const largeCount = Number(
+    (await db.pool.query<{ n: string }>("select count(*) as n from checkpoints")).rows[0]!.n,
+  );
   // Threads of the first copies: gigabytes were written after them, so they left Postgres' buffer cache.
   sizes.push([largeCount, await coldReads(fresh.slice(0, Math.ceil(fresh.length / 5)))]);
   const [[n1, s1], [n2, s2]] = sizes as [[number, number[]], [number, number[]]];
