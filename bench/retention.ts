@@ -77,7 +77,8 @@ try {
   for (const thread of threads) {
     before += await storedBytes(thread);
     checkpointsBefore += await count(thread);
-    await keepLatestCheckpoint(db.pool, thread);
+    // What retention applies to a request that ended done.
+    await keepLatestCheckpoint(db.pool, thread, { subgraphs: "drop" });
     after += await storedBytes(thread);
   }
   const kb = (bytes: number) => (bytes / N / 1024).toFixed(1);

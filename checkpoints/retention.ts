@@ -42,6 +42,20 @@ export async function deleteThreadCheckpoints(
   return { ...rows[0]!, bytes: Number(rows[0]!.bytes) };
 }
 
+/**
+ * Removes the channel values of a thread that no checkpoint of it points at any more (after checkpoints were
+ * removed: a rolled-back run), in the caller's transaction; how many.
+ */
+export async function deleteUnreferencedValues(client: Queryable, threadId: string): Promise<number> {
+  const { rowCount } = await client.query(
+    `delete from checkpoint_blobs bl where bl.thread_id = $1 and not exists (
+       select 1 from checkpoints cp where cp.thread_id = $1 and cp.checkpoint_ns = bl.checkpoint_ns
+          and cp.checkpoint -> 'channel_versions' ->> bl.channel = bl.version)`,
+    [threadId],
+  );
+  return rowCount ?? 0;
+}
+
 interface ChainRow {
   checkpoint_ns: string;
   checkpoint_id: string;
@@ -51,21 +65,28 @@ interface ChainRow {
 }
 
 /**
- * Keeps, in each checkpoint namespace of a thread, only its latest checkpoint and what that checkpoint's state
- * needs, in the caller's transaction. A delta channel (LangGraph's `DeltaChannel`) is stored as writes since its
+ * Keeps, in each checkpoint namespace of a thread (or, with `subgraphs: "drop"`, in the root namespace alone), only
+ * its latest checkpoint and what that checkpoint's state needs, in the caller's transaction. A delta channel (LangGraph's `DeltaChannel`) is stored as writes since its
  * last snapshot, and its value is rebuilt from the ancestors' writes back to the nearest ancestor that stored it:
  * the latest checkpoint's metadata names the delta channels with writes since their snapshot
  * (`counters_since_delta_snapshot`), and the ancestors back to a stored value of each stay, with their writes. Every
  * other checkpoint, the writes pending on it and every channel value no kept checkpoint points at go.
  */
-export async function keepLatestCheckpoint(client: Queryable, threadId: string): Promise<PrunedCheckpoints> {
-  const { rows } = await client.query<ChainRow>(
+export async function keepLatestCheckpoint(
+  client: Queryable,
+  threadId: string,
+  options: { subgraphs?: "latest" | "drop" } = {},
+): Promise<PrunedCheckpoints> {
+  const { rows: all } = await client.query<ChainRow>(
     `select checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint -> 'channel_versions' as versions,
             metadata -> 'counters_since_delta_snapshot' as counters
        from checkpoints where thread_id = $1`,
     [threadId],
   );
-  if (rows.length === 0) return NOTHING_PRUNED;
+  // A subgraph's checkpoints (another namespace) matter only while it may be resumed: a thread that finished
+  // cleanly can drop them, and its root's state is all there is.
+  const rows = options.subgraphs === "drop" ? all.filter((r) => r.checkpoint_ns === "") : all;
+  if (all.length === 0) return NOTHING_PRUNED;
   const byNs = new Map<string, Map<string, ChainRow>>();
   for (const row of rows) {
     let ns = byNs.get(row.checkpoint_ns);
@@ -102,7 +123,7 @@ export async function keepLatestCheckpoint(client: Queryable, threadId: string):
       cursor = cursor.parent_checkpoint_id ? chain.get(cursor.parent_checkpoint_id) : undefined;
     }
   }
-  if (keepIds.length === rows.length) return NOTHING_PRUNED;
+  if (keepIds.length === all.length) return NOTHING_PRUNED;
   const { rows: out } = await client.query<{
     checkpoints: number;
     writes: number;

@@ -15,6 +15,8 @@ export interface RetentionCandidate {
   /** request: a Keel request's thread (its root task's id); thread: a thread of the Agent Server API. */
   kind: "request" | "thread";
   workflow: string;
+  /** How it finished: a request's status (done, failed, cancelled), an API thread's (idle, error). */
+  status: string;
   /** When it finished, as Postgres wrote it (to the microsecond, so it can be compared again exactly). */
   ended_at: string;
   then: "latest" | "delete";
@@ -43,17 +45,17 @@ export async function dueForRetention(
 ): Promise<RetentionCandidate[]> {
   const { rows } = await db.query<RetentionCandidate>(
     `with finished as (
-         select t.id::text as thread_id, 'request' as kind, t.workflow, t.finished_at as ended_at
+         select t.id::text as thread_id, 'request' as kind, t.workflow, t.status, t.finished_at as ended_at
            from tasks t
           where t.parent_id is null and t.status in ('done', 'failed', 'cancelled') and t.finished_at is not null
        union all
-         select th.thread_id::text, 'thread', coalesce(th.metadata ->> 'graph_id', 'default'), th.updated_at
+         select th.thread_id::text, 'thread', coalesce(th.metadata ->> 'graph_id', 'default'), th.status, th.updated_at
            from threads th where th.status in ('idle', 'error')),
      ruled as (
        select f.*, coalesce($1::jsonb -> f.workflow ->> 'then', $3) as "then",
               coalesce(($1::jsonb -> f.workflow ->> 'keep_all_days')::int, $2) as days
          from finished f)
-     select thread_id, kind, workflow, ended_at::text as ended_at, "then" from ruled r
+     select thread_id, kind, workflow, status, ended_at::text as ended_at, "then" from ruled r
       where r."then" <> 'keep' and r.ended_at < now() - make_interval(days => r.days)
         and exists (select 1 from checkpoints c where c.thread_id = r.thread_id)
         and not exists (select 1 from checkpoint_retention p where p.thread_id = r.thread_id and p.ended_at >= r.ended_at)
@@ -98,7 +100,10 @@ export async function applyRetention(
         if (!(await stillFinished(client, candidate))) return undefined;
         const done =
           candidate.then === "latest"
-            ? await keepLatestCheckpoint(client, candidate.thread_id)
+            ? await keepLatestCheckpoint(client, candidate.thread_id, {
+                // Finished cleanly, nothing resumes its subgraphs; a failed or cancelled request may be retried.
+                subgraphs: candidate.status === "done" || candidate.status === "idle" ? "drop" : "latest",
+              })
             : await deleteThreadCheckpoints(client, candidate.thread_id);
         if (candidate.then === "delete" && candidate.kind === "thread")
           await client.query("delete from threads where thread_id = $1", [candidate.thread_id]);

@@ -340,8 +340,8 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
           [from.thread_id, id],
         );
         await client.query(
-          `insert into checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob)
-             select $2, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob
+          `insert into checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
+             select $2, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob
                from checkpoint_writes where thread_id = $1`,
           [from.thread_id, id],
         );

@@ -1,3 +1,4 @@
+import { deleteUnreferencedValues } from "../../checkpoints/retention.js";
 import type pg from "pg";
 import { v7 as uuidv7 } from "uuid";
 import type { KeelConfig } from "../../core/config.js";
@@ -243,6 +244,7 @@ export async function deleteRun(pool: pg.Pool, run: RunRow, rollback = false): P
           run.thread_id,
           after,
         ]);
+      await deleteUnreferencedValues(client, run.thread_id);
     }
     await client.query("delete from runs where run_id = $1", [run.run_id]);
   });

@@ -172,6 +172,44 @@ async function request(status: string, daysAgo: number, workflow = "default"): P
 const policy = (raw: unknown) => RetentionPolicy.parse(raw);
 
 describe("the retention policy", () => {
+  it("drops a cleanly finished request's subgraph checkpoints, and keeps the latest of a failed one's", async () => {
+    const inner = new StateGraph(new StateSchema({ n: z.number() }))
+      .addNode("double", (s) => ({ n: s.n * 2 }))
+      .addEdge("__start__", "double")
+      .addEdge("double", "__end__")
+      .compile();
+    const outer = new StateGraph(new StateSchema({ n: z.number() }))
+      .addNode("child", inner)
+      .addEdge("__start__", "child")
+      .addEdge("child", "__end__")
+      .compile({ checkpointer: saver });
+    const namespaces = async (thread: string) =>
+      (
+        await t.db.pool.query<{ ns: string; n: number }>(
+          "select checkpoint_ns as ns, count(*)::int as n from checkpoints where thread_id = $1 group by 1 order by 1",
+          [thread],
+        )
+      ).rows;
+    const ids: Record<string, string> = {};
+    for (const status of ["done", "failed"]) {
+      const id = randomUUID();
+      await t.db.pool.query(
+        `insert into tasks (id, root_id, status, request, finished_at) values ($1, $1, $2, 'r', now() - interval '30 days')`,
+        [id, status],
+      );
+      await outer.invoke({ n: 3 }, { configurable: { thread_id: id } });
+      expect((await namespaces(id)).length).toBe(2); // the root, and the subgraph's namespace
+      ids[status] = id;
+    }
+    await applyRetention(t.db.pool, policy({}));
+    expect(await namespaces(ids.done!)).toEqual([{ ns: "", n: 1 }]);
+    expect(await namespaces(ids.failed!)).toEqual([
+      { ns: "", n: 1 },
+      { ns: expect.stringMatching(/^child:/) as string, n: 1 },
+    ]);
+    expect((await outer.getState({ configurable: { thread_id: ids.done! } })).values).toEqual({ n: 6 });
+  });
+
   it("applies to finished requests past their days, per workflow, and to nothing running or waiting", async () => {
     const old = await request("done", 8);
     const recent = await request("done", 1);
