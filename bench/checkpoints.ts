@@ -168,7 +168,7 @@ console.error(
   `bench:checkpoints: ${N} invocations per batch, ${ROUNDS} rounds, concurrency ${LEVELS.join(", ")}, ${os.cpus().length} cores, node ${process.version}`,
 );
 const lines: string[] = [];
-let floor = NaN;
+let floor: number | undefined;
 try {
   for (const size of SIZES) {
     for (const c of LEVELS) {
@@ -197,7 +197,7 @@ const table = [
   "|---|---|---|---|---|---|---|---|",
   ...lines,
   "",
-  `The floor of a durable step on this machine: a one-row insert committed on its own takes ${floor.toFixed(0)} µs (median of 300, measured in the same run).`,
+  `The floor of a durable step on this machine: a one-row insert committed on its own takes ${floor?.toFixed(0) ?? "?"} µs (median of 300, measured in the same run).`,
 ].join("\n");
 console.log(table);
 if (values.out) {
