@@ -191,6 +191,19 @@ function intFrom(env: Env, name: string, fallback: number): number {
   return value;
 }
 
+/**
+ * KEEL_DB_POOL_SIZE: at least 2, because migrations hold one connection for their lock while they run on
+ * another (a pool of one would wait for itself).
+ */
+function poolSizeFrom(env: Env): number {
+  const size = intFrom(env, "KEEL_DB_POOL_SIZE", 20);
+  if (!Number.isInteger(size) || size < 2)
+    throw new InputError(
+      `KEEL_DB_POOL_SIZE=${env.KEEL_DB_POOL_SIZE} is too small: Keel needs at least 2 connections per process (migrations hold one for their lock while running on another). Give 2 or more, e.g. 20.`,
+    );
+  return size;
+}
+
 /** A comma-separated list of browser origins (scheme, host and port, no path), e.g. https://inbox.example. */
 function graphDefaultsFrom(env: Env): Record<string, Record<string, unknown>> {
   const raw = env.LANGGRAPH_CONFIG;
@@ -318,7 +331,7 @@ export function loadConfig(env: Env = process.env, cwd: string = process.cwd()):
   return KeelConfig.parse({
     databaseUrl: nonEmpty("DATABASE_URL"),
     dataDir: path.resolve(cwd, nonEmpty("KEEL_DATA_DIR") ?? ".keel"),
-    databasePoolSize: intFrom(env, "KEEL_DB_POOL_SIZE", 20),
+    databasePoolSize: poolSizeFrom(env),
     policyFile: nonEmpty("KEEL_POLICY_FILE")
       ? path.resolve(cwd, env.KEEL_POLICY_FILE!)
       : fs.existsSync(path.join(cwd, "keel.policy.yaml"))

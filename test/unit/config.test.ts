@@ -52,6 +52,8 @@ describe("configuration from the environment", () => {
     ["KEEL_PURGE_AFTER_DAYS", "never", /KEEL_PURGE_AFTER_DAYS=never is not a positive number/],
     ["KEEL_PURGE_AFTER_DAYS", "0", /KEEL_PURGE_AFTER_DAYS=0 is not a positive number/],
     ["KEEL_RATE_LIMIT", "lots", /KEEL_RATE_LIMIT=lots is not a positive number/],
+    ["KEEL_DB_POOL_SIZE", "1", /KEEL_DB_POOL_SIZE=1 is too small: Keel needs at least 2 connections/],
+    ["KEEL_DB_POOL_SIZE", "2.5", /KEEL_DB_POOL_SIZE=2.5 is too small/],
     ["KEEL_REQUEST_TIMEOUT_MS", "0", /KEEL_REQUEST_TIMEOUT_MS=0 is not a positive number/],
     ["KEEL_CORS_ORIGINS", "inbox.example", /"inbox.example" is not an origin; give scheme, host and port/],
     ["KEEL_CORS_ORIGINS", "https://inbox.example/app", /"https:\/\/inbox.example\/app" is not an origin/],
