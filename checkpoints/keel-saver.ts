@@ -128,29 +128,22 @@ const DELTA_HISTORY = `
                and bl.version = c.versions ->> ch and bl.type <> 'empty')) as wanted) rest
         join checkpoints p on p.thread_id = $1 and p.checkpoint_ns = $2 and p.checkpoint_id = c.parent_checkpoint_id
        where cardinality(rest.wanted) > 0)
-  select c.depth, c.wanted,
-         (select array_agg(cw.task_id order by cw.task_path collate "C", cw.task_id collate "C", cw.idx)
-            from checkpoint_writes cw where cw.thread_id = $1 and cw.checkpoint_ns = $2
-             and cw.checkpoint_id = c.checkpoint_id and cw.channel = any(c.wanted)) as w_task,
-         (select array_agg(cw.channel order by cw.task_path collate "C", cw.task_id collate "C", cw.idx)
-            from checkpoint_writes cw where cw.thread_id = $1 and cw.checkpoint_ns = $2
-             and cw.checkpoint_id = c.checkpoint_id and cw.channel = any(c.wanted)) as w_channel,
-         (select array_agg(cw.type order by cw.task_path collate "C", cw.task_id collate "C", cw.idx)
-            from checkpoint_writes cw where cw.thread_id = $1 and cw.checkpoint_ns = $2
-             and cw.checkpoint_id = c.checkpoint_id and cw.channel = any(c.wanted)) as w_type,
-         (select array_agg(cw.blob order by cw.task_path collate "C", cw.task_id collate "C", cw.idx)
-            from checkpoint_writes cw where cw.thread_id = $1 and cw.checkpoint_ns = $2
-             and cw.checkpoint_id = c.checkpoint_id and cw.channel = any(c.wanted)) as w_blob,
-         (select array_agg(bl.channel) from checkpoint_blobs bl
-           where bl.thread_id = $1 and bl.checkpoint_ns = $2 and bl.channel = any(c.wanted)
-             and bl.version = c.versions ->> bl.channel and bl.type <> 'empty') as s_channel,
-         (select array_agg(bl.type) from checkpoint_blobs bl
-           where bl.thread_id = $1 and bl.checkpoint_ns = $2 and bl.channel = any(c.wanted)
-             and bl.version = c.versions ->> bl.channel and bl.type <> 'empty') as s_type,
-         (select array_agg(bl.blob) from checkpoint_blobs bl
-           where bl.thread_id = $1 and bl.checkpoint_ns = $2 and bl.channel = any(c.wanted)
-             and bl.version = c.versions ->> bl.channel and bl.type <> 'empty') as s_blob
-    from chain c order by c.depth`;
+  select c.depth, c.wanted, w.w_task, w.w_channel, w.w_type, w.w_blob, s.s_channel, s.s_type, s.s_blob
+    from chain c
+    left join lateral (
+      select array_agg(cw.task_id order by cw.task_path collate "C", cw.task_id collate "C", cw.idx) as w_task,
+             array_agg(cw.channel order by cw.task_path collate "C", cw.task_id collate "C", cw.idx) as w_channel,
+             array_agg(cw.type order by cw.task_path collate "C", cw.task_id collate "C", cw.idx) as w_type,
+             array_agg(cw.blob order by cw.task_path collate "C", cw.task_id collate "C", cw.idx) as w_blob
+        from checkpoint_writes cw
+       where cw.thread_id = $1 and cw.checkpoint_ns = $2 and cw.checkpoint_id = c.checkpoint_id
+         and cw.channel = any(c.wanted)) w on true
+    left join lateral (
+      select array_agg(bl.channel) as s_channel, array_agg(bl.type) as s_type, array_agg(bl.blob) as s_blob
+        from checkpoint_blobs bl
+       where bl.thread_id = $1 and bl.checkpoint_ns = $2 and bl.channel = any(c.wanted)
+         and bl.version = c.versions ->> bl.channel and bl.type <> 'empty') s on true
+   order by c.depth`;
 
 const asBuffer = (bytes: Uint8Array): Buffer => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 // jsonb holds no NUL character, escaped or not.
