@@ -328,11 +328,12 @@ describe("a stopping API node", () => {
       const parts: { event: string; data: unknown; id?: string }[] = [];
       let stopped: Promise<number | null> | undefined;
       for await (const part of sdk.runs.stream(thread.thread_id, "slow", {
-        input: { label: "handed over", ms: 2500 },
+        input: { label: "handed over", ms: 6000 },
         streamMode: ["values", "updates"],
       })) {
         parts.push(part);
-        // Once the run is under way (its first values), the node serving the stream is told to stop.
+        // Once the run is under way (its first values), the node serving the stream is told to stop; the run takes
+        // 6 s, long enough that the stop comes first even on a loaded machine.
         if (part.event === "values" && !stopped) stopped = front.stop();
       }
       expect(await stopped).toBe(0);
