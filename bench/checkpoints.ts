@@ -8,7 +8,9 @@
  * order) and the checkpoint tables are emptied before each batch, so each batch starts from the same state; the
  * figure reported is the median over rounds of wall time per step (an invocation of an n-node graph is n steps).
  * Round trips are the statements the pg driver sent; commits are the transactions that wrote (an explicit COMMIT,
- * or a single writing statement sent on its own).
+ * or a single writing statement sent on its own). CPU per step is counted on both sides: this process (user +
+ * system, `process.cpuUsage`) and the embedded Postgres server (every process of its postmaster, the time each
+ * spent on a CPU as Linux's /proc/<pid>/schedstat counts it); where that is not readable the column shows "—".
  *
  *   npm run bench:checkpoints -- [--invocations 200] [--rounds 3] [--concurrency 1,8] [--out bench/RESULTS.md]
  */
@@ -109,6 +111,32 @@ interface Sample {
   usPerStep: number;
   statementsPerStep: number;
   commitsPerStep: number;
+  clientCpuUsPerStep: number;
+  serverCpuUsPerStep: number | undefined;
+}
+
+/** The embedded server's CPU time so far, in µs: the postmaster and every process it started. */
+function serverCpuUs(): number | undefined {
+  try {
+    const postmaster = Number(
+      fs.readFileSync(path.join(dir, "pg", "data", "postmaster.pid"), "utf8").split("\n")[0],
+    );
+    let ns = 0;
+    for (const entry of fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        if (Number(entry) !== postmaster && ppid !== postmaster) continue;
+        ns += Number(fs.readFileSync(`/proc/${entry}/schedstat`, "utf8").split(" ")[0]);
+      } catch {
+        // The process ended between the listing and the read.
+      }
+    }
+    return ns / 1000;
+  } catch {
+    return undefined;
+  }
 }
 
 async function batch(saver: Saver, size: number, concurrency: number): Promise<Sample> {
@@ -123,6 +151,8 @@ async function batch(saver: Saver, size: number, concurrency: number): Promise<S
   counts.statements = 0;
   counts.commits = 0;
   let next = 0;
+  const server0 = serverCpuUs();
+  const client0 = process.cpuUsage();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -134,11 +164,16 @@ async function batch(saver: Saver, size: number, concurrency: number): Promise<S
     }),
   );
   const ms = performance.now() - started;
+  const client = process.cpuUsage(client0);
+  const server1 = serverCpuUs();
   const steps = N * size;
   return {
     usPerStep: (ms * 1000) / steps,
     statementsPerStep: counts.statements / steps,
     commitsPerStep: counts.commits / steps,
+    clientCpuUsPerStep: (client.user + client.system) / steps,
+    serverCpuUsPerStep:
+      server0 === undefined || server1 === undefined ? undefined : (server1 - server0) / steps,
   };
 }
 
@@ -180,7 +215,9 @@ try {
       const us = (name: string) => median(samples.get(name)!.map((s) => s.usPerStep));
       for (const saver of SAVERS) {
         const own = samples.get(saver.name)!;
-        const line = `| ${size} | ${c} | ${saver.name} | ${us(saver.name).toFixed(0)} | ${(us(saver.name) / us("MemorySaver")).toFixed(2)} | ${(us("PostgresSaver") / us(saver.name)).toFixed(2)} | ${median(own.map((s) => s.statementsPerStep)).toFixed(2)} | ${median(own.map((s) => s.commitsPerStep)).toFixed(2)} |`;
+        const server = own.map((s) => s.serverCpuUsPerStep);
+        const serverCpu = server.every((x) => x !== undefined) ? median(server).toFixed(0) : "—";
+        const line = `| ${size} | ${c} | ${saver.name} | ${us(saver.name).toFixed(0)} | ${(us(saver.name) / us("MemorySaver")).toFixed(2)} | ${(us("PostgresSaver") / us(saver.name)).toFixed(2)} | ${median(own.map((s) => s.statementsPerStep)).toFixed(2)} | ${median(own.map((s) => s.commitsPerStep)).toFixed(2)} | ${median(own.map((s) => s.clientCpuUsPerStep)).toFixed(0)} | ${serverCpu} |`;
         console.error(line);
         lines.push(line);
       }
@@ -193,8 +230,8 @@ try {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 const table = [
-  "| nodes | concurrency | saver | µs per step (median) | × MemorySaver | PostgresSaver ÷ this | round trips per step | commits per step |",
-  "|---|---|---|---|---|---|---|---|",
+  "| nodes | concurrency | saver | µs per step (median) | × MemorySaver | PostgresSaver ÷ this | round trips per step | commits per step | Keel process CPU µs per step | Postgres CPU µs per step |",
+  "|---|---|---|---|---|---|---|---|---|---|",
   ...lines,
   "",
   `The floor of a durable step on this machine: a one-row insert committed on its own takes ${floor?.toFixed(0) ?? "?"} µs (median of 300, measured in the same run).`,
