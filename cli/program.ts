@@ -10,6 +10,13 @@ import { serveCommand, type ServeOptions } from "./serve.js";
 import { keysCreateCommand, keysListCommand, keysRevokeCommand } from "./keys.js";
 import { ROLES, type Role } from "../server/access.js";
 import { sloCommand } from "./slo.js";
+import { rolloutChangeCommand, rolloutStartCommand, rolloutStatusCommand } from "./rollouts.js";
+import {
+  releaseCreateCommand,
+  releaseDiffCommand,
+  releaseListCommand,
+  releaseShowCommand,
+} from "./releases.js";
 import { pruneTracesCommand, traceCommand } from "./trace.js";
 import { overviewCommand, pruneCheckpointsCommand } from "./prune.js";
 import { resumeCommand, runCommand, type ResumeOptions, type RunOptions } from "./run.js";
@@ -179,6 +186,10 @@ export function buildProgram(version: string): Command {
       `the queue whose workers may run it (keel worker --queue <name>; default: ${DEFAULT_QUEUE})`,
       (v) => queueNames(v)[0]!,
     )
+    .option(
+      "--release <release>",
+      "run it on this release (NAME for its latest version, NAME@VERSION, or id; default: the configuration of the worker that runs it)",
+    )
     .action(async (request: string, opts: SubmitOptions) => {
       process.exitCode = await submitCommand(loadConfig(), request, opts);
     });
@@ -242,6 +253,121 @@ export function buildProgram(version: string): Command {
     .action(async (id: string, opts: { json?: boolean }) => {
       process.exitCode = await keysRevokeCommand(loadConfig(), id, opts);
     });
+
+  const release = program
+    .command("release")
+    .description(
+      "Releases: named, immutable, versioned bundles of what changes an agent's behaviour (model, prompts, policy, limits, graph). Every task records the release it ran on.",
+    );
+  release
+    .command("create")
+    .description(
+      "Make the next version of a release from a release file, or from the current configuration (its model and limits, the policy file in force, the built-in prompts). The same bundle made twice is one version.",
+    )
+    .argument("<name>", "letters, digits, _ . - (up to 63)")
+    .option(
+      "--file <file>",
+      "a YAML or JSON release file: description, model, prompts, policy or policy_file, limits; what it leaves out comes from the current configuration",
+    )
+    .option("--description <text>", "one line on what this release changes")
+    .option("--json", "print the release as JSON")
+    .action(async (name: string, opts: { file?: string; description?: string; json?: boolean }) => {
+      process.exitCode = await releaseCreateCommand(loadConfig(), name, opts);
+    });
+  release
+    .command("list")
+    .description("Show the releases, newest first, with their model and how many tasks ran on each.")
+    .option("--name <name>", "only the versions of this release")
+    .option("--json", "print a JSON array")
+    .action(async (opts: { name?: string; json?: boolean }) => {
+      process.exitCode = await releaseListCommand(loadConfig(), opts);
+    });
+  release
+    .command("show")
+    .description("Show one release: its model, policy, limits and prompts.")
+    .argument("<release>", "NAME (its latest version), NAME@VERSION, or id")
+    .option("--json", "print the release with its whole bundle")
+    .action(async (ref: string, opts: { json?: boolean }) => {
+      process.exitCode = await releaseShowCommand(loadConfig(), ref, opts);
+    });
+  release
+    .command("diff")
+    .description("Show what changes from one release to another, field by field.")
+    .argument("<from>", "NAME, NAME@VERSION, or id")
+    .argument("<to>", "NAME, NAME@VERSION, or id")
+    .option("--json", "print { from, to, changes: [{ path, kind, from, to }] }")
+    .action(async (from: string, to: string, opts: { json?: boolean }) => {
+      process.exitCode = await releaseDiffCommand(loadConfig(), from, to, opts);
+    });
+
+  const rollout = program
+    .command("rollout")
+    .description(
+      "Move a candidate release through steps of traffic (an internal cohort, then 1%, 10%, 50%, 100% by default), each request assigned by a hash of its key so one submitter stays on one release. Every change is an event with its reason.",
+    );
+  rollout
+    .command("start")
+    .description("Start a rollout of a candidate release against the baseline (default: the stable release).")
+    .argument("<candidate>", "the release to roll out: NAME, NAME@VERSION or id")
+    .option(
+      "--baseline <release>",
+      "the release the rest of the traffic runs on (default: the stable release)",
+    )
+    .addOption(
+      new Option("--key <key>", "what sticks to one release")
+        .choices(["submitter", "workflow", "task"])
+        .default("submitter"),
+    )
+    .option(
+      "--steps <steps>",
+      'the ladder, ";"-separated: percents that rise to 100, optionally a cohort first (e.g. "cohort:alice,bob;1;10;50;100")',
+    )
+    .option("--cohort <keys>", "an internal cohort before the default 1;10;50;100 (comma-separated keys)")
+    .option("--reason <text>", "why, recorded with the start")
+    .option("--json", "print the rollout as JSON")
+    .action(
+      async (
+        candidate: string,
+        opts: {
+          baseline?: string;
+          key: "submitter" | "workflow" | "task";
+          steps?: string;
+          cohort?: string;
+          reason?: string;
+          json?: boolean;
+        },
+      ) => {
+        process.exitCode = await rolloutStartCommand(loadConfig(), candidate, opts);
+      },
+    );
+  rollout
+    .command("status")
+    .description(
+      "Show the rollout in progress (else the latest): its step, its tasks per release, its events.",
+    )
+    .option("--json", "print it as JSON")
+    .action(async (opts: { json?: boolean }) => {
+      process.exitCode = await rolloutStatusCommand(loadConfig(), opts);
+    });
+  for (const [change, what] of [
+    ["pause", "Stop advancing; assignment stays as it is at this step."],
+    ["resume", "Advance again (the step's analysis window starts over)."],
+    ["promote", "Move to the next step; from the last, finish: the candidate becomes the stable release."],
+    [
+      "abort",
+      "Roll back: new tasks go to the baseline at once, and queued tasks of the candidate move to it.",
+    ],
+  ] as const) {
+    const command = rollout
+      .command(change)
+      .description(what)
+      .option("--reason <text>", "why, recorded with the change")
+      .option("--json", "print the rollout as JSON");
+    if (change === "promote") command.option("--full", "go straight to 100% and finish");
+    command.action(async (opts: { reason?: string; full?: boolean; json?: boolean }) => {
+      process.exitCode = await rolloutChangeCommand(loadConfig(), change, opts);
+    });
+  }
 
   program
     .command("worker")
@@ -469,6 +595,10 @@ export function buildProgram(version: string): Command {
       "only tasks of this workflow, against its targets (eval runs count only with --workflow eval)",
       workflowName,
     )
+    .option(
+      "--release <release>",
+      "only tasks that ran on this release (NAME, NAME@VERSION or id), against the policy file's targets",
+    )
     .option("--json", "print the scorecard as JSON (for dashboards)")
     .addHelpText(
       "after",
@@ -477,9 +607,14 @@ export function buildProgram(version: string): Command {
   p95 first token < 2 s, p95 completion < 30 s, tool errors < 2%, escalations < 10%, cost < $0.50 per success.
   Exit codes: 0 every target met (or no data), 1 a target breached, 2 bad input.`,
     )
-    .action(async (opts: { since?: Date; until?: Date; workflow?: string; json?: boolean }) => {
-      process.exitCode = await sloCommand(loadConfig(), { ...opts, since: opts.since ?? parseSince("24h") });
-    });
+    .action(
+      async (opts: { since?: Date; until?: Date; workflow?: string; release?: string; json?: boolean }) => {
+        process.exitCode = await sloCommand(loadConfig(), {
+          ...opts,
+          since: opts.since ?? parseSince("24h"),
+        });
+      },
+    );
 
   program
     .command("eval")

@@ -4,6 +4,7 @@ import { InputError } from "../core/errors.js";
 import { computeSlo, type SloReport, type SloResult } from "../reports/slo.js";
 import { loadPolicy } from "../policy/file.js";
 import { targetsFor } from "../policy/slo-targets.js";
+import { getRelease, releaseLabel } from "../runtime/releases/store.js";
 import { printJson, reportError, withDatabase } from "./common.js";
 
 function format(value: number | null, unit: SloResult["unit"]): string {
@@ -16,7 +17,7 @@ function format(value: number | null, unit: SloResult["unit"]): string {
 export function renderSlo(report: SloReport): string[] {
   const t = report.tasks;
   const lines = [
-    `SLO scorecard · ${report.workflow ? `workflow ${report.workflow}` : "all workflows"} · ${report.since} → ${report.until}`,
+    `SLO scorecard · ${report.workflow ? `workflow ${report.workflow}` : "all workflows"}${report.release ? ` · release ${report.release}` : ""} · ${report.since} → ${report.until}`,
     `requests: ${t.total} (${t.done} done, ${t.failed} failed, ${t.waiting} waiting, ${t.cancelled} cancelled, ${t.unfinished} unfinished)`,
     "",
     `${"indicator".padEnd(27)}${"value".padStart(18)}  ${"target".padEnd(12)}${"n".padStart(6)}  status`,
@@ -38,7 +39,7 @@ export function renderSlo(report: SloReport): string[] {
 /** Computes the scorecard; exits 1 when a target is breached, so it can gate a deploy. */
 export function sloCommand(
   config: KeelConfig,
-  opts: { since: Date; until?: Date; workflow?: string; json?: boolean },
+  opts: { since: Date; until?: Date; workflow?: string; release?: string; json?: boolean },
 ): Promise<number> {
   let targets;
   try {
@@ -56,7 +57,11 @@ export function sloCommand(
     return Promise.resolve(reportError(error, opts.json));
   }
   return withDatabase(config, opts.json, async (db) => {
-    const report = await computeSlo(db.pool, targets, opts);
+    const release = opts.release ? await getRelease(db.pool, opts.release) : undefined;
+    const report = await computeSlo(db.pool, targets, {
+      ...opts,
+      release: release ? { id: release.id, label: releaseLabel(release) } : undefined,
+    });
     if (opts.json) printJson(report);
     else for (const l of renderSlo(report)) console.log(l);
     return report.breached.length ? 1 : 0;

@@ -1,6 +1,7 @@
 import fs from "node:fs";
 import { POLICY_CATALOG } from "../agents/index.js";
 import type { KeelConfig } from "../core/config.js";
+import { getRelease } from "../runtime/releases/store.js";
 import { createLogger } from "../observability/log.js";
 import { isTerminal, followTask } from "../runtime/follow.js";
 import { decide, listApprovals } from "../runtime/approvals.js";
@@ -27,16 +28,21 @@ export interface SubmitOptions {
   as?: string;
   workflow?: string;
   queue?: string;
+  /** A release (NAME, NAME@VERSION or id) to run it on. */
+  release?: string;
 }
 
 export function submitCommand(config: KeelConfig, request: string, opts: SubmitOptions) {
   return withDatabase(config, opts.json, async (db) => {
+    const release = opts.release ? await getRelease(db.pool, opts.release) : undefined;
     const { task, created } = await submitRequest(
       db.pool,
       config,
-      loadPolicy(config.policyFile, POLICY_CATALOG).scope,
+      // A request on a release is checked against that release's scope.
+      release?.spec.policy.scope ?? loadPolicy(config.policyFile, POLICY_CATALOG).scope,
       {
         request,
+        releaseId: release?.id,
         idempotencyKey: opts.idempotencyKey,
         maxRetries: opts.maxRetries,
         submittedBy: opts.as,
@@ -44,7 +50,7 @@ export function submitCommand(config: KeelConfig, request: string, opts: SubmitO
         queue: opts.queue,
       },
     );
-    if (opts.json) printJson({ task_id: task.id, created, status: task.status });
+    if (opts.json) printJson({ task_id: task.id, created, status: task.status, release_id: task.release_id });
     else console.log(task.id);
     if (!created && !opts.json)
       console.error(
@@ -98,7 +104,7 @@ export function statusCommand(config: KeelConfig, taskId: string, opts: { json?:
     }
     const root = await getTask(db.pool, outcome.task_id);
     console.log(
-      `task ${outcome.task_id}: ${outcome.status} (attempt ${outcome.attempts}/${outcome.max_attempts}, created ${ago(root.created_at)})`,
+      `task ${outcome.task_id}: ${outcome.status} (attempt ${outcome.attempts}/${outcome.max_attempts}, created ${ago(root.created_at)}${outcome.release ? `, release ${outcome.release.label}` : ""})`,
     );
     console.log(`  request: ${root.purged_at ? `[purged ${ago(root.purged_at)}]` : (root.request ?? "")}`);
     if (outcome.error) {

@@ -84,7 +84,7 @@ export function renderTrace(trace: TaskTrace, color = false): string[] {
   );
   lines.push(`request: ${task.request}`);
   lines.push(
-    `workflow ${task.workflow} · submitted by ${task.submitted_by ?? "?"} · ${totals.model_calls} model calls · ${totals.tool_calls} tool calls · ${totals.approvals} approvals · ${totals.retries} retries`,
+    `workflow ${task.workflow}${task.release ? ` · release ${task.release}` : ""} · submitted by ${task.submitted_by ?? "?"} · ${totals.model_calls} model calls · ${totals.tool_calls} tool calls · ${totals.approvals} approvals · ${totals.retries} retries`,
   );
   if (task.error_reason)
     lines.push(red(`✗ failed: ${task.error_reason}${task.last_error ? ` — ${task.last_error}` : ""}`));

@@ -33,6 +33,12 @@ export const KeelConfig = z.object({
       baseURL: z.string().optional().describe("OPENAI_BASE_URL of any OpenAI-compatible server"),
       name: z.string().describe("KEEL_MODEL: model name, or 'offline'"),
       maxTokens: z.number().int().positive().describe("KEEL_MAX_TOKENS: most tokens one model reply may use"),
+      temperature: z
+        .number()
+        .min(0)
+        .max(2)
+        .optional()
+        .describe("Sampling temperature (a release's; default 0)"),
     })
     .describe("Model selection"),
   limits: z

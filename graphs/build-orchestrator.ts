@@ -33,6 +33,7 @@ import { checkPlan } from "./check-plan.js";
 import type { GraphDeps } from "./deps.js";
 import { callModel, checkReply } from "./model-call.js";
 import { emit } from "./progress.js";
+import { promptFor } from "./prompts.js";
 import { buildSubagentGraph } from "./subagent.js";
 import { keelConfigurable, runContext } from "./run-context.js";
 
@@ -68,12 +69,6 @@ export const OrchestratorOutput = new StateSchema({
   results: z.array(AgentResult).describe("One result per task"),
   final_answer: z.string().optional().describe("The synthesized answer"),
 });
-
-const PLANNER_PROMPT = `You are Keel's planner. Split the request into the smallest set of tasks for these sub-agents:
-${AGENT_TYPES.map((t) => `- ${t}: ${AGENTS[t].description}`).join("\n")}
-Give each task a short id (t1, t2, …), one agent type, a precise objective, the context it needs from the request, and depends_on listing the tasks whose results it needs. Tasks without dependencies run in parallel. A message that reports findings depends on the tasks that produce them. Use as few tasks as the request needs.`;
-
-const SYNTHESIZER_PROMPT = `You are Keel's orchestrator. Write the final answer to the request from the task results. Say what each task found or did, citing its task id in brackets like [t1]. Say plainly when a task failed or was rejected. Do not add facts that are not in the results.`;
 
 /** A task's context plus what the tasks it depends on found. */
 function withDependencyResults(task: AgentTask, results: readonly AgentResult[]): AgentTask {
@@ -139,7 +134,10 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
       .model("planner")
       .withStructuredOutput(PlanProposal, { name: "submit_plan", method: "functionCalling" });
     try {
-      const messages = [new SystemMessage(PLANNER_PROMPT), new HumanMessage(state.request)];
+      const messages = [
+        new SystemMessage(promptFor(deps.prompts, "planner")),
+        new HumanMessage(state.request),
+      ];
       const { value: proposal } = await callModel(deps, config, { agent: "planner", messages }, (options) =>
         planner.invoke(messages, options),
       );
@@ -235,7 +233,7 @@ export function buildOrchestratorGraph(deps: GraphDeps) {
 
   const synthesize = async (state: State, config: LangGraphRunnableConfig): Promise<Update> => {
     const messages = [
-      new SystemMessage(SYNTHESIZER_PROMPT),
+      new SystemMessage(promptFor(deps.prompts, "synthesizer")),
       new HumanMessage(`Request: ${state.request}\n\nTask results:\n${resultsText(state)}`),
     ];
     const { value: raw, finishReason } = await callModel(

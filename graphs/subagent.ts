@@ -184,7 +184,7 @@ export function buildSubagentGraph(
         `The model for the ${spec.type} agent cannot call tools; configure a chat model with tool calling.`,
       );
     const bound = model.bindTools(spec.tools.map((t) => t.definition));
-    const messages = [new SystemMessage(spec.prompt), ...state.messages];
+    const messages = [new SystemMessage(deps.prompts?.[spec.type] ?? spec.prompt), ...state.messages];
     const {
       value: raw,
       usage,

@@ -33,7 +33,7 @@ export function createModel(
     // Servers such as vLLM or Ollama need no key, but the client insists on one.
     apiKey: apiKey ?? "not-needed",
     configuration: baseURL ? { baseURL } : undefined,
-    temperature: 0,
+    temperature: config.model.temperature ?? 0,
     maxTokens: config.model.maxTokens,
     // Retries and the circuit breaker are Keel's (one place, Retry-After respected), not the client's.
     maxRetries: 0,

@@ -22,6 +22,7 @@ export const KEEL = {
   attempt: "keel.attempt",
   turn: "keel.turn",
   worker: "keel.worker.id",
+  release: "keel.release",
   costUsd: "keel.cost_usd",
   decision: "keel.policy.decision",
   reasons: "keel.policy.reasons",

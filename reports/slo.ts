@@ -29,6 +29,8 @@ export interface SloReport {
   since: string;
   until: string;
   workflow: string | null;
+  /** Only the tasks of this release (`name@version`), when asked for. */
+  release: string | null;
   tasks: {
     total: number;
     done: number;
@@ -64,6 +66,7 @@ with roots as (
   select t.id, t.status, t.created_at, t.finished_at
     from tasks t
    where t.parent_id is null and t.created_at >= $1 and t.created_at < $2 and (case when $3::text is null then t.workflow <> 'eval' else t.workflow = $3 end)
+     and ($4::uuid is null or t.release_id = $4)
 ),
 first_output as (
   select r.id, min(s.started_at + make_interval(secs => coalesce(s.first_token_ms, s.duration_ms) / 1000.0)) as at
@@ -120,10 +123,17 @@ function judge(value: number | null, target: number, direction: "above" | "below
 export async function computeSlo(
   db: Pick<pg.Pool, "query">,
   targets: SloTargets,
-  options: { since: Date; until?: Date; workflow?: string },
+  options: { since: Date; until?: Date; workflow?: string; release?: { id: string; label: string } },
 ): Promise<SloReport> {
   const until = options.until ?? new Date();
-  const c = (await db.query<Counts>(QUERY, [options.since, until, options.workflow ?? null])).rows[0]!;
+  const c = (
+    await db.query<Counts>(QUERY, [
+      options.since,
+      until,
+      options.workflow ?? null,
+      options.release?.id ?? null,
+    ])
+  ).rows[0]!;
   const finished = c.done + c.failed;
   const settled = finished + c.waiting;
   const results: SloResult[] = [];
@@ -193,6 +203,7 @@ export async function computeSlo(
     since: options.since.toISOString(),
     until: until.toISOString(),
     workflow: options.workflow ?? null,
+    release: options.release?.label ?? null,
     tasks: {
       total: c.total,
       done: c.done,

@@ -3,6 +3,7 @@ import type { AgentResult, Plan } from "../agents/contracts.js";
 import { FAILURES, parseFailureReason, type Fault, type FailureReason } from "../core/failures.js";
 import { parseRunResult } from "../graphs/result.js";
 import { listApprovals, type ApprovalRow } from "../runtime/approvals.js";
+import { getRelease, releaseLabel } from "../runtime/releases/store.js";
 import { getTree, type TaskRow } from "../runtime/task/store.js";
 
 /** Where a request stands, in one object: what `--json` prints and what the human views are drawn from. */
@@ -12,6 +13,8 @@ export interface TaskOutcome {
   status: TaskRow["status"];
   attempts: number;
   max_attempts: number;
+  /** The release it runs on (`name@version`), once it has one. */
+  release: { id: string; label: string } | null;
   /** Why it failed (or why its last attempt did): the reason code, who was at fault, and what retries can do. */
   error: {
     code: FailureReason | null;
@@ -51,6 +54,7 @@ export async function describeTask(db: pg.Pool, taskId: string): Promise<TaskOut
     error: string | null;
   }>("select tool, agent, state, error from effects where thread_id = $1 order by seq", [root!.id]);
   const result = parseRunResult(root!.result, root!.id);
+  const release = root!.release_id ? await getRelease(db, root!.release_id) : undefined;
   const code = parseFailureReason(root!.error_reason);
   const failed = root!.status === "failed" || root!.status === "cancelled";
   return {
@@ -59,6 +63,7 @@ export async function describeTask(db: pg.Pool, taskId: string): Promise<TaskOut
     status: root!.status,
     attempts: root!.attempts,
     max_attempts: root!.max_attempts,
+    release: release ? { id: release.id, label: releaseLabel(release) } : null,
     error:
       failed || root!.last_error
         ? {

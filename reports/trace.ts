@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { NotFoundError } from "../core/errors.js";
+import { getRelease, releaseLabel } from "../runtime/releases/store.js";
 import { childrenOf, historyOf, resolveId, rootOf } from "../runtime/task/sql.js";
 import { redact } from "../policy/pii.js";
 import { stepsOf, type StepRow } from "../observability/trajectory.js";
@@ -48,6 +49,8 @@ export interface TaskTrace {
     status: string;
     request: string;
     workflow: string;
+    /** The release it ran on (`name@version`), when it has one. */
+    release: string | null;
     submitted_by: string | null;
     attempts: number;
     created_at: string;
@@ -247,6 +250,7 @@ export async function readTaskTrace(db: Pick<pg.Pool, "query">, taskId: string):
       status: root.status,
       request: redact(root.request ?? ""),
       workflow: root.workflow,
+      release: root.release_id ? releaseLabel(await getRelease(db, root.release_id)) : null,
       submitted_by: root.submitted_by,
       attempts: root.attempts,
       created_at: root.created_at.toISOString(),

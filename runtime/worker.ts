@@ -38,6 +38,8 @@ import {
   type RunTaskPayload,
 } from "./queue.js";
 import { Runner, type RunOutcome } from "./runner.js";
+import { ReleaseRunners } from "./releases/runners.js";
+import { releaseLabel } from "./releases/store.js";
 import type { GraphRegistry } from "./registry.js";
 import { driveRun, GraphRunError } from "./runs/drive.js";
 import { pruneRunEvents, RunEventWriter, serialise } from "./runs/events.js";
@@ -95,6 +97,8 @@ export class TaskWorker {
   readonly id: string;
   private graphile?: GraphileRunner;
   private readonly active = new Map<string, AbortController>();
+  /** One runner per release the tasks run on; a task with none runs on this process's own configuration. */
+  private readonly releases: ReleaseRunners;
 
   private constructor(
     private readonly db: Database,
@@ -105,6 +109,7 @@ export class TaskWorker {
   ) {
     this.id = options.workerId ?? `${os.hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
     this.log = (options.logger ?? silentLogger).child({ worker: this.id });
+    this.releases = new ReleaseRunners(db, config, runner, saver, options.deps, this.id);
   }
   /** The breakers of the outside dependencies this worker's runs have called, and their states. */
   breakers(): { name: string; state: string }[] {
@@ -213,6 +218,8 @@ export class TaskWorker {
 
   private async claim(taskId: string, kind: RunTaskPayload["kind"]): Promise<Claim | undefined> {
     const lease = this.config.runtime.leaseSeconds;
+    // Recorded before the claim's transaction: a task submitted to no release runs on this process's own.
+    const own = await this.releases.ownRelease();
     return inTransaction(this.db.pool, async (client) => {
       const task = await lockTask(client, taskId);
       if (!task || task.cancel_requested) return undefined;
@@ -230,6 +237,10 @@ export class TaskWorker {
         worker: this.id,
         patch: resumable ? {} : { attempts: task.attempts + 1 },
       });
+      if (!moved.release_id && !run) {
+        await client.query("update tasks set release_id = $2 where id = $1", [taskId, own.id]);
+        moved.release_id = own.id;
+      }
       const held = await takeLease(client, taskId, this.id, lease, !resumable);
       await scheduleWatch(client, taskId, held.lease_expires_at);
       return { task: moved, token: held.fencing_token, run };
@@ -301,6 +312,9 @@ export class TaskWorker {
         "keel.run.kind": kind,
       },
       async (span) => {
+        if (claim.task.release_id && !claim.run) {
+          span.setAttribute(KEEL.release, releaseLabel(await this.releases.release(claim.task.release_id)));
+        }
         if (!claim.task.trace_context) {
           const traceparent = currentTraceparent();
           if (traceparent) await adoptTrace(this.db.pool, task_id, traceparent);
@@ -412,10 +426,12 @@ export class TaskWorker {
     },
   ): Promise<RunOutcome> {
     const id = claim.task.id;
-    if (!(await this.runner.hasCheckpoint(id)))
-      return this.runner.begin(claim.task.request ?? "", id, options);
-    const state = await this.runner.status(id);
-    if (state.pending.length === 0) return this.runner.continue(id, options);
+    const { runner } = await this.releases.runnerFor(
+      claim.task.release_id ?? (await this.releases.ownRelease()).id,
+    );
+    if (!(await runner.hasCheckpoint(id))) return runner.begin(claim.task.request ?? "", id, options);
+    const state = await runner.status(id);
+    if (state.pending.length === 0) return runner.continue(id, options);
     const decisions = await decisionsFor(
       this.db.pool,
       id,
@@ -425,7 +441,7 @@ export class TaskWorker {
     if (ids.length < state.pending.length) return state; // still waiting for someone: settle back to waiting
     await traceApprovalWaits(this.db.pool, id, ids);
     const value = state.pending.length === 1 ? decisions[ids[0]!] : decisions;
-    return this.runner.resumeWith(id, value, options);
+    return runner.resumeWith(id, value, options);
   }
 
   /**

@@ -16,6 +16,7 @@ import { targetsFor } from "../policy/slo-targets.js";
 import { computeSlo } from "../reports/slo.js";
 import { readTaskTrace } from "../reports/trace.js";
 import { checkpointBytes, migrationsApplied } from "../runtime/health.js";
+import { getRelease, releaseLabel } from "../runtime/releases/store.js";
 import { submitRequest } from "../runtime/submit.js";
 import { cancelTree, retryTask } from "../runtime/task/cancel.js";
 import { TASK_STATUSES } from "../runtime/task/rules.js";
@@ -78,6 +79,7 @@ const Task = z
     request: z.string().nullable(),
     workflow: z.string(),
     queue: z.string(),
+    release_id: z.string().nullable().describe("The release it runs on (keel release show <id>)"),
     attempts: z.number().int(),
     error_reason: z.string().nullable(),
     error: z.string().nullable(),
@@ -99,6 +101,14 @@ const SubmitBody = z
       .optional()
       .describe("The workflow the task counts toward (SLO targets per workflow)"),
     max_retries: z.number().int().min(0).max(20).optional().describe("Retries of a failed attempt"),
+    release: z
+      .string()
+      .min(1)
+      .max(100)
+      .optional()
+      .describe(
+        "The release to run it on: NAME (its latest version), NAME@VERSION or id; default: the worker's configuration",
+      ),
   })
   .strict()
   .openapi("SubmitTask");
@@ -111,6 +121,7 @@ function taskOf(row: TaskRow): Task {
     request: row.request,
     workflow: row.workflow,
     queue: row.queue,
+    release_id: row.release_id,
     attempts: row.attempts,
     error_reason: row.error_reason,
     error: row.last_error,
@@ -414,8 +425,11 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
         );
       if (key) inFlight.add(key);
       try {
-        const { task, created } = await submitRequest(deps.pool, deps.config, deps.policy.scope, {
+        const release = body.release ? await getRelease(deps.pool, body.release) : undefined;
+        const scope = release?.spec.policy.scope ?? deps.policy.scope;
+        const { task, created } = await submitRequest(deps.pool, deps.config, scope, {
           request: body.request,
+          releaseId: release?.id,
           workflow: body.workflow,
           maxRetries: body.max_retries,
           idempotencyKey: key,
@@ -735,6 +749,12 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
             .optional()
             .describe("The window, ending now; default 24"),
           workflow: z.string().min(1).max(63).optional().describe("One workflow's tasks and targets"),
+          release: z
+            .string()
+            .min(1)
+            .max(100)
+            .optional()
+            .describe("Only the tasks of one release: NAME, NAME@VERSION or id"),
         }),
       },
       responses: {
@@ -746,9 +766,14 @@ export function createApp(deps: ServerDeps): OpenAPIHono<Vars> {
       },
     }),
     async (c) => {
-      const { hours, workflow } = c.req.valid("query");
+      const { hours, workflow, release: ref } = c.req.valid("query");
       const since = new Date(Date.now() - (hours ?? 24) * 3600_000);
-      const report = await computeSlo(deps.pool, targetsFor(deps.policy.slo, workflow), { since, workflow });
+      const release = ref ? await getRelease(deps.pool, ref) : undefined;
+      const report = await computeSlo(deps.pool, targetsFor(deps.policy.slo, workflow), {
+        since,
+        workflow,
+        release: release ? { id: release.id, label: releaseLabel(release) } : undefined,
+      });
       return c.json(report as unknown as Record<string, unknown>, 200);
     },
   );

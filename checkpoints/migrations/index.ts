@@ -4,6 +4,7 @@ import { ACCESS_MIGRATIONS } from "./access.js";
 import { CHECKPOINT_MIGRATIONS } from "./checkpoints.js";
 import { CONTENT_MIGRATIONS } from "./content.js";
 import { OBSERVABILITY_MIGRATIONS } from "./observability.js";
+import { RELEASES_MIGRATIONS } from "./releases.js";
 import { RUNS_MIGRATIONS } from "./runs.js";
 import type { Migration } from "./sql.js";
 import { TASKS_MIGRATIONS } from "./tasks.js";
@@ -13,7 +14,7 @@ export type { Migration } from "./sql.js";
 
 /**
  * Every migration, in the order they run. They live by area — `tasks.ts` (the task runtime), `tools.ts` (what
- * tools leave behind), `observability.ts`, `access.ts` (API keys, assistants, threads), `runs.ts` (the Agent Server API's runs), `checkpoints.ts` (the checkpointer's tables), `content.ts` (the demo data) — and run by id, as they always have.
+ * tools leave behind), `observability.ts`, `access.ts` (API keys, assistants, threads), `runs.ts` (the Agent Server API's runs), `checkpoints.ts` (the checkpointer's tables), `releases.ts`, `content.ts` (the demo data) — and run by id, as they always have.
  */
 export const MIGRATIONS: readonly Migration[] = [
   ...CONTENT_MIGRATIONS,
@@ -23,6 +24,7 @@ export const MIGRATIONS: readonly Migration[] = [
   ...ACCESS_MIGRATIONS,
   ...RUNS_MIGRATIONS,
   ...CHECKPOINT_MIGRATIONS,
+  ...RELEASES_MIGRATIONS,
 ].sort((a, b) => a.id - b.id);
 
 // One fixed key so that every Keel process (and LangGraph's setup) migrates one at a time.

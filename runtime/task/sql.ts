@@ -42,6 +42,8 @@ export interface TaskRow {
   trace_context: string | null;
   /** Which workflow the task belongs to, for per-workflow SLO targets. */
   workflow: string;
+  /** The release it runs on (a root task; null until submitted to one or first claimed by a worker). */
+  release_id: string | null;
   lease_owner: string | null;
   lease_expires_at: Date | null;
   fencing_token: string;

@@ -5,6 +5,7 @@ import { inTransaction } from "../../core/transaction.js";
 import { InputError, NotFoundError, type Failure } from "../../core/errors.js";
 import { currentTraceparent, inSpan, KEEL, SpanKind } from "../../observability/spans.js";
 import { DEFAULT_QUEUE, enqueue, scheduleWatch } from "../queue.js";
+import { assignRelease } from "../releases/rollouts.js";
 import { assertTransition, FencedOutError, TaskStatus } from "./rules.js";
 import { insertEvent, lockTask, readTask, resolveId, treeOf, type TaskEvent, type TaskRow } from "./sql.js";
 
@@ -92,6 +93,8 @@ export interface SubmitInput {
   workflow?: string;
   /** Which workers may drive it (see `runJob`); default "default", the queue of `keel worker`. */
   queue?: string;
+  /** The id of the release it runs on; unset: the release of the configuration of the worker that claims it. */
+  releaseId?: string;
 }
 
 export function payloadHash(request: string): string {
@@ -143,7 +146,19 @@ export async function submit(
       { [KEEL.taskId]: id, [KEEL.rootTaskId]: id },
       () =>
         inTransaction(pool, async (client) => ({
-          task: await insertRootTask(client, config, { ...input, id, key, hash }),
+          task: await insertRootTask(client, config, {
+            ...input,
+            id,
+            key,
+            hash,
+            releaseId:
+              input.releaseId ??
+              (await assignRelease(client, {
+                id,
+                submittedBy: input.submittedBy ?? config.user,
+                workflow: input.workflow ?? "default",
+              })),
+          }),
           created: true,
         })),
       { kind: SpanKind.PRODUCER },
@@ -171,9 +186,9 @@ export async function insertRootTask(
   const maxAttempts = 1 + (input.maxRetries ?? config.runtime.maxRetries);
   const { rows } = await client.query<TaskRow>(
     `insert into tasks (id, root_id, request, status, max_attempts, max_crashes, idempotency_key, payload_hash,
-        idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context, queue)
+        idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context, queue, release_id)
      values ($1, $1, $2, 'queued', $3, $12, $4, $5, now() + make_interval(hours => $6),
-        now() + make_interval(secs => $7), $8, $9, $10, $11)
+        now() + make_interval(secs => $7), $8, $9, $10, $11, $13)
      returning *`,
     [
       id,
@@ -188,6 +203,7 @@ export async function insertRootTask(
       currentTraceparent() ?? null,
       input.queue ?? DEFAULT_QUEUE,
       config.runtime.maxCrashes,
+      input.releaseId ?? null,
     ],
   );
   await insertEvent(client, {

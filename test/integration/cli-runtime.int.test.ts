@@ -20,7 +20,7 @@ describe("keel submit / worker / status / list / watch", () => {
       await keel(["submit", "--json", "--idempotency-key", "cli-k1", "Calculate 4 * 4"], env),
     );
     expect(first.created).toBe(true);
-    expect(again).toEqual({ task_id: first.task_id, created: false, status: "queued" });
+    expect(again).toEqual({ task_id: first.task_id, created: false, status: "queued", release_id: null });
     const conflict = await keel(["submit", "--idempotency-key", "cli-k1", "Calculate 5 * 5"], env);
     expect(conflict.code).toBe(2);
     expect(conflict.stderr).toMatch(/already used for a different request/);

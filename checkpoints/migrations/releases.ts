@@ -1,0 +1,77 @@
+import { sql, type Migration } from "./sql.js";
+
+/**
+ * Releases: named, immutable, versioned bundles of what changes an agent's behaviour (model, prompts, policy,
+ * limits, graph), and the release each task ran on.
+ */
+export const RELEASES_MIGRATIONS: Migration[] = [
+  {
+    id: 23,
+    name: "releases, and the release each task runs on",
+    // A release never changes once made: the trigger refuses any update or delete, so a task's release_id always
+    // names what it ran on. digest is the SHA-256 of the canonical spec: the same bundle made twice under one name
+    // is the same version. A task's release is set when it is submitted (the release in force) or, when none
+    // was, by the worker that first runs it (the release of that worker's own configuration).
+    up: sql(`
+      create table releases (
+        id uuid primary key,
+        name text not null check (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
+        version int not null check (version > 0),
+        description text not null default '',
+        spec jsonb not null,
+        digest text not null,
+        source text not null,
+        created_by text not null,
+        created_at timestamptz not null default now(),
+        unique (name, version),
+        unique (name, digest));
+      create function keel_release_immutable() returns trigger language plpgsql as $$
+        begin
+          raise exception 'release % is immutable: make a new version instead', old.name || '@' || old.version
+            using errcode = 'KR001';
+        end $$;
+      create trigger releases_immutable before update or delete on releases
+        for each row execute function keel_release_immutable();
+      alter table tasks add column release_id uuid references releases(id);
+      create index tasks_release on tasks (release_id, created_at) where parent_id is null;`),
+  },
+  {
+    id: 24,
+    name: "rollouts: a candidate release moved through steps, its events, and the stable release",
+    // release_channels.stable is the release a task submitted to none runs on when no rollout is in progress.
+    // At most one rollout is active (running or paused) at a time: the partial unique index. A rollout's salt
+    // makes its assignment independent of every other rollout's.
+    up: sql(`
+      create table release_channels (
+        name text primary key check (name = 'stable'),
+        release_id uuid not null references releases(id),
+        updated_at timestamptz not null default now());
+      create table rollouts (
+        id uuid primary key,
+        baseline_id uuid not null references releases(id),
+        candidate_id uuid not null references releases(id),
+        assignment_key text not null check (assignment_key in ('submitter', 'workflow', 'task')),
+        steps jsonb not null,
+        step int not null default 0,
+        status text not null check (status in ('running', 'paused', 'promoted', 'aborted')),
+        analysis jsonb not null default '{}',
+        salt text not null,
+        reason text,
+        created_by text not null,
+        created_at timestamptz not null default now(),
+        step_started_at timestamptz not null default now(),
+        ended_at timestamptz,
+        check (baseline_id <> candidate_id));
+      create unique index rollouts_one_active on rollouts ((true)) where status in ('running', 'paused');
+      create table rollout_events (
+        id bigserial primary key,
+        rollout_id uuid not null references rollouts(id),
+        at timestamptz not null default now(),
+        kind text not null,
+        step int not null,
+        actor text not null,
+        reason text not null,
+        details jsonb not null default '{}');
+      create index rollout_events_rollout on rollout_events (rollout_id, id);`),
+  },
+];

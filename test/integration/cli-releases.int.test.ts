@@ -1,0 +1,81 @@
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { json, keel } from "../helpers/cli.js";
+import { useTestDatabase } from "../helpers/db.js";
+
+let env: Record<string, string>;
+useTestDatabase((_db, dbEnv) => (env = dbEnv));
+
+interface Release {
+  id: string;
+  label: string;
+  version: number;
+  created: boolean;
+}
+
+describe("keel release create / list / show / diff, and keel submit --release", () => {
+  it("makes releases from the configuration and from a file, shows and compares them, and runs a task on one", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "keel-release-cli-"));
+    fs.writeFileSync(
+      path.join(dir, "strict.yaml"),
+      "description: every message waits for a second person\npolicy:\n  tools:\n    send_message: { decision: sync_approval }\nlimits: { maxAgentSteps: 5 }\n",
+    );
+    const baseline = json<Release>(await keel(["release", "create", "baseline", "--json"], env));
+    expect(baseline).toMatchObject({ label: "baseline@1", version: 1, created: true });
+    const same = await keel(["release", "create", "baseline"], env);
+    expect(same.stdout).toMatch(/baseline@1 already holds exactly this bundle/);
+
+    const strict = json<Release>(
+      await keel(["release", "create", "strict", "--file", path.join(dir, "strict.yaml"), "--json"], env),
+    );
+    expect(strict).toMatchObject({ label: "strict@1", created: true });
+
+    const listed = json<(Release & { tasks: number })[]>(await keel(["release", "list", "--json"], env));
+    expect(listed.map((r) => r.label)).toEqual(["strict@1", "baseline@1"]);
+
+    const shown = json<{ spec: { limits: { maxAgentSteps: number }; policy: { tools: object } } }>(
+      await keel(["release", "show", "strict@1", "--json"], env),
+    );
+    expect(shown.spec.limits.maxAgentSteps).toBe(5);
+    expect(shown.spec.policy.tools).toEqual({ send_message: { decision: "sync_approval" } });
+
+    const diff = await keel(["release", "diff", "baseline", "strict"], env);
+    expect(diff.code).toBe(0);
+    expect(diff.stdout).toMatch(/baseline@1 -> strict@1: 2 change\(s\)/);
+    expect(diff.stdout).toMatch(/~ limits\.maxAgentSteps: 8 -> 5/);
+    expect(diff.stdout).toMatch(/\+ policy\.tools\.send_message: \{"decision":"sync_approval"\}/);
+
+    const submitted = json<{ task_id: string; release_id: string }>(
+      await keel(["submit", "--release", "strict", "--json", "Is 97 a prime number?"], env),
+    );
+    expect(submitted.release_id).toBe(strict.id);
+    const status = await keel(["status", submitted.task_id], env);
+    expect(status.stdout).toMatch(/release strict@1\)/);
+  }, 120_000);
+
+  it("refuses bad names, unknown releases and bad files with what to do, and stores nothing", async () => {
+    const bad = await keel(["release", "create", "has space"], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/not a release name: use letters, digits/);
+    const unknown = await keel(["submit", "--release", "nope", "Is 7 prime?"], env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/There is no release named nope/);
+    const missing = await keel(
+      ["release", "create", "x", "--file", "/nonexistent/release.yaml", "--json"],
+      env,
+    );
+    expect(missing.code).toBe(2);
+    expect(json<{ error: { message: string } }>(missing).error.message).toMatch(
+      /Cannot read the release file/,
+    );
+    const noVersion = await keel(["release", "show", "baseline@7"], env);
+    expect(noVersion.code).toBe(2);
+    expect(noVersion.stderr).toMatch(/has no version 7/);
+    const listed = json<{ label: string }[]>(await keel(["release", "list", "--json"], env));
+    expect(listed.map((r) => r.label)).not.toContain("x@1");
+    const tasks = json<{ request: string }[]>(await keel(["list", "--json"], env));
+    expect(tasks.map((t) => t.request)).not.toContain("Is 7 prime?");
+  }, 120_000);
+});
