@@ -10,7 +10,12 @@ import { serveCommand, type ServeOptions } from "./serve.js";
 import { keysCreateCommand, keysListCommand, keysRevokeCommand } from "./keys.js";
 import { ROLES, type Role } from "../server/access.js";
 import { sloCommand } from "./slo.js";
-import { rolloutChangeCommand, rolloutStartCommand, rolloutStatusCommand } from "./rollouts.js";
+import {
+  rolloutAnalyzeCommand,
+  rolloutChangeCommand,
+  rolloutStartCommand,
+  rolloutStatusCommand,
+} from "./rollouts.js";
 import {
   releaseCreateCommand,
   releaseDiffCommand,
@@ -348,6 +353,15 @@ export function buildProgram(version: string): Command {
     .option("--json", "print it as JSON")
     .action(async (opts: { json?: boolean }) => {
       process.exitCode = await rolloutStatusCommand(loadConfig(), opts);
+    });
+  rollout
+    .command("analyze")
+    .description(
+      "Judge the step in progress now, as workers do once a minute: too few candidate tasks waits; a breach rolls back; a passing step whose window has run is promoted. Exit 1 when it failed or rolled back.",
+    )
+    .option("--json", "print the verdict with every check")
+    .action(async (opts: { json?: boolean }) => {
+      process.exitCode = await rolloutAnalyzeCommand(loadConfig(), opts);
     });
   for (const [change, what] of [
     ["pause", "Stop advancing; assignment stays as it is at this step."],

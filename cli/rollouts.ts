@@ -1,4 +1,8 @@
+import { POLICY_CATALOG } from "../agents/index.js";
 import type { KeelConfig } from "../core/config.js";
+import { loadPolicy } from "../policy/file.js";
+import { targetsFor } from "../policy/slo-targets.js";
+import { analyzeRollout } from "../runtime/releases/analysis.js";
 import { InputError } from "../core/errors.js";
 import {
   DEFAULT_PERCENTS,
@@ -92,6 +96,8 @@ export function rolloutStartCommand(
     }
     const candidate = await getRelease(db.pool, candidateRef);
     const baseline = opts.baseline ? await getRelease(db.pool, opts.baseline) : undefined;
+    // The rules it is judged by are fixed when it starts: a later edit of the policy file does not move them.
+    const { rollout: rules } = loadPolicy(config.policyFile, POLICY_CATALOG);
     const rollout = await startRollout(db.pool, {
       candidate,
       baseline,
@@ -99,6 +105,7 @@ export function rolloutStartCommand(
       steps,
       actor: config.user,
       reason: opts.reason,
+      analysis: { rules: rules.analysis, ...(rules.webhook_url ? { webhook_url: rules.webhook_url } : {}) },
     });
     const v = await view(db, rollout);
     if (opts.json) printJson(v);
@@ -128,6 +135,28 @@ export function rolloutStatusCommand(config: KeelConfig, opts: { json?: boolean 
     return 0;
   });
 }
+
+/** `keel rollout analyze`: judges the step in progress now, as the workers do once a minute. */
+export function rolloutAnalyzeCommand(config: KeelConfig, opts: { json?: boolean }) {
+  return withDatabase(config, opts.json, async (db) => {
+    const policy = loadPolicy(config.policyFile, POLICY_CATALOG);
+    const verdict = await analyzeRollout(db.pool, targetsFor(policy.slo, undefined));
+    if (opts.json) {
+      printJson(verdict);
+      return verdict.outcome === "rolled_back" || verdict.outcome === "failed" ? 1 : 0;
+    }
+    console.log(`${verdict.outcome.replace("_", " ")}: ${verdict.reason}`);
+    for (const c of verdict.checks)
+      console.log(
+        `  ${c.passed ? "ok  " : "FAIL"} ${c.name.padEnd(26)} candidate ${fmt(c.candidate)}  baseline ${fmt(c.baseline)}  (${c.limit})`,
+      );
+    if (verdict.notification && verdict.notification !== "none")
+      console.log(`  webhook: ${verdict.notification}`);
+    return verdict.outcome === "rolled_back" || verdict.outcome === "failed" ? 1 : 0;
+  });
+}
+
+const fmt = (x: number | null) => (x === null ? "-" : Number.isInteger(x) ? String(x) : x.toFixed(3));
 
 /** pause, resume, promote and abort: one change to the rollout in progress, recorded as an event. */
 export function rolloutChangeCommand(

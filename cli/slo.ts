@@ -1,7 +1,7 @@
 import { POLICY_CATALOG } from "../agents/index.js";
 import type { KeelConfig } from "../core/config.js";
 import { InputError } from "../core/errors.js";
-import { computeSlo, type SloReport, type SloResult } from "../reports/slo.js";
+import { computeSlo, type SloReport, type SloResult } from "../observability/slo.js";
 import { loadPolicy } from "../policy/file.js";
 import { targetsFor } from "../policy/slo-targets.js";
 import { getRelease, releaseLabel } from "../runtime/releases/store.js";

@@ -8,11 +8,12 @@ import { RiskPolicy } from "./risk.js";
 import { DEFAULT_SCOPE, ScopePolicy } from "./scope.js";
 import { PriceTable } from "./prices.js";
 import { DEFAULT_CHECKPOINT_RETENTION, RetentionPolicy } from "./retention.js";
+import { DEFAULT_ROLLOUT_POLICY, RolloutPolicy } from "./rollout.js";
 import { DEFAULT_SLO_TARGETS, SloPolicy } from "./slo-targets.js";
 
 /**
  * `keel.policy.yaml`: who may do what without a person, the task boundary, the budgets of a task tree, service-
- * level targets, model prices and the retention of finished threads' checkpoints.
+ * level targets, model prices, the retention of finished threads' checkpoints, and how rollouts are judged.
  * Every field has a default, so an empty file (or none) is the documented default policy.
  */
 export const Policy = z
@@ -30,6 +31,9 @@ export const Policy = z
     prices: PriceTable.default({}).describe("Model prices over the built-in table"),
     retention: RetentionPolicy.default({ checkpoints: DEFAULT_CHECKPOINT_RETENTION, workflows: {} }).describe(
       "What finished threads keep of their checkpoints, per workflow",
+    ),
+    rollout: RolloutPolicy.default(DEFAULT_ROLLOUT_POLICY).describe(
+      "How a rollout's steps are judged, and where a rollback is announced",
     ),
   })
   .strict();

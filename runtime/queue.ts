@@ -16,6 +16,7 @@ export const JOB = {
   pruneTrajectories: "keel_prune_trajectories",
   cronTick: "keel_cron_tick",
   runWebhook: "keel_run_webhook",
+  analyzeRollout: "keel_analyze_rollout",
 } as const;
 
 export type RunKind = "start" | "resume" | "retry";

@@ -38,7 +38,9 @@ import {
   type RunTaskPayload,
 } from "./queue.js";
 import { Runner, type RunOutcome } from "./runner.js";
+import { analyzeRollout } from "./releases/analysis.js";
 import { ReleaseRunners } from "./releases/runners.js";
+import { targetsFor } from "../policy/slo-targets.js";
 import { releaseLabel } from "./releases/store.js";
 import type { GraphRegistry } from "./registry.js";
 import { driveRun, GraphRunError } from "./runs/drive.js";
@@ -143,6 +145,7 @@ export class TaskWorker {
         const { run_id, status } = payload as { run_id: string; status: RunStatus };
         await sendRunWebhook(db.pool, run_id, status);
       },
+      [JOB.analyzeRollout]: () => worker.analyzeRollout(),
       [JOB.cronTick]: async (payload) => {
         const at = (payload as { _cron?: { ts?: string } })._cron?.ts;
         const { fired, failed } = await fireDueCrons(db.pool, config, at ? new Date(at) : new Date());
@@ -164,6 +167,13 @@ export class TaskWorker {
               task: JOB.cronTick,
               match: "* * * * *",
               identifier: JOB.cronTick,
+              options: { backfillPeriod: 0 },
+            },
+            // Once a minute across all workers: judge the step of the rollout in progress, if any.
+            {
+              task: JOB.analyzeRollout,
+              match: "* * * * *",
+              identifier: JOB.analyzeRollout,
               options: { backfillPeriod: 0 },
             },
           ])
@@ -237,7 +247,8 @@ export class TaskWorker {
         worker: this.id,
         patch: resumable ? {} : { attempts: task.attempts + 1 },
       });
-      if (!moved.release_id && !run) {
+      // A task submitted to no release runs on the configuration of whichever worker claims it, and says so.
+      if (!moved.release_pinned && !run && moved.release_id !== own.id) {
         await client.query("update tasks set release_id = $2 where id = $1", [taskId, own.id]);
         moved.release_id = own.id;
       }
@@ -541,6 +552,22 @@ export class TaskWorker {
       if (report.pruned.length + report.skipped < RETENTION_BATCH) break;
     }
     await schedulePrune(this.db.pool, new Date(Date.now() + 3600_000));
+  }
+
+  /** Judges the rollout in progress (the minute's cron): promote, wait, or roll back, each logged. */
+  private async analyzeRollout(): Promise<void> {
+    const targets = targetsFor(this.runner.deps.policy.slo, undefined);
+    const verdict = await analyzeRollout(this.db.pool, targets);
+    if (verdict.outcome === "no_rollout") return;
+    const entry = {
+      rollout_id: verdict.rollout_id,
+      step: verdict.step + 1,
+      outcome: verdict.outcome,
+      notification: verdict.notification,
+    };
+    if (verdict.outcome === "rolled_back" || verdict.outcome === "failed")
+      this.log.warn(entry, verdict.reason);
+    else this.log.info(entry, verdict.reason);
   }
 
   private get settleContext(): SettleContext {

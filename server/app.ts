@@ -13,7 +13,7 @@ import { FAILURES } from "../core/failures.js";
 import type { Policy } from "../policy/file.js";
 import { decide, listApprovals, type ApprovalRow } from "../runtime/approvals.js";
 import { targetsFor } from "../policy/slo-targets.js";
-import { computeSlo } from "../reports/slo.js";
+import { computeSlo } from "../observability/slo.js";
 import { readTaskTrace } from "../reports/trace.js";
 import { checkpointBytes, migrationsApplied } from "../runtime/health.js";
 import { getRelease, releaseLabel } from "../runtime/releases/store.js";

@@ -10,8 +10,9 @@ export const RELEASES_MIGRATIONS: Migration[] = [
     name: "releases, and the release each task runs on",
     // A release never changes once made: the trigger refuses any update or delete, so a task's release_id always
     // names what it ran on. digest is the SHA-256 of the canonical spec: the same bundle made twice under one name
-    // is the same version. A task's release is set when it is submitted (the release in force) or, when none
-    // was, by the worker that first runs it (the release of that worker's own configuration).
+    // is the same version. A task's release is set when it is submitted to one (named, or the one in force:
+    // release_pinned) or, when none was, by each worker that claims it (the release of that worker's own
+    // configuration, so the record names the configuration that last ran it).
     up: sql(`
       create table releases (
         id uuid primary key,
@@ -33,6 +34,7 @@ export const RELEASES_MIGRATIONS: Migration[] = [
       create trigger releases_immutable before update or delete on releases
         for each row execute function keel_release_immutable();
       alter table tasks add column release_id uuid references releases(id);
+      alter table tasks add column release_pinned boolean not null default false;
       create index tasks_release on tasks (release_id, created_at) where parent_id is null;`),
   },
   {

@@ -254,7 +254,7 @@ export function abortRollout(
     );
     await setStable(client, rollout.baseline_id);
     const moved = await client.query(
-      `update tasks set release_id = $2
+      `update tasks set release_id = $2, release_pinned = true
         where release_id = $1 and parent_id is null and status = 'queued' and started_at is null
           and created_at >= $3`,
       [rollout.candidate_id, rollout.baseline_id, rollout.created_at],

@@ -44,6 +44,8 @@ export interface TaskRow {
   workflow: string;
   /** The release it runs on (a root task; null until submitted to one or first claimed by a worker). */
   release_id: string | null;
+  /** Whether it was submitted to its release (it runs on no other), or got the claiming worker's own. */
+  release_pinned: boolean;
   lease_owner: string | null;
   lease_expires_at: Date | null;
   fencing_token: string;

@@ -186,9 +186,9 @@ export async function insertRootTask(
   const maxAttempts = 1 + (input.maxRetries ?? config.runtime.maxRetries);
   const { rows } = await client.query<TaskRow>(
     `insert into tasks (id, root_id, request, status, max_attempts, max_crashes, idempotency_key, payload_hash,
-        idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context, queue, release_id)
+        idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context, queue, release_id, release_pinned)
      values ($1, $1, $2, 'queued', $3, $12, $4, $5, now() + make_interval(hours => $6),
-        now() + make_interval(secs => $7), $8, $9, $10, $11, $13)
+        now() + make_interval(secs => $7), $8, $9, $10, $11, $13, $13::uuid is not null)
      returning *`,
     [
       id,

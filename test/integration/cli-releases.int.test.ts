@@ -78,4 +78,37 @@ describe("keel release create / list / show / diff, and keel submit --release", 
     const tasks = json<{ request: string }[]>(await keel(["list", "--json"], env));
     expect(tasks.map((t) => t.request)).not.toContain("Is 7 prime?");
   }, 120_000);
+
+  it("starts, shows, promotes and aborts a rollout, and refuses what cannot be done", async () => {
+    const noBaseline = await keel(["rollout", "start", "strict"], env);
+    expect(noBaseline.code).toBe(2);
+    expect(noBaseline.stderr).toMatch(/no stable release .* give --baseline NAME/);
+    const badSteps = await keel(
+      ["rollout", "start", "strict", "--baseline", "baseline", "--steps", "10;5;100"],
+      env,
+    );
+    expect(badSteps.code).toBe(2);
+    expect(badSteps.stderr).toMatch(/--steps: percent steps must rise: 5% comes after 10%/);
+    const nothing = await keel(["rollout", "abort"], env);
+    expect(nothing.code).toBe(2);
+    expect(nothing.stderr).toMatch(/No rollout is in progress\. keel rollout start CANDIDATE starts one/);
+
+    const started = json<{ status: string; step: number; of: number; current: string }>(
+      await keel(["rollout", "start", "strict", "--baseline", "baseline", "--cohort", "qa", "--json"], env),
+    );
+    expect(started).toMatchObject({ status: "running", step: 1, of: 5, current: "cohort qa" });
+    const promoted = json<{ step: number; current: string }>(
+      await keel(["rollout", "promote", "--json"], env),
+    );
+    expect(promoted).toMatchObject({ step: 2, current: "1%" });
+    const aborted = await keel(["rollout", "abort", "--reason", "not today"], env);
+    expect(aborted.code).toBe(0);
+    expect(aborted.stdout).toMatch(/aborted · strict@1 against baseline@1/);
+    expect(aborted.stdout).toMatch(/aborted\s+step 2\s+\S+: not today/);
+    const status = json<{ status: string; stable: string; events: { kind: string }[] }>(
+      await keel(["rollout", "status", "--json"], env),
+    );
+    expect(status).toMatchObject({ status: "aborted", stable: "baseline@1" });
+    expect(status.events.map((e) => e.kind)).toEqual(["started", "step", "aborted"]);
+  }, 120_000);
 });

@@ -14,10 +14,11 @@ import {
   getRelease,
   listReleases,
 } from "../../runtime/releases/store.js";
+import { readTask } from "../../runtime/task/sql.js";
 import { submit } from "../../runtime/task/store.js";
 import { TaskWorker } from "../../runtime/worker.js";
 import { describeTask } from "../../reports/status.js";
-import { computeSlo } from "../../reports/slo.js";
+import { computeSlo } from "../../observability/slo.js";
 import { DEFAULT_SLO_TARGETS } from "../../policy/slo-targets.js";
 import { fakeModel, scriptedDeps } from "../fakes/deps.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
@@ -161,6 +162,9 @@ describe("a task on a release", () => {
       id: candidate.id,
       label: "strict@1",
     });
+    // Submitted to its release, a task is pinned to it; submitted to none, it takes the claiming worker's own.
+    expect((await readTask(t.db.pool, onRelease.id))!.release_pinned).toBe(true);
+    expect((await readTask(t.db.pool, plain.id))!.release_pinned).toBe(false);
     const own = (await describeTask(t.db.pool, plain.id)).release!;
     expect(own.label).toMatch(new RegExp(`^${CONFIG_RELEASE}@\\d+$`));
     const slo = await computeSlo(t.db.pool, DEFAULT_SLO_TARGETS, {

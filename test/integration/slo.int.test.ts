@@ -3,7 +3,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { computeSlo } from "../../reports/slo.js";
+import { computeSlo } from "../../observability/slo.js";
 import { DEFAULT_SLO_TARGETS } from "../../policy/slo-targets.js";
 import { prepareQueue } from "../../runtime/queue.js";
 import { json, keel } from "../helpers/cli.js";

@@ -193,6 +193,21 @@ describe("policy file", () => {
       /retention\.workflows\.nightly\.keep_all_days: Too small/,
     ],
     [
+      "a rollout sample of zero",
+      "rollout: { analysis: { min_sample: 0 } }",
+      /rollout\.analysis\.min_sample: Too small/,
+    ],
+    [
+      "a rollout latency ratio below 1",
+      "rollout: { analysis: { max_latency_ratio: 0.5 } }",
+      /rollout\.analysis\.max_latency_ratio: Too small/,
+    ],
+    [
+      "a rollout webhook that is not a URL",
+      "rollout: { webhook_url: slack }",
+      /rollout\.webhook_url: Invalid URL/,
+    ],
+    [
       "a rule without a pattern",
       "rules: [{ tool: a, arg: b, decision: logged, reason: r }]",
       /a rule needs matches or not_matches/,
