@@ -17,7 +17,9 @@ export const RolloutAnalysis = z
       .int()
       .positive()
       .default(20)
-      .describe("Settled candidate tasks (done, failed, waiting for a person) needed before a step is judged"),
+      .describe(
+        "Settled candidate tasks (done, failed, waiting for a person) needed before a step is judged",
+      ),
     failure_limit: z
       .number()
       .int()
