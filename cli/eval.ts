@@ -10,6 +10,7 @@ import { uploadExperiment, type Upload } from "../evals/upload.js";
 import { langsmithClient } from "../observability/langsmith.js";
 import { writeReports } from "../evals/report.js";
 import { runCases } from "../evals/run.js";
+import { getRelease, releaseLabel } from "../runtime/releases/store.js";
 import {
   baselineOf,
   compare,
@@ -31,6 +32,8 @@ export interface EvalOptions {
   out: string;
   json?: boolean;
   latencyTolerance?: number;
+  /** Run the cases on this release (NAME, NAME@VERSION or id). */
+  release?: string;
 }
 
 /**
@@ -51,6 +54,7 @@ export function evalCommand(config: KeelConfig, opts: EvalOptions): Promise<numb
     return Promise.resolve(reportError(error, opts.json));
   }
   return withDatabase(config, opts.json, async (db) => {
+    const release = opts.release ? await getRelease(db.pool, opts.release) : undefined;
     const tty = Boolean(process.stderr.isTTY) && !opts.json;
     const bar = tty
       ? new cliProgress.SingleBar(
@@ -69,6 +73,7 @@ export function evalCommand(config: KeelConfig, opts: EvalOptions): Promise<numb
     await runCases(db, config, cases, {
       concurrency: opts.concurrency,
       caseTimeoutMs: 120_000,
+      release: release ? { id: release.id, policy: release.spec.policy } : undefined,
       onCaseDone: async (c, run) => {
         const r = await scoreCase(c, run);
         if (judge) r.judge = await judge(c, run);
@@ -82,7 +87,7 @@ export function evalCommand(config: KeelConfig, opts: EvalOptions): Promise<numb
     bar?.stop();
     const order = new Map(cases.map((c, i) => [c.id, i]));
     results.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
-    const summary = summarize(dataset, results, opts.filter);
+    const summary = summarize(dataset, results, opts.filter, release ? releaseLabel(release) : undefined);
     const tolerance = {
       ...TOLERANCE,
       p95_latency_ratio: opts.latencyTolerance ?? TOLERANCE.p95_latency_ratio,
@@ -105,7 +110,7 @@ export function evalCommand(config: KeelConfig, opts: EvalOptions): Promise<numb
       printJson({ ...summary, regressions, reports: files, ...(upload ? { langsmith: upload } : {}) });
     } else {
       console.log(
-        `keel eval: ${summary.passed}/${summary.cases} passed (${(summary.pass_rate * 100).toFixed(1)}%) · p95 ${summary.latency_ms.p95} ms · $${summary.cost_usd.total.toFixed(4)}`,
+        `keel eval${summary.release ? ` on ${summary.release}` : ""}: ${summary.passed}/${summary.cases} passed (${(summary.pass_rate * 100).toFixed(1)}%) · p95 ${summary.latency_ms.p95} ms · $${summary.cost_usd.total.toFixed(4)}`,
       );
       for (const id of summary.failing) console.log(`  failing: ${id}`);
       if (baseline)

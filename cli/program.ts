@@ -1,3 +1,4 @@
+import path from "node:path";
 import { Command, InvalidArgumentError, Option } from "commander";
 import { loadConfig } from "../core/config.js";
 import { SAMPLES } from "../evals/samples.js";
@@ -39,6 +40,12 @@ import {
   watchCommand,
   workerCommand,
 } from "./tasks.js";
+
+/** Keel's own golden dataset, wherever keel is run from (relative when it is under the working folder). */
+const GOLDEN = ((file) => {
+  const relative = path.relative(process.cwd(), file);
+  return relative.startsWith("..") ? file : relative;
+})(path.resolve(import.meta.dirname, "../evals/datasets/golden.jsonl"));
 
 function positiveInt(value: string): number {
   const n = Number(value);
@@ -329,6 +336,16 @@ export function buildProgram(version: string): Command {
     )
     .option("--cohort <keys>", "an internal cohort before the default 1;10;50;100 (comma-separated keys)")
     .option("--reason <text>", "why, recorded with the start")
+    .option("--no-gate", "start without running the golden evals on both releases first")
+    .option("--gate-dataset <file>", "the dataset the gate runs (default: Keel's golden dataset)", GOLDEN)
+    .option("--gate-filter <tag>", "only the gate dataset's cases with this tag")
+    .addOption(
+      new Option("--gate-concurrency <n>", "cases the gate runs at once").argParser(positiveInt).default(4),
+    )
+    .addHelpText(
+      "after",
+      "\nThe gate runs the golden evals on the baseline, then on the candidate; a regression (a case that passed and\nfails now, a lower pass rate, fewer unsafe writes blocked, cost up) stops the rollout before any traffic: exit 1.",
+    )
     .option("--json", "print the rollout as JSON")
     .action(
       async (
@@ -340,6 +357,10 @@ export function buildProgram(version: string): Command {
           cohort?: string;
           reason?: string;
           json?: boolean;
+          gate: boolean;
+          gateDataset: string;
+          gateFilter?: string;
+          gateConcurrency: number;
         },
       ) => {
         process.exitCode = await rolloutStartCommand(loadConfig(), candidate, opts);
@@ -635,7 +656,7 @@ export function buildProgram(version: string): Command {
     .description(
       "Run a golden dataset through the runtime (approvals answered from each case) and score outcome and trajectory; write results.jsonl, summary.json, report.md and report.html.",
     )
-    .option("--dataset <file>", "JSONL dataset", "evals/datasets/golden.jsonl")
+    .option("--dataset <file>", "JSONL dataset (default: Keel's golden dataset)", GOLDEN)
     .option("--filter <tag>", "only the cases with this tag")
     .addOption(new Option("--concurrency <n>", "cases run at once").argParser(positiveInt).default(4))
     .option("--baseline <file>", "compare with this baseline; exit 1 on a regression")
@@ -650,6 +671,10 @@ export function buildProgram(version: string): Command {
         if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError("expected a number from 0 up");
         return n;
       }),
+    )
+    .option(
+      "--release <release>",
+      "run the cases on this release (NAME, NAME@VERSION or id) instead of the configuration",
     )
     .option("--json", "print the summary as JSON")
     .addHelpText(

@@ -10,8 +10,12 @@ import {
   type AssignmentKey,
   type RolloutStep,
 } from "../runtime/releases/assign.js";
+import { filterCases, loadDataset } from "../evals/dataset.js";
+import { runGate } from "../evals/gate.js";
 import {
   abortRollout,
+  baselineFor,
+  recordGateStop,
   describeSteps,
   latestRollout,
   pauseRollout,
@@ -83,6 +87,11 @@ export function rolloutStartCommand(
     cohort?: string;
     reason?: string;
     json?: boolean;
+    /** false with --no-gate. */
+    gate: boolean;
+    gateDataset: string;
+    gateFilter?: string;
+    gateConcurrency: number;
   },
 ) {
   return withDatabase(config, opts.json, async (db) => {
@@ -95,9 +104,69 @@ export function rolloutStartCommand(
       throw new InputError(`--steps: ${(error as Error).message}.`, "invalid_argument");
     }
     const candidate = await getRelease(db.pool, candidateRef);
-    const baseline = opts.baseline ? await getRelease(db.pool, opts.baseline) : undefined;
+    const baseline = await baselineFor(
+      db.pool,
+      candidate,
+      opts.baseline ? await getRelease(db.pool, opts.baseline) : undefined,
+    );
     // The rules it is judged by are fixed when it starts: a later edit of the policy file does not move them.
     const { rollout: rules } = loadPolicy(config.policyFile, POLICY_CATALOG);
+    let gate: { reason: string; details: Record<string, unknown> } | undefined;
+    if (opts.gate) {
+      const dataset = loadDataset(opts.gateDataset);
+      filterCases(dataset, opts.gateFilter); // an unknown tag is bad input, before anything runs
+      if (!opts.json)
+        console.error(
+          `keel rollout: the gate runs ${dataset.name}${opts.gateFilter ? ` (tag ${opts.gateFilter})` : ""} on ${releaseLabel(baseline)}, then on ${releaseLabel(candidate)}`,
+        );
+      const result = await runGate(db, config, {
+        dataset,
+        filter: opts.gateFilter,
+        baseline,
+        candidate,
+        concurrency: opts.gateConcurrency,
+        onCase: opts.json
+          ? undefined
+          : (release, r) => console.error(`  ${release}: ${r.pass ? "pass" : "FAIL"} ${r.id}`),
+      });
+      const rates = `${releaseLabel(candidate)} ${result.candidate.passed}/${result.candidate.cases}, ${releaseLabel(baseline)} ${result.baseline.passed}/${result.baseline.cases}`;
+      const details = {
+        dataset: dataset.name,
+        filter: opts.gateFilter ?? null,
+        baseline: {
+          passed: result.baseline.passed,
+          cases: result.baseline.cases,
+          failing: result.baseline.failing,
+        },
+        candidate: {
+          passed: result.candidate.passed,
+          cases: result.candidate.cases,
+          failing: result.candidate.failing,
+        },
+        regressions: result.regressions,
+      };
+      if (!result.passed) {
+        const stopped = await recordGateStop(db.pool, {
+          candidate,
+          baseline,
+          key: opts.key,
+          steps,
+          actor: config.user,
+          reason: `gate failed (${rates}): ${result.regressions.join("; ")}`,
+          details,
+        });
+        const v = await view(db, stopped);
+        if (opts.json) printJson({ ...v, gate: details });
+        else {
+          print(v);
+          console.error(
+            `keel rollout: the gate stopped ${releaseLabel(candidate)} before any traffic: ${result.regressions.join("; ")}`,
+          );
+        }
+        return 1;
+      }
+      gate = { reason: `gate passed (${rates}): no regression against the baseline`, details };
+    }
     const rollout = await startRollout(db.pool, {
       candidate,
       baseline,
@@ -106,6 +175,7 @@ export function rolloutStartCommand(
       actor: config.user,
       reason: opts.reason,
       analysis: { rules: rules.analysis, ...(rules.webhook_url ? { webhook_url: rules.webhook_url } : {}) },
+      gate,
     });
     const v = await view(db, rollout);
     if (opts.json) printJson(v);

@@ -46,7 +46,7 @@ function histogram(latencies: number[]) {
 export function renderMarkdown(summary: Summary, results: CaseResult[], regressions: string[]): string {
   const q = summary.quality;
   const lines = [
-    `# Keel eval: ${summary.dataset}${summary.filter ? ` (tag ${summary.filter})` : ""}`,
+    `# Keel eval: ${summary.dataset}${summary.filter ? ` (tag ${summary.filter})` : ""}${summary.release ? ` on release ${summary.release}` : ""}`,
     "",
     `**${summary.passed} / ${summary.cases} passed (${pct(summary.pass_rate)})** · p50 ${summary.latency_ms.p50} ms · p95 ${summary.latency_ms.p95} ms · cost $${summary.cost_usd.total.toFixed(4)} · ${summary.tokens} tokens`,
     "",
@@ -152,7 +152,7 @@ table{border-collapse:collapse;width:100%}td,th{border:1px solid #d0d7de;padding
 .req{color:#57606a;font-size:12px}.missing{background:#ffd7d5;text-decoration:line-through}.extra{background:#fff1c2}
 .regressions li{color:#a40e26}
 </style></head><body>
-<h1>Keel eval: ${esc(summary.dataset)}${summary.filter ? ` (tag ${esc(summary.filter)})` : ""}</h1>
+<h1>Keel eval: ${esc(summary.dataset)}${summary.filter ? ` (tag ${esc(summary.filter)})` : ""}${summary.release ? ` on release ${esc(summary.release)}` : ""}</h1>
 <div class="kpis">
 <div class="kpi" id="kpi-pass">pass rate<b>${pct(summary.pass_rate)}</b>${summary.passed}/${summary.cases} cases</div>
 <div class="kpi">latency p50 / p95<b>${summary.latency_ms.p50} / ${summary.latency_ms.p95} ms</b></div>

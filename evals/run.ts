@@ -6,7 +6,7 @@ import type { ProgressEvent } from "../graphs/progress.js";
 import { TransientError } from "../core/errors.js";
 import { parseRunResult } from "../graphs/result.js";
 import { BlockedRequestError } from "../policy/guard.js";
-import { loadPolicy } from "../policy/file.js";
+import { loadPolicy, type Policy } from "../policy/file.js";
 import { decide, listApprovals } from "../runtime/approvals.js";
 import { followTask, isSettledForCaller } from "../runtime/follow.js";
 import { callerQueue, DEFAULT_QUEUE } from "../runtime/queue.js";
@@ -23,6 +23,8 @@ export interface RunOptions {
   caseTimeoutMs: number;
   /** What the graphs are built with (tests break things on purpose through here). */
   deps?: Partial<GraphDeps>;
+  /** The release every case runs on (its policy decides the approvals too); unset: the configuration's. */
+  release?: { id: string; policy: Policy };
   /** Called with each case's run as it finishes (awaited: scoring and judging happen here). */
   onCaseDone: (c: EvalCase, run: CaseRun) => Promise<void>;
 }
@@ -67,7 +69,8 @@ export async function runCases(
       events.set(taskId, list);
     },
   });
-  const policy = options.deps?.policy ?? loadPolicy(config.policyFile, POLICY_CATALOG);
+  const policy =
+    options.release?.policy ?? options.deps?.policy ?? loadPolicy(config.policyFile, POLICY_CATALOG);
   let next = 0;
   try {
     await Promise.all(
@@ -108,6 +111,7 @@ export async function runCases(
         submittedBy: SUBMITTER,
         workflow: "eval",
         queue,
+        releaseId: options.release?.id,
       }));
     } catch (error) {
       if (error instanceof BlockedRequestError) {

@@ -63,7 +63,7 @@ function groupRate(results: CaseResult[], keys: (r: CaseResult) => string[]) {
   );
 }
 
-export function summarize(dataset: Dataset, results: CaseResult[], filter?: string) {
+export function summarize(dataset: Dataset, results: CaseResult[], filter?: string, release?: string) {
   const sum = (f: (r: CaseResult) => number) => results.reduce((n, r) => n + f(r), 0);
   const calls = sum((r) => r.quality.tool_calls);
   const handoffs = sum((r) => r.quality.handoffs);
@@ -72,6 +72,8 @@ export function summarize(dataset: Dataset, results: CaseResult[], filter?: stri
     dataset: dataset.name,
     fingerprint: dataset.fingerprint,
     filter: filter ?? null,
+    /** The release the cases ran on (`name@version`), when one was named. */
+    release: release ?? null,
     cases: results.length,
     passed: results.filter((r) => r.pass).length,
     pass_rate: rate(results.filter((r) => r.pass).length, results.length),

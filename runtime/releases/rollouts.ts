@@ -100,18 +100,12 @@ export async function startRollout(
     actor: string;
     reason?: string;
     analysis?: Record<string, unknown>;
+    /** The gate's outcome (golden evals on both releases), recorded before the start. */
+    gate?: { reason: string; details: Record<string, unknown> };
   },
 ): Promise<RolloutRow> {
   checkSteps(input.steps);
-  const baseline = input.baseline ?? (await stableRelease(pool));
-  if (!baseline)
-    throw new InputError(
-      "There is no stable release to compare the candidate with: give --baseline NAME (keel release create makes one from the current configuration).",
-    );
-  if (baseline.id === input.candidate.id)
-    throw new InputError(
-      `The candidate ${releaseLabel(input.candidate)} is the baseline; a rollout moves traffic to another release.`,
-    );
+  const baseline = await baselineFor(pool, input.candidate, input.baseline);
   try {
     return await inTransaction(pool, async (client) => {
       const { rows } = await client.query<RolloutRow>(
@@ -131,6 +125,8 @@ export async function startRollout(
       );
       // The baseline is what tasks run on outside the candidate's share, and after an abort.
       await setStable(client, baseline.id);
+      if (input.gate)
+        await recordEvent(client, rows[0]!, { kind: "gate", actor: input.actor, ...input.gate });
       await recordEvent(client, rows[0]!, {
         kind: "started",
         actor: input.actor,
@@ -150,6 +146,74 @@ export async function startRollout(
     }
     throw error;
   }
+}
+
+/**
+ * The baseline a rollout of `candidate` would run against: the one given, else the stable release. Refused when
+ * there is none, when it is the candidate, or when a rollout is already in progress (checked again on insert).
+ */
+export async function baselineFor(
+  db: Queryable,
+  candidate: ReleaseRow,
+  given?: ReleaseRow,
+): Promise<ReleaseRow> {
+  const baseline = given ?? (await stableRelease(db));
+  if (!baseline)
+    throw new InputError(
+      "There is no stable release to compare the candidate with: give --baseline NAME (keel release create makes one from the current configuration).",
+    );
+  if (baseline.id === candidate.id)
+    throw new InputError(
+      `The candidate ${releaseLabel(candidate)} is the baseline; a rollout moves traffic to another release.`,
+    );
+  const active = await activeRollout(db);
+  if (active)
+    throw new InputError(
+      `A rollout is already in progress (${active.id}, ${active.status}): finish it (keel rollout promote) or abort it first.`,
+      "conflict",
+    );
+  return baseline;
+}
+
+/**
+ * Records a rollout the gate stopped before any traffic: ended aborted at its first step, with the gate's event,
+ * so `keel rollout status` shows what was tried and why it never started.
+ */
+export async function recordGateStop(
+  pool: pg.Pool,
+  input: {
+    candidate: ReleaseRow;
+    baseline: ReleaseRow;
+    key: AssignmentKey;
+    steps: RolloutStep[];
+    actor: string;
+    reason: string;
+    details: Record<string, unknown>;
+  },
+): Promise<RolloutRow> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query<RolloutRow>(
+      `insert into rollouts (id, baseline_id, candidate_id, assignment_key, steps, status, salt, reason, created_by, ended_at)
+       values ($1, $2, $3, $4, $5, 'aborted', $6, $7, $8, now()) returning *`,
+      [
+        randomUUID(),
+        input.baseline.id,
+        input.candidate.id,
+        input.key,
+        JSON.stringify(input.steps),
+        randomBytes(8).toString("hex"),
+        input.reason,
+        input.actor,
+      ],
+    );
+    await recordEvent(client, rows[0]!, {
+      kind: "gate",
+      actor: input.actor,
+      reason: input.reason,
+      details: input.details,
+    });
+    return rows[0]!;
+  });
 }
 
 /** `cohort alice,bob -> 1% -> 10% -> 100%`. */

@@ -80,7 +80,7 @@ describe("keel release create / list / show / diff, and keel submit --release", 
   }, 120_000);
 
   it("starts, shows, promotes and aborts a rollout, and refuses what cannot be done", async () => {
-    const noBaseline = await keel(["rollout", "start", "strict"], env);
+    const noBaseline = await keel(["rollout", "start", "strict", "--no-gate"], env);
     expect(noBaseline.code).toBe(2);
     expect(noBaseline.stderr).toMatch(/no stable release .* give --baseline NAME/);
     const badSteps = await keel(
@@ -94,7 +94,10 @@ describe("keel release create / list / show / diff, and keel submit --release", 
     expect(nothing.stderr).toMatch(/No rollout is in progress\. keel rollout start CANDIDATE starts one/);
 
     const started = json<{ status: string; step: number; of: number; current: string }>(
-      await keel(["rollout", "start", "strict", "--baseline", "baseline", "--cohort", "qa", "--json"], env),
+      await keel(
+        ["rollout", "start", "strict", "--baseline", "baseline", "--cohort", "qa", "--no-gate", "--json"],
+        env,
+      ),
     );
     expect(started).toMatchObject({ status: "running", step: 1, of: 5, current: "cohort qa" });
     const promoted = json<{ step: number; current: string }>(
@@ -111,4 +114,66 @@ describe("keel release create / list / show / diff, and keel submit --release", 
     expect(status).toMatchObject({ status: "aborted", stable: "baseline@1" });
     expect(status.events.map((e) => e.kind)).toEqual(["started", "step", "aborted"]);
   }, 120_000);
+
+  it("runs the golden evals on both releases before any traffic, and a regression stops the rollout", async () => {
+    // Two golden cases: a message that waits for a person (and is approved), and a document lookup.
+    const golden = fs.readFileSync(
+      path.resolve(import.meta.dirname, "../../evals/datasets/golden.jsonl"),
+      "utf8",
+    );
+    const picked = golden.split("\n").filter((l) => /"id": "(comms-01|research-01)"/.test(l));
+    expect(picked).toHaveLength(2);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "keel-gate-"));
+    const dataset = path.join(dir, "gate.jsonl");
+    fs.writeFileSync(dataset, `${picked.join("\n")}\n`);
+    fs.writeFileSync(
+      path.join(dir, "careless.yaml"),
+      "policy:\n  tools:\n    send_message: { decision: autonomous }\n",
+    );
+    fs.writeFileSync(path.join(dir, "tuned.yaml"), "limits: { maxAgentSteps: 7 }\n");
+    await keel(["release", "create", "baseline"], env);
+    await keel(["release", "create", "careless", "--file", path.join(dir, "careless.yaml")], env);
+    await keel(["release", "create", "tuned", "--file", path.join(dir, "tuned.yaml")], env);
+
+    const stopped = await keel(
+      ["rollout", "start", "careless", "--baseline", "baseline", "--gate-dataset", dataset],
+      env,
+    );
+    expect(stopped.code, stopped.stderr).toBe(1);
+    expect(stopped.stderr).toMatch(
+      /the gate stopped careless@1 before any traffic: case comms-01 passed in the baseline and fails now/,
+    );
+    const after = json<{ status: string; candidate: string; events: { kind: string; reason: string }[] }>(
+      await keel(["rollout", "status", "--json"], env),
+    );
+    expect(after).toMatchObject({ status: "aborted", candidate: "careless@1" });
+    expect(after.events.map((e) => e.kind)).toEqual(["gate"]);
+    expect(after.events[0]!.reason).toMatch(/^gate failed \(careless@1 1\/2, baseline@1 2\/2\)/);
+
+    const started = await keel(
+      ["rollout", "start", "tuned", "--baseline", "baseline", "--gate-dataset", dataset, "--json"],
+      env,
+    );
+    expect(started.code, started.stderr).toBe(0);
+    const v = json<{ status: string; events: { kind: string; reason: string }[] }>(started);
+    expect(v.status).toBe("running");
+    expect(v.events.map((e) => e.kind)).toEqual(["gate", "started"]);
+    expect(v.events[0]!.reason).toMatch(/^gate passed \(tuned@1 2\/2, baseline@1 2\/2\)/);
+    expect((await keel(["rollout", "abort"], env)).code).toBe(0);
+
+    // keel eval on a release: its summary and reports name it.
+    const out = path.join(dir, "reports");
+    const evaluated = await keel(
+      ["eval", "--dataset", dataset, "--release", "tuned", "--out", out, "--json"],
+      env,
+    );
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    expect(json<{ release: string; passed: number }>(evaluated)).toMatchObject({
+      release: "tuned@1",
+      passed: 2,
+    });
+    expect(fs.readFileSync(path.join(out, "report.md"), "utf8")).toMatch(
+      /^# Keel eval: gate on release tuned@1/,
+    );
+  }, 240_000);
 });
