@@ -1,6 +1,8 @@
 import { POLICY_CATALOG } from "../agents/index.js";
 import { checkpointTablesSize, type CheckpointTablesSize } from "../checkpoints/retention.js";
 import type { KeelConfig } from "../core/config.js";
+import { activeRollout, describeSteps, stableRelease } from "../runtime/releases/rollouts.js";
+import { getRelease, releaseLabel } from "../runtime/releases/store.js";
 import { loadPolicy } from "../policy/file.js";
 import type { RetentionPolicy } from "../policy/retention.js";
 import { applyRetention } from "../runtime/retention.js";
@@ -94,12 +96,36 @@ export function overviewCommand(config: KeelConfig, opts: { json?: boolean }): P
     const { rows: last } = await db.pool.query<{ at: Date | null; threads: number }>(
       "select max(applied_at) as at, count(*)::int as threads from checkpoint_retention",
     );
+    const stable = await stableRelease(db.pool);
+    const rollout = await activeRollout(db.pool);
+    const releases = {
+      stable: stable ? releaseLabel(stable) : null,
+      rollout: rollout
+        ? {
+            id: rollout.id,
+            status: rollout.status,
+            candidate: releaseLabel(await getRelease(db.pool, rollout.candidate_id)),
+            step: rollout.step + 1,
+            of: rollout.steps.length,
+            current: describeSteps([rollout.steps[rollout.step]!]),
+          }
+        : null,
+    };
     if (opts.json) {
-      printJson({ requests: tasks, checkpoint_tables: size, retention: { ...policy, applied: last[0] } });
+      printJson({
+        requests: tasks,
+        releases,
+        checkpoint_tables: size,
+        retention: { ...policy, applied: last[0] },
+      });
       return 0;
     }
     const counts = Object.entries(tasks).map(([status, n]) => `${n} ${status}`);
     console.log(`requests: ${counts.length ? counts.join(", ") : "none"}`);
+    const r = releases.rollout;
+    console.log(
+      `releases: stable ${releases.stable ?? "none (tasks run on their worker's configuration)"}${r ? `; rollout of ${r.candidate} ${r.status} at step ${r.step}/${r.of} (${r.current})` : "; no rollout in progress"}`,
+    );
     console.log(describeTables(size));
     const applied = last[0]?.at
       ? `; applied to ${last[0].threads} thread(s) so far, last ${ago(last[0].at)}`

@@ -104,6 +104,10 @@ describe("keel release create / list / show / diff, and keel submit --release", 
       await keel(["rollout", "promote", "--json"], env),
     );
     expect(promoted).toMatchObject({ step: 2, current: "1%" });
+    const overview = await keel(["status"], env);
+    expect(overview.stdout).toMatch(
+      /^releases: stable baseline@1; rollout of strict@1 running at step 2\/5 \(1%\)$/m,
+    );
     const aborted = await keel(["rollout", "abort", "--reason", "not today"], env);
     expect(aborted.code).toBe(0);
     expect(aborted.stdout).toMatch(/aborted · strict@1 against baseline@1/);
