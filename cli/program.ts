@@ -11,6 +11,7 @@ import { serveCommand, type ServeOptions } from "./serve.js";
 import { keysCreateCommand, keysListCommand, keysRevokeCommand } from "./keys.js";
 import { ROLES, type Role } from "../server/access.js";
 import { sloCommand } from "./slo.js";
+import { shadowReportCommand, shadowStartCommand, shadowStopCommand } from "./shadows.js";
 import {
   rolloutAnalyzeCommand,
   rolloutChangeCommand,
@@ -404,6 +405,46 @@ export function buildProgram(version: string): Command {
     });
   }
 
+  const shadow = program
+    .command("shadow")
+    .description(
+      "Dual-run a candidate release beside the primary: sampled requests also run on it with every side-effecting call simulated (decided by its policy and recorded, never carried out; nobody is asked). Shadow tasks run on the queue shadow: keel worker --queue shadow.",
+    );
+  shadow
+    .command("start")
+    .argument("<candidate>", "the release to run in shadow: NAME, NAME@VERSION or id")
+    .description("Start shadowing a share of new requests with a candidate release.")
+    .addOption(
+      new Option("--sample <percent>", "the share of new requests shadowed")
+        .argParser((v) => {
+          const n = Number(v.replace(/%$/, ""));
+          if (!(n > 0 && n <= 100)) throw new InvalidArgumentError("a percent above 0 and up to 100");
+          return n;
+        })
+        .default(10),
+    )
+    .option("--json", "print the shadow as JSON")
+    .action(async (candidate: string, opts: { sample: number; json?: boolean }) => {
+      process.exitCode = await shadowStartCommand(loadConfig(), candidate, opts);
+    });
+  shadow
+    .command("stop")
+    .description("Stop shadowing new requests (shadow tasks already queued still run).")
+    .option("--json", "print the shadow as JSON")
+    .action(async (opts: { json?: boolean }) => {
+      process.exitCode = await shadowStopCommand(loadConfig(), opts);
+    });
+  shadow
+    .command("report")
+    .description(
+      "The dual-run report: each shadowed request, primary beside shadow (outcome, trajectory match, cost, policy decisions, the effects the shadow would have had), the rates, and the regressions. Exit 1 on a regression.",
+    )
+    .option("--since <when>", "only requests since a date, or an age like 2h, 7d", since)
+    .option("--json", "print the report as JSON")
+    .action(async (opts: { since?: Date; json?: boolean }) => {
+      process.exitCode = await shadowReportCommand(loadConfig(), opts);
+    });
+
   program
     .command("worker")
     .description(
@@ -462,7 +503,7 @@ export function buildProgram(version: string): Command {
     .addOption(new Option("--limit <n>", "at most this many").argParser(positiveInt).default(50))
     .option(
       "--workflow <name>",
-      "only tasks of this workflow (eval runs show only with --workflow eval)",
+      "only tasks of this workflow (eval and shadow runs show only with --workflow eval or shadow)",
       workflowName,
     )
     .option("--json", "print a JSON array")
@@ -627,7 +668,7 @@ export function buildProgram(version: string): Command {
     .option("--until <when>", "end of the window (default now)", since)
     .option(
       "--workflow <name>",
-      "only tasks of this workflow, against its targets (eval runs count only with --workflow eval)",
+      "only tasks of this workflow, against its targets (eval and shadow runs count only with --workflow eval or shadow)",
       workflowName,
     )
     .option(

@@ -29,6 +29,12 @@ export const KeelRunContext = z
       .number()
       .optional()
       .describe("When the current AgentTask must stop (epoch ms), from its timeout_seconds"),
+    keel_simulate: z
+      .boolean()
+      .optional()
+      .describe(
+        "A shadow run: side-effecting calls are decided and recorded, never executed; nobody is asked",
+      ),
   })
   .strict();
 export type KeelRunContext = z.infer<typeof KeelRunContext>;
@@ -44,6 +50,8 @@ export interface RunContext {
   fenceToken?: string;
   /** The task the fencing token belongs to: the thread's own id unless a run of the Agent Server API carries it. */
   fenceTaskId?: string;
+  /** A shadow run: effects are simulated (see KeelRunContext.keel_simulate). */
+  simulate?: boolean;
 }
 
 /** Keel's keys of a run's `configurable`, for the runner (and tests) to build it. */
@@ -81,5 +89,6 @@ export function runContext(config: RunnableConfig | undefined): RunContext {
     deadline: context.keel_deadline,
     fenceToken: context.keel_fence_token,
     fenceTaskId: context.keel_task_id ?? threadId,
+    ...(context.keel_simulate ? { simulate: true } : {}),
   };
 }

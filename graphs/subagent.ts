@@ -31,7 +31,7 @@ import {
   type KeelTool,
 } from "../tools/contract.js";
 import type { ToolContext } from "../tools/context.js";
-import { recordDecision, recordToolCall } from "../tools/log.js";
+import { recordDecision, recordSimulatedEffect, recordToolCall } from "../tools/log.js";
 import { charge } from "../tools/usage.js";
 import {
   resolveDecisions,
@@ -285,7 +285,8 @@ export function buildSubagentGraph(
         why: decided.get(c.id)!.reasons,
       }));
     let decisions = new Map<string, ApprovalDecision>();
-    if (pending.length > 0) {
+    // A shadow run asks nobody: its held calls are simulated below like every other side effect.
+    if (pending.length > 0 && !run.simulate) {
       emit(config, {
         type: "approval_requested",
         task_id: state.task.task_id,
@@ -357,6 +358,25 @@ export function buildSubagentGraph(
       }
       if (decision?.action === "edit") args = { ...(call.args as object), ...decision.args };
       await charge(await deps.db(), threadId, "tool", deps.policy.budgets);
+      if (run.simulate && tool.effects !== "none" && validateArgs(tool, args).ok && decided.has(call.id)) {
+        // A shadow run: decided and recorded as what it would have done; the agent is told it was not done.
+        const shown = splitConfidence(args).args;
+        const verdict = decided.get(call.id)!;
+        await recordSimulatedEffect(context(call.id), tool.name, shown, verdict);
+        const output = { simulated: true, tool: tool.name, decision: verdict.decision };
+        await recordToolCall(context(call.id), tool.name, shown, { status: "ok", output }, 0);
+        emit(config, { type: "tool_call", ...about(call), args: shown });
+        emit(config, { type: "tool_result", ...about(call), status: "ok", detail: "simulated" });
+        reply(
+          JSON.stringify({
+            ...output,
+            note: "Shadow run: this call was checked and decided, but not carried out. Report what you would have done.",
+          }),
+          "success",
+        );
+        outcomes.push("ok");
+        continue;
+      }
       emit(config, { type: "tool_call", ...about(call), args: splitConfidence(args).args });
       const outcome = await executeTool(tool, args, context(call.id, decision?.reviewer));
       emit(config, {

@@ -65,7 +65,7 @@ const QUERY = `
 with roots as (
   select t.id, t.status, t.created_at, t.finished_at
     from tasks t
-   where t.parent_id is null and t.created_at >= $1 and t.created_at < $2 and (case when $3::text is null then t.workflow <> 'eval' else t.workflow = $3 end)
+   where t.parent_id is null and t.created_at >= $1 and t.created_at < $2 and (case when $3::text is null then t.workflow not in ('eval', 'shadow') else t.workflow = $3 end)
      and ($4::uuid is null or t.release_id = $4)
 ),
 first_output as (
@@ -117,7 +117,7 @@ function judge(value: number | null, target: number, direction: "above" | "below
 
 /**
  * Computes the service-level scorecard from the task store and the trajectory store over [since, until), for
- * one workflow or all but eval runs (which count only when asked for by name). Only root tasks (requests) count;
+ * one workflow or all but eval and shadow runs (which count only when asked for by name). Only root tasks (requests) count;
  * a request's sub-agents are part of it.
  */
 export async function computeSlo(

@@ -38,6 +38,8 @@ export interface DriveOptions {
   fenceToken?: string;
   /** Which attempt of the task this drive is, for traces and the trajectory store. */
   attempt?: number;
+  /** A shadow run: side-effecting calls are simulated, nobody is asked. */
+  simulate?: boolean;
 }
 
 /**
@@ -166,6 +168,7 @@ export class Runner {
           ...(this.checkpointer instanceof FencedSaver ? { keel_fenced: true } : {}),
           ...(options.fenceToken ? { keel_fence_token: options.fenceToken } : {}),
           ...(options.attempt ? { keel_attempt: options.attempt } : {}),
+          ...(options.simulate ? { keel_simulate: true } : {}),
         }),
       },
       // LangSmith (opt-in) through LangChain's own tracer, one run per drive, grouped by the task.

@@ -389,6 +389,7 @@ export class TaskWorker {
         signal: controller.signal,
         fenceToken: claim.token,
         attempt: claim.task.attempts,
+        simulate: claim.task.shadow_of !== null,
       });
       await events;
       await settleOutcome(this.settleContext, claim, outcome);
@@ -434,6 +435,7 @@ export class TaskWorker {
       signal: AbortSignal;
       fenceToken: string;
       attempt: number;
+      simulate: boolean;
     },
   ): Promise<RunOutcome> {
     const id = claim.task.id;

@@ -79,3 +79,29 @@ export async function recordDecision(
   );
   return rowCount === 1;
 }
+
+/**
+ * A shadow run's side-effecting call, as what it would have done: validated and decided by the policy, never
+ * executed (no ledger effect, no outbox row, no webhook, nobody asked). Arguments are stored redacted.
+ */
+export async function recordSimulatedEffect(
+  ctx: ToolContext,
+  tool: string,
+  args: unknown,
+  decision: PolicyDecision,
+): Promise<void> {
+  const pool = await ctx.db();
+  await pool.query(
+    `insert into simulated_effects (thread_id, tool_call_id, agent, tool, args, decision, reasons)
+     values ($1, $2, $3, $4, $5, $6, $7) on conflict (thread_id, tool_call_id) do nothing`,
+    [
+      ctx.threadId,
+      ctx.toolCallId,
+      ctx.agent,
+      tool,
+      JSON.stringify(redactDeep(args ?? null)),
+      decision.decision,
+      decision.reasons.map((r) => redact(r)),
+    ],
+  );
+}

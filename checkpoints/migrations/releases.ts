@@ -76,4 +76,35 @@ export const RELEASES_MIGRATIONS: Migration[] = [
         details jsonb not null default '{}');
       create index rollout_events_rollout on rollout_events (rollout_id, id);`),
   },
+  {
+    id: 25,
+    name: "shadow runs: a candidate that runs beside the primary with its effects simulated",
+    // A shadow task is a root task of its own (workflow 'shadow', on the queue 'shadow'), pinned to the candidate
+    // and linked to the primary it shadows; its side-effecting calls are recorded in simulated_effects, never
+    // executed. At most one shadow is active at a time.
+    up: sql(`
+      create table shadows (
+        id uuid primary key,
+        candidate_id uuid not null references releases(id),
+        sample_percent numeric not null check (sample_percent > 0 and sample_percent <= 100),
+        status text not null check (status in ('active', 'stopped')),
+        salt text not null,
+        created_by text not null,
+        created_at timestamptz not null default now(),
+        stopped_at timestamptz);
+      create unique index shadows_one_active on shadows ((true)) where status = 'active';
+      alter table tasks add column shadow_of uuid references tasks(id);
+      create index tasks_shadow_of on tasks (shadow_of) where shadow_of is not null;
+      create table simulated_effects (
+        id bigserial primary key,
+        thread_id text not null,
+        tool_call_id text not null,
+        agent text not null,
+        tool text not null,
+        args jsonb not null,
+        decision text not null,
+        reasons text[] not null,
+        created_at timestamptz not null default now(),
+        unique (thread_id, tool_call_id));`),
+  },
 ];

@@ -6,6 +6,7 @@ import { InputError, NotFoundError, type Failure } from "../../core/errors.js";
 import { currentTraceparent, inSpan, KEEL, SpanKind } from "../../observability/spans.js";
 import { DEFAULT_QUEUE, enqueue, scheduleWatch } from "../queue.js";
 import { assignRelease } from "../releases/rollouts.js";
+import { SHADOW_QUEUE, SHADOW_WORKFLOW, shadowFor } from "../releases/shadows.js";
 import { assertTransition, FencedOutError, TaskStatus } from "./rules.js";
 import { insertEvent, lockTask, readTask, resolveId, treeOf, type TaskEvent, type TaskRow } from "./sql.js";
 
@@ -95,6 +96,8 @@ export interface SubmitInput {
   queue?: string;
   /** The id of the release it runs on; unset: the release of the configuration of the worker that claims it. */
   releaseId?: string;
+  /** The primary task this one shadows (its effects simulated). */
+  shadowOf?: string;
 }
 
 export function payloadHash(request: string): string {
@@ -145,22 +148,33 @@ export async function submit(
       "submit task",
       { [KEEL.taskId]: id, [KEEL.rootTaskId]: id },
       () =>
-        inTransaction(pool, async (client) => ({
-          task: await insertRootTask(client, config, {
+        inTransaction(pool, async (client) => {
+          const workflow = input.workflow ?? "default";
+          const task = await insertRootTask(client, config, {
             ...input,
             id,
             key,
             hash,
             releaseId:
               input.releaseId ??
-              (await assignRelease(client, {
-                id,
-                submittedBy: input.submittedBy ?? config.user,
-                workflow: input.workflow ?? "default",
-              })),
-          }),
-          created: true,
-        })),
+              (await assignRelease(client, { id, submittedBy: input.submittedBy ?? config.user, workflow })),
+          });
+          // A sampled request also runs on the shadow's candidate, as a task of its own with simulated effects.
+          const candidate = await shadowFor(client, { id, workflow });
+          if (candidate)
+            await insertRootTask(client, config, {
+              request: input.request,
+              submittedBy: input.submittedBy,
+              maxRetries: 0,
+              id: randomUUID(),
+              hash,
+              releaseId: candidate,
+              workflow: SHADOW_WORKFLOW,
+              queue: SHADOW_QUEUE,
+              shadowOf: id,
+            });
+          return { task, created: true };
+        }),
       { kind: SpanKind.PRODUCER },
     );
   } catch (error) {
@@ -186,9 +200,10 @@ export async function insertRootTask(
   const maxAttempts = 1 + (input.maxRetries ?? config.runtime.maxRetries);
   const { rows } = await client.query<TaskRow>(
     `insert into tasks (id, root_id, request, status, max_attempts, max_crashes, idempotency_key, payload_hash,
-        idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context, queue, release_id, release_pinned)
+        idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context, queue, release_id, release_pinned,
+        shadow_of)
      values ($1, $1, $2, 'queued', $3, $12, $4, $5, now() + make_interval(hours => $6),
-        now() + make_interval(secs => $7), $8, $9, $10, $11, $13, $13::uuid is not null)
+        now() + make_interval(secs => $7), $8, $9, $10, $11, $13, $13::uuid is not null, $14)
      returning *`,
     [
       id,
@@ -204,6 +219,7 @@ export async function insertRootTask(
       input.queue ?? DEFAULT_QUEUE,
       config.runtime.maxCrashes,
       input.releaseId ?? null,
+      input.shadowOf ?? null,
     ],
   );
   await insertEvent(client, {
@@ -236,10 +252,10 @@ export async function listTasks(
   db: Queryable,
   filter: { status?: TaskStatus; since?: Date; limit?: number; workflow?: string; submittedBy?: string },
 ): Promise<TaskRow[]> {
-  // Eval runs are kept apart: they show only when asked for by workflow.
+  // Eval and shadow runs are kept apart: they show only when asked for by workflow.
   const { rows } = await db.query<TaskRow>(
     `select * from tasks where parent_id is null and ($1::text is null or status = $1) and ($2::timestamptz is null or created_at >= $2)
-        and (case when $4::text is null then workflow <> 'eval' else workflow = $4 end)
+        and (case when $4::text is null then workflow not in ('eval', 'shadow') else workflow = $4 end)
         and ($5::text is null or submitted_by = $5)
       order by created_at desc limit $3`,
     [
