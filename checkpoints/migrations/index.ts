@@ -51,8 +51,11 @@ export async function withMigrationLock<T>(pool: pg.Pool, work: () => Promise<T>
   }
 }
 
-/** Applies every migration not yet recorded. Safe to call from any number of processes at once. */
-export async function migrate(pool: pg.Pool): Promise<number[]> {
+/**
+ * Applies every migration not yet recorded (up to `through`, when given: a database as an older Keel left it, for
+ * upgrade tests). Safe to call from any number of processes at once.
+ */
+export async function migrate(pool: pg.Pool, options: { through?: number } = {}): Promise<number[]> {
   return withMigrationLock(pool, async () => {
     await pool.query(`create table if not exists keel_migrations (
       id int primary key, name text not null, applied_at timestamptz not null default now())`);
@@ -61,7 +64,7 @@ export async function migrate(pool: pg.Pool): Promise<number[]> {
     );
     const applied: number[] = [];
     for (const migration of MIGRATIONS) {
-      if (done.has(migration.id)) continue;
+      if (done.has(migration.id) || migration.id > (options.through ?? Infinity)) continue;
       const client = await pool.connect();
       try {
         await client.query("begin");

@@ -82,36 +82,26 @@ export function compare(
     if (c === null || b === null) return;
     checks.push({ name, passed: !fails(c, b), candidate: c, baseline: b, limit });
   };
-  against(
-    "task_success_rate",
-    `at most ${pct(rules.max_success_rate_drop)} below the baseline`,
-    (c, b) => b - c > rules.max_success_rate_drop,
-  );
-  against(
-    "p95_time_to_completion",
-    `at most ${rules.max_latency_ratio}× the baseline`,
-    (c, b) => c > b * rules.max_latency_ratio,
-  );
-  against(
-    "p95_time_to_first_token",
-    `at most ${rules.max_latency_ratio}× the baseline`,
-    (c, b) => c > b * rules.max_latency_ratio,
-  );
-  against(
-    "tool_call_error_rate",
-    `at most ${pct(rules.max_tool_error_rate_rise)} above the baseline`,
-    (c, b) => c - b > rules.max_tool_error_rate_rise,
-  );
-  against(
-    "human_escalation_rate",
-    `at most ${pct(rules.max_escalation_rate_rise)} above the baseline`,
-    (c, b) => c - b > rules.max_escalation_rate_rise,
-  );
-  against(
-    "cost_per_successful_task",
-    `at most ${rules.max_cost_ratio}× the baseline`,
-    (c, b) => c > b * rules.max_cost_ratio,
-  );
+  const below = (drop: number) => `at most ${pct(drop)} below the baseline`;
+  const above = (rise: number) => `at most ${pct(rise)} above the baseline`;
+  const times = (ratio: number) => `at most ${ratio}× the baseline`;
+  const thresholds: [SloName, string, (c: number, b: number) => boolean][] = [
+    ["task_success_rate", below(rules.max_success_rate_drop), (c, b) => b - c > rules.max_success_rate_drop],
+    ["p95_time_to_completion", times(rules.max_latency_ratio), (c, b) => c > b * rules.max_latency_ratio],
+    ["p95_time_to_first_token", times(rules.max_latency_ratio), (c, b) => c > b * rules.max_latency_ratio],
+    [
+      "tool_call_error_rate",
+      above(rules.max_tool_error_rate_rise),
+      (c, b) => c - b > rules.max_tool_error_rate_rise,
+    ],
+    [
+      "human_escalation_rate",
+      above(rules.max_escalation_rate_rise),
+      (c, b) => c - b > rules.max_escalation_rate_rise,
+    ],
+    ["cost_per_successful_task", times(rules.max_cost_ratio), (c, b) => c > b * rules.max_cost_ratio],
+  ];
+  for (const [name, limit, fails] of thresholds) against(name, limit, fails);
   checks.push({
     name: "unreviewed_high_risk",
     passed: candidate.extra.unreviewed <= rules.max_unreviewed_high_risk,

@@ -5,7 +5,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import { openDatabase, type Database } from "../../checkpoints/database.js";
 import { KeelSaver } from "../../checkpoints/keel-saver.js";
-import { MIGRATIONS } from "../../checkpoints/migrations/index.js";
+import { migrate, MIGRATIONS } from "../../checkpoints/migrations/index.js";
 import { loadConfig } from "../../core/config.js";
 
 // A database from before KeelSaver: Keel's migrations up to 19, then LangGraph's PostgresSaver.setup() made the
@@ -51,22 +51,7 @@ beforeAll(async () => {
   const old = new pg.Pool({ connectionString: url, max: 2 });
   try {
     // Keel before migration 20: its own tables, recorded as applied, and PostgresSaver's, made by its setup().
-    await old.query(`create table keel_migrations (
-      id int primary key, name text not null, applied_at timestamptz not null default now())`);
-    for (const migration of MIGRATIONS.filter((m) => m.id < 20)) {
-      const client = await old.connect();
-      try {
-        await client.query("begin");
-        await migration.up(client);
-        await client.query("insert into keel_migrations (id, name) values ($1, $2)", [
-          migration.id,
-          migration.name,
-        ]);
-        await client.query("commit");
-      } finally {
-        client.release();
-      }
-    }
+    await migrate(old, { through: 19 });
     const stock = new PostgresSaver(old);
     await stock.setup();
     const graph = graphOf(stock);
