@@ -8,6 +8,7 @@ import {
   diffReleases,
   getRelease,
   listReleases,
+  releaseAssistantId,
   releaseLabel,
   type ReleaseChange,
   type ReleaseRow,
@@ -26,6 +27,8 @@ const summary = (r: ReleaseRow) => ({
   source: r.source,
   created_by: r.created_by,
   created_at: r.created_at,
+  /** Its assistant on keel serve's Agent Server API: each version of the release is a version of it. */
+  assistant_id: releaseAssistantId(r.name),
 });
 
 /** `keel release create NAME [--file F]`: the next version of NAME, from a release file or the configuration. */
@@ -87,6 +90,9 @@ export function releaseShowCommand(config: KeelConfig, ref: string, opts: { json
     console.log(`release ${releaseLabel(r)}  ${r.id}`);
     if (r.description) console.log(`  ${r.description}`);
     console.log(`  made ${ago(r.created_at)} by ${r.created_by} from ${r.source}; digest ${r.digest}`);
+    console.log(
+      `  assistant ${releaseAssistantId(r.name)} on keel serve (runs on it run its version in force)`,
+    );
     console.log(`  graph     ${spec.graph}`);
     console.log(
       `  model     ${spec.model.name}${spec.model.base_url ? ` at ${spec.model.base_url}` : ""}, max_tokens ${spec.model.max_tokens}, temperature ${spec.model.temperature}`,

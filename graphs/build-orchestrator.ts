@@ -95,6 +95,24 @@ function resultsText(state: State): string {
     .join("\n\n");
 }
 
+// Symbol.for: the mark survives a second copy of this module (langgraph.json's loader imports the graph by path).
+const KEEL_ORCHESTRATOR = Symbol.for("keel.orchestrator");
+
+/**
+ * Marks a compiled graph as Keel's orchestrator, whatever langgraph.json calls it: a server runs a run of it on
+ * the behaviour of the run's release (model, prompts, policy, limits), not on whatever the graph was built with.
+ */
+export function markOrchestrator<G extends object>(graph: G): G {
+  Object.defineProperty(graph, KEEL_ORCHESTRATOR, { value: true });
+  return graph;
+}
+
+/** Whether a graph is Keel's orchestrator (marked by markOrchestrator), which releases describe. */
+export const isOrchestrator = (graph: unknown): boolean =>
+  typeof graph === "object" &&
+  graph !== null &&
+  (graph as Record<symbol, unknown>)[KEEL_ORCHESTRATOR] === true;
+
 /**
  * Builds the orchestrator: guard_input -> plan -> check_plan -> dispatch (Send per ready task, in dependency
  * waves) -> one node per sub-agent -> collect -> … -> synthesize. Compile it with a checkpointer for durable runs.

@@ -1,8 +1,10 @@
-import { buildOrchestratorGraph } from "./build-orchestrator.js";
+import { buildOrchestratorGraph, markOrchestrator } from "./build-orchestrator.js";
 import { defaultDeps } from "./deps.js";
 
 /**
  * The graph `langgraph.json` serves: no checkpointer (the server brings its own), dependencies from the
  * environment. Only the served entry builds at import; Keel's own code imports the builder.
  */
-export const graph = buildOrchestratorGraph(defaultDeps()).compile({ name: "orchestrator" });
+export const graph = markOrchestrator(
+  buildOrchestratorGraph(defaultDeps()).compile({ name: "orchestrator" }),
+);

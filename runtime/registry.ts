@@ -9,6 +9,7 @@ import {
 } from "@langchain/langgraph-api/schema";
 import { v5 as uuidv5 } from "uuid";
 import { InputError, NotFoundError, WiringError } from "../core/errors.js";
+import { isOrchestrator } from "../graphs/build-orchestrator.js";
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- any graph of any state: the server only runs it
 export type ServedGraph = Pregel<any, any>;
@@ -149,6 +150,15 @@ export class GraphRegistry {
     if (this.saver) graph.checkpointer = this.saver;
     if (this.store) graph.store = this.store;
     return graph;
+  }
+
+  /**
+   * Whether runs of a graph run on a release: it is Keel's orchestrator (whatever this file calls it). A graph
+   * that fails to load is not; its run fails when it is driven, saying why.
+   */
+  async runsOnRelease(graphId: string): Promise<boolean> {
+    if (!this.has(graphId)) return false;
+    return this.get(graphId).then(isOrchestrator, () => false);
   }
 
   private async load(graphId: string): Promise<{ graph: ServedGraph; factory?: GraphFactory }> {

@@ -11,6 +11,7 @@ import { defaultDeps, type GraphDeps } from "../graphs/deps.js";
 import { buildOrchestratorGraph } from "../graphs/build-orchestrator.js";
 import { asProgressEvent, type ProgressEvent } from "../graphs/progress.js";
 import { keelConfigurable } from "../graphs/run-context.js";
+import type { ServedGraph } from "./registry.js";
 import { observability } from "../observability/index.js";
 import { langsmithRunConfig } from "../observability/langsmith.js";
 import { FencedSaver } from "./fence.js";
@@ -85,6 +86,12 @@ export class Runner {
       if (ownsDb) await db.close();
       throw error;
     }
+  }
+
+  /** The compiled orchestrator, on this runner's checkpointer and dependencies: what an API run of it drives. */
+  get orchestrator(): ServedGraph {
+    // A compiled graph of known state is a graph of any state; only its stream transformers' type says otherwise.
+    return this.graph as unknown as ServedGraph;
   }
 
   async close(): Promise<void> {

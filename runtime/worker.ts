@@ -148,7 +148,9 @@ export class TaskWorker {
       [JOB.analyzeRollout]: () => worker.analyzeRollout(),
       [JOB.cronTick]: async (payload) => {
         const at = (payload as { _cron?: { ts?: string } })._cron?.ts;
-        const { fired, failed } = await fireDueCrons(db.pool, config, at ? new Date(at) : new Date());
+        const { fired, failed } = await fireDueCrons(db.pool, config, at ? new Date(at) : new Date(), (id) =>
+          worker.releasable(id),
+        );
         if (fired.length || failed.length) worker.log.info({ fired, failed }, "crons fired");
       },
     };
@@ -237,6 +239,7 @@ export class TaskWorker {
       if (task.status !== "queued" && !resumable) return undefined;
       if (resumable && (await hasPendingApprovals(client, taskId))) return undefined; // not all decided yet
       const run = await currentRun(client, taskId);
+      const releasable = !run || (await this.releasable(run.graph_id));
       if (run && !resumable && (await earlierRunActive(client, run))) {
         // An enqueued run waits for the runs before it on its thread: look again in a second.
         await enqueue(client, task, kind, new Date(Date.now() + 1000));
@@ -248,7 +251,7 @@ export class TaskWorker {
         patch: resumable ? {} : { attempts: task.attempts + 1 },
       });
       // A task submitted to no release runs on the configuration of whichever worker claims it, and says so.
-      if (!moved.release_pinned && !run && moved.release_id !== own.id) {
+      if (!moved.release_pinned && releasable && moved.release_id !== own.id) {
         await client.query("update tasks set release_id = $2 where id = $1", [taskId, own.id]);
         moved.release_id = own.id;
       }
@@ -256,6 +259,11 @@ export class TaskWorker {
       await scheduleWatch(client, taskId, held.lease_expires_at);
       return { task: moved, token: held.fencing_token, run };
     });
+  }
+
+  /** Whether runs of a graph run on a release (it is Keel's orchestrator). */
+  private async releasable(graphId: string): Promise<boolean> {
+    return (await this.options.graphs?.runsOnRelease(graphId)) ?? false;
   }
 
   private async heartbeat(claim: Claim): Promise<boolean> {
@@ -323,7 +331,7 @@ export class TaskWorker {
         "keel.run.kind": kind,
       },
       async (span) => {
-        if (claim.task.release_id && !claim.run) {
+        if (claim.task.release_id) {
           span.setAttribute(KEEL.release, releaseLabel(await this.releases.release(claim.task.release_id)));
         }
         if (!claim.task.trace_context) {
@@ -475,7 +483,12 @@ export class TaskWorker {
       await traceApprovalWaits(this.db.pool, claim.task.id, ids);
       return ids.length === 1 ? found[ids[0]!] : found;
     };
-    const result = await driveRun(this.db.pool, graphs, run, {
+    // Keel's orchestrator runs on the run's release (that of this process's configuration when it names none).
+    const graph = (await this.releasable(run.graph_id))
+      ? (await this.releases.runnerFor(claim.task.release_id ?? (await this.releases.ownRelease()).id)).runner
+          .orchestrator
+      : await graphs.get(run.graph_id, { configurable: run.kwargs.config?.configurable ?? {} });
+    const result = await driveRun(this.db.pool, graph, run, {
       signal,
       fence: { taskId: claim.task.id, token: claim.token },
       attempt: claim.task.attempts,

@@ -5,6 +5,7 @@ import { InputError, NotFoundError } from "../core/errors.js";
 import { inTransaction } from "../core/transaction.js";
 import { assistantIdOf, type GraphRegistry } from "../runtime/registry.js";
 import { allow, errors, Json, jsonResponse, page, UUID, type Vars } from "./http.js";
+import { withRelease } from "./releases.js";
 
 /**
  * The Agent Server API's assistants, on Postgres: a graph of `langgraph.json` with a configuration. Every change
@@ -188,6 +189,7 @@ export function assistantRoutes(app: OpenAPIHono<Vars>, db: pg.Pool, registry: G
       const body = c.req.valid("json");
       mustHaveGraph(body.graph_id);
       const id = (body.assistant_id ?? uuidv4()).toLowerCase();
+      const metadata = await withRelease(db, registry, body.graph_id, body.metadata, body.metadata ?? {});
       const row = await inTransaction(db, async (client) => {
         const { rows } = await client.query<AssistantRow>(
           `insert into assistants (assistant_id, graph_id, name, description, config, context, metadata)
@@ -199,7 +201,7 @@ export function assistantRoutes(app: OpenAPIHono<Vars>, db: pg.Pool, registry: G
             body.description ?? null,
             body.config ?? {},
             body.context ?? {},
-            body.metadata ?? {},
+            metadata,
           ],
         );
         if (!rows[0]) {
@@ -306,6 +308,14 @@ export function assistantRoutes(app: OpenAPIHono<Vars>, db: pg.Pool, registry: G
       const id = idOf(c.req.valid("param").assistant_id);
       const row = await inTransaction(db, async (client) => {
         const current = await read(client, id, true);
+        const graphId = body.graph_id ?? current.graph_id;
+        const metadata = await withRelease(
+          client,
+          registry,
+          graphId,
+          body.metadata,
+          body.metadata ? { ...current.metadata, ...body.metadata } : current.metadata,
+        );
         const { rows } = await client.query<AssistantRow>(
           `update assistants set graph_id = $2, name = $3, description = $4, config = $5, context = $6,
                   metadata = $7, updated_at = now(),
@@ -313,12 +323,12 @@ export function assistantRoutes(app: OpenAPIHono<Vars>, db: pg.Pool, registry: G
             where assistant_id = $1 returning *`,
           [
             id,
-            body.graph_id ?? current.graph_id,
+            graphId,
             body.name ?? current.name,
             body.description === undefined ? current.description : body.description,
             body.config ?? current.config,
             body.context ?? current.context,
-            body.metadata ? { ...current.metadata, ...body.metadata } : current.metadata,
+            metadata,
           ],
         );
         await client.query(

@@ -183,6 +183,7 @@ export async function prepareRun(
     afterSeconds: body.after_seconds,
     caller,
     request: requestOf(assistant.graph_id, body.input),
+    releasable: await graphs.runsOnRelease(assistant.graph_id),
   };
 }
 

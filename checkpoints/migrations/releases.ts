@@ -107,4 +107,47 @@ export const RELEASES_MIGRATIONS: Migration[] = [
         created_at timestamptz not null default now(),
         unique (thread_id, tool_call_id));`),
   },
+  {
+    id: 26,
+    name: "every release is a version of an assistant of the Agent Server API",
+    // A release NAME is the assistant whose id is md5('keel release NAME') and each of its versions is a version
+    // of that assistant (metadata.release, metadata.release_id), made by a trigger so that no writer can skip it.
+    // A new release version is the assistant's version in force; its configuration, context and name stay as the
+    // assistant's users last set them. Releases made before this migration get theirs now, in version order.
+    up: sql(`
+      create function keel_release_assistant_of(r releases) returns void language plpgsql as $$
+        declare
+          aid uuid := md5('keel release ' || r.name)::uuid;
+        begin
+          insert into assistants as a (assistant_id, graph_id, name, description, metadata, created_at, updated_at)
+          values (aid, r.spec->>'graph', r.name, nullif(r.description, ''),
+                  jsonb_build_object('created_by', r.created_by, 'release', r.name || '@' || r.version,
+                                     'release_id', r.id),
+                  r.created_at, r.created_at)
+          on conflict (assistant_id) do update set
+            version = (select coalesce(max(v.version), 0) + 1 from assistant_versions v where v.assistant_id = aid),
+            graph_id = excluded.graph_id,
+            description = coalesce(excluded.description, a.description),
+            metadata = a.metadata || excluded.metadata,
+            updated_at = excluded.updated_at;
+          insert into assistant_versions (assistant_id, version, graph_id, name, description, config, context,
+                                          metadata, created_at)
+          select assistant_id, version, graph_id, name, description, config, context, metadata, updated_at
+            from assistants where assistant_id = aid;
+        end $$;
+      create function keel_release_assistant() returns trigger language plpgsql as $$
+        begin
+          perform keel_release_assistant_of(new);
+          return new;
+        end $$;
+      create trigger releases_assistant after insert on releases
+        for each row execute function keel_release_assistant();
+      do $$
+        declare r releases;
+        begin
+          for r in select * from releases order by name, version loop
+            perform keel_release_assistant_of(r);
+          end loop;
+        end $$;`),
+  },
 ];

@@ -1,4 +1,4 @@
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import diff from "microdiff";
 import type pg from "pg";
 import { InputError, NotFoundError } from "../../core/errors.js";
@@ -69,11 +69,21 @@ export async function createRelease(
   });
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A release's id (a uuid). */
+export const RELEASE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The id of release NAME's assistant on the Agent Server API, whose versions are NAME's versions (migration 26
+ * makes it with each release: the md5 of "keel release NAME", as a uuid).
+ */
+export function releaseAssistantId(name: string): string {
+  const hex = createHash("md5").update(`keel release ${name}`).digest("hex");
+  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
+}
 
 /** A release by `name` (its latest version), `name@version`, or id. */
 export async function getRelease(db: Pick<pg.Pool, "query">, ref: string): Promise<ReleaseRow> {
-  if (UUID.test(ref)) {
+  if (RELEASE_ID.test(ref)) {
     const { rows } = await db.query<ReleaseRow>("select * from releases where id = $1", [ref]);
     if (!rows[0])
       throw new NotFoundError(`No release has id ${ref}. keel release list shows the releases there are.`);

@@ -106,6 +106,8 @@ export async function fireDueCrons(
   pool: pg.Pool,
   config: KeelConfig,
   at: Date,
+  /** Whether a graph is Keel's orchestrator, whose runs run on a release. */
+  releasable: (graphId: string) => Promise<boolean> = () => Promise.resolve(false),
 ): Promise<{ fired: string[]; failed: string[] }> {
   const minute = new Date(Math.floor(at.getTime() / 60_000) * 60_000);
   const { rows } = await pool.query<CronRow>(
@@ -140,6 +142,7 @@ export async function fireDueCrons(
         ifNotExists: "reject",
         caller: { identity: cron.owner, ownerFilter: null },
         request: payload.request,
+        releasable: await releasable(assistant.rows[0].graph_id),
       });
       await pool.query("update crons set last_error = null where cron_id = $1", [cron.cron_id]);
       fired.push(cron.cron_id);

@@ -5,7 +5,7 @@ import type { AgentResult, Plan } from "../../agents/contracts.js";
 import { isKeelError, KeelError } from "../../core/errors.js";
 import { ApprovalRequest } from "../../graphs/approval.js";
 import { keelConfigurable } from "../../graphs/run-context.js";
-import type { GraphRegistry, ServedGraph } from "../registry.js";
+import type { ServedGraph } from "../registry.js";
 import type { PendingApproval, RunOutcome } from "../runner.js";
 import type { RunEventWriter } from "./events.js";
 import type { RunCommand, RunRow, StreamMode } from "./sql.js";
@@ -212,13 +212,13 @@ async function inputFor(
   return run.kwargs.command ? commandOf(run.kwargs.command) : (run.kwargs.input ?? null);
 }
 
+/** Drives `run` on `graph`: the run's graph of langgraph.json, or for Keel's orchestrator, its release's build. */
 export async function driveRun(
   pool: pg.Pool,
-  registry: GraphRegistry,
+  graph: ServedGraph,
   run: RunRow,
   options: RunDriveOptions,
 ): Promise<RunDriveResult> {
-  const graph = await registry.get(run.graph_id, { configurable: run.kwargs.config?.configurable ?? {} });
   const { kwargs } = run;
   const modes = new Set(kwargs.stream_mode.flatMap((m) => (m === "events" ? [] : [LIB_MODE[m]])));
   if (kwargs.stream_mode.includes("messages")) modes.add("values");

@@ -4,6 +4,8 @@ import { v7 as uuidv7 } from "uuid";
 import type { KeelConfig } from "../../core/config.js";
 import { InputError, KeelError, NotFoundError } from "../../core/errors.js";
 import { DEFAULT_QUEUE } from "../queue.js";
+import { assignRelease } from "../releases/rollouts.js";
+import { RELEASE_ID } from "../releases/store.js";
 import { cancelTree } from "../task/cancel.js";
 import { inTransaction, insertRootTask, payloadHash } from "../task/store.js";
 import { webhookIfEnded } from "./webhook.js";
@@ -45,6 +47,28 @@ export interface NewRun {
   caller: RunCaller;
   /** What the task row shows as its request (`keel list`, `keel status`). */
   request: string;
+  /** The assistant's graph is Keel's orchestrator: the run runs on a release (see `runRelease`). */
+  releasable?: boolean;
+}
+
+/**
+ * The release a run of Keel's orchestrator runs on: the one its assistant's version in force names
+ * (`metadata.release_id`: a release's own assistant, or one made for a release), else the stable release or the
+ * rollout's assignment, as for `keel submit`. None: the release of the configuration of the worker that claims it.
+ */
+async function runRelease(client: pg.PoolClient, input: NewRun, runId: string): Promise<string | undefined> {
+  const named = input.assistant.metadata.release_id;
+  if (named === undefined)
+    return assignRelease(client, { id: runId, submittedBy: input.caller.identity, workflow: "default" });
+  const found =
+    typeof named === "string" && RELEASE_ID.test(named)
+      ? (await client.query("select 1 from releases where id = $1", [named])).rowCount
+      : 0;
+  if (!found)
+    throw new InputError(
+      `Assistant ${input.assistant.assistant_id} names release ${JSON.stringify(named)} in its metadata.release_id, and there is no such release. Set its metadata.release to a release (keel release list shows them), or remove release_id.`,
+    );
+  return named as string;
 }
 
 interface ThreadLock {
@@ -103,6 +127,7 @@ export async function createRun(pool: pg.Pool, config: KeelConfig, input: NewRun
     const runAt = input.afterSeconds ? new Date(Date.now() + input.afterSeconds * 1000) : undefined;
     await insertRootTask(client, config, {
       id: runId,
+      releaseId: input.releasable ? await runRelease(client, input, runId) : undefined,
       hash: payloadHash(JSON.stringify(input.kwargs)),
       request: input.request,
       submittedBy: input.caller.identity,

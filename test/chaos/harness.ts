@@ -16,6 +16,7 @@ import { prepareQueue } from "../../runtime/queue.js";
 import { submitRequest } from "../../runtime/submit.js";
 import type { TaskRow } from "../../runtime/task/store.js";
 import { MODEL_FAULTS, startChaosModelServer, type ModelFault } from "../fakes/chaos-model-server.js";
+import { seeded } from "../helpers/random.js";
 
 /**
  * The chaos harness: requests run on worker processes that are SIGKILLed at random moments (and by a failpoint
@@ -93,12 +94,6 @@ export interface ChaosResult {
 const KEEL_BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../bin/keel.js");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const TERMINAL = new Set(["done", "failed", "cancelled"]);
-
-/** A seeded generator (a run can be replayed with its seed). */
-function seeded(seed: number): () => number {
-  let s = seed;
-  return () => (s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-}
 
 /** A Postgres server the harness owns: where it is, how to crash-restart it, how to stop it. */
 interface ChaosServer {

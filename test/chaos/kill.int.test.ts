@@ -6,6 +6,7 @@ import { prepareQueue } from "../../runtime/queue.js";
 import { submit, type TaskRow } from "../../runtime/task/store.js";
 import { KEEL_BIN } from "../helpers/cli.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { seeded } from "../helpers/random.js";
 
 /**
  * Chaos: worker processes are SIGKILLed at random moments while they hold running tasks, and replaced. Bounded:
@@ -36,9 +37,7 @@ function startWorker(): ChildProcess {
   return child;
 }
 
-// A small seeded generator, so a failing run can be replayed.
-let seed = 42;
-const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+const random = seeded(42);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitUntil(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

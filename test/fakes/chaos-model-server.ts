@@ -82,7 +82,10 @@ export async function startChaosModelServer(options: {
   faultRate: number;
   random: () => number;
   sqlRowLimit?: number;
+  /** The faults to choose from (default: every one). */
+  kinds?: readonly ModelFault[];
 }): Promise<ChaosModelServer> {
+  const kinds = options.kinds ?? MODEL_FAULTS;
   const brain = new OfflineChatModel({ sqlRowLimit: options.sqlRowLimit ?? 50 });
   const faults = Object.fromEntries(MODEL_FAULTS.map((f) => [f, 0])) as Record<ModelFault, number>;
   const state = { calls: 0 };
@@ -101,7 +104,7 @@ export async function startChaosModelServer(options: {
         const planning = tools.some((t) => t.name === "submit_plan");
         const fault: ModelFault | undefined =
           options.random() < options.faultRate
-            ? MODEL_FAULTS[Math.floor(options.random() * MODEL_FAULTS.length)]
+            ? kinds[Math.floor(options.random() * kinds.length)]
             : undefined;
         if (fault) faults[fault]++;
         if (fault === "rate_limited" || fault === "server_error") {

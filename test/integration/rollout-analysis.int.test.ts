@@ -17,7 +17,9 @@ import { specFromConfig, type ReleaseSpec } from "../../runtime/releases/spec.js
 import { createRelease, type ReleaseRow } from "../../runtime/releases/store.js";
 import { submit } from "../../runtime/task/store.js";
 import { TaskWorker } from "../../runtime/worker.js";
+import { startChaosModelServer, type ChaosModelServer } from "../fakes/chaos-model-server.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/db.js";
+import { seeded } from "../helpers/random.js";
 import { waitForTask } from "../helpers/tasks.js";
 
 // Timings are not what these tests judge: the latency limits and targets are wide, so a loaded machine cannot
@@ -34,12 +36,19 @@ let worker: TaskWorker;
 let steady: ReleaseRow;
 let risky: ReleaseRow;
 let tuned: ReleaseRow;
+let flaky: ReleaseRow;
+let endpoint: ChaosModelServer;
 const posted: { text: string; keel: unknown }[] = [];
 let hook: http.Server;
 let hookUrl: string;
 
 beforeAll(async () => {
-  t = await createTestDatabase({ KEEL_APPROVAL_TTL_SECONDS: "3600" });
+  // No retries of a model call or of a task: each failure of the flaky endpoint reaches the task it belongs to.
+  t = await createTestDatabase({
+    KEEL_APPROVAL_TTL_SECONDS: "3600",
+    KEEL_DEPENDENCY_RETRIES: "0",
+    KEEL_MAX_RETRIES: "0",
+  });
   await prepareQueue(t.db.pool);
   const spec = specFromConfig(t.config, DEFAULT_POLICY);
   const make = async (name: string, change: Partial<ReleaseSpec>) =>
@@ -57,6 +66,11 @@ beforeAll(async () => {
     policy: Policy.parse({ tools: { send_message: { decision: "autonomous" } } }),
   });
   tuned = await make("tuned", { limits: { ...spec.limits, maxAgentSteps: 7 } });
+  // A model endpoint that answers as the offline model does, except that 30% of its calls fail (HTTP 503).
+  endpoint = await startChaosModelServer({ faultRate: 0.3, random: seeded(7), kinds: ["server_error"] });
+  flaky = await make("flaky", {
+    model: { name: "flaky-model", base_url: endpoint.url, max_tokens: 1024, temperature: 0 },
+  });
   hook = http.createServer((req, res) => {
     let body = "";
     req.on("data", (d: Buffer) => (body += d.toString()));
@@ -71,6 +85,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await worker?.stop();
+  await endpoint?.close();
   hook?.close();
   await t?.drop();
 });
@@ -139,6 +154,55 @@ describe("automated analysis of a rollout", () => {
     );
     expect(after.map((x) => x.release_id)).toEqual([steady.id, steady.id]);
     await Promise.all(after.map((x) => waitForTask(t.db.pool, x.id, isSettled, 90_000)));
+  }, 180_000);
+
+  it("rolls back a candidate whose model endpoint fails 30% of its calls, naming its success rate", async () => {
+    const rollout = await startRollout(t.db.pool, {
+      candidate: flaky,
+      baseline: steady,
+      key: "submitter",
+      steps: [{ cohort: ["canary"] }, { percent: 100 }],
+      actor: "ana",
+      analysis: { rules: RULES, webhook_url: hookUrl },
+    });
+    const prime = "Is 97 a prime number?";
+    const ran = await run([
+      ["canary", prime],
+      ["canary", prime],
+      ["canary", prime],
+      ["canary", prime],
+      ["ben", prime],
+      ["cy", prime],
+    ]);
+    expect(ran.map((x) => x.release_id)).toEqual([
+      flaky.id,
+      flaky.id,
+      flaky.id,
+      flaky.id,
+      steady.id,
+      steady.id,
+    ]);
+    expect(endpoint.faults.server_error).toBeGreaterThan(0);
+    expect(ran.slice(0, 4).some((x) => x.status === "failed")).toBe(true);
+    expect(ran.slice(4).map((x) => x.status)).toEqual(["done", "done"]);
+
+    const verdict = await analyzeRollout(t.db.pool, TARGETS);
+    expect(verdict.outcome).toBe("rolled_back");
+    expect(verdict.reason).toMatch(
+      /task_success_rate\b.*breached: .*task_success_rate 0(\.\d+)? \(baseline 1;/,
+    );
+    expect(await latestRollout(t.db.pool)).toMatchObject({ id: rollout.id, status: "aborted" });
+    const events = await rolloutEvents(t.db.pool, rollout.id);
+    expect(events.at(-1)).toMatchObject({ kind: "aborted", actor: "analysis" });
+    expect((events.at(-1)!.details as { breached: string[] }).breached).toContain("task_success_rate");
+    expect(posted.at(-1)!.text).toMatch(
+      /Keel rolled back flaky@1 against steady@1 at step 1: .*task_success_rate/,
+    );
+    // The canary's next request goes to the baseline, and the endpoint is not called again.
+    const calls = endpoint.calls;
+    const [next] = await run([["canary", prime]]);
+    expect(next).toMatchObject({ release_id: steady.id, status: "done" });
+    expect(endpoint.calls).toBe(calls);
   }, 180_000);
 
   it("waits while a step has too few candidate tasks, then promotes a healthy candidate through every step", async () => {
