@@ -150,4 +150,13 @@ export const RELEASES_MIGRATIONS: Migration[] = [
           end loop;
         end $$;`),
   },
+  {
+    id: 27,
+    name: "the rollout that assigned a task its release",
+    // An abort moves back to the baseline only what its rollout assigned to the candidate, not tasks that named
+    // the candidate themselves (keel submit --release, an assistant, a shadow).
+    up: sql(`
+      alter table tasks add column rollout_id uuid references rollouts(id);
+      create index tasks_rollout on tasks (rollout_id) where rollout_id is not null;`),
+  },
 ];

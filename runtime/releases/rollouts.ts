@@ -300,9 +300,10 @@ export function promoteRollout(
 }
 
 /**
- * Ends the rollout aborted: new tasks go to the baseline at once, and tasks assigned to the candidate that have
- * not started yet move to the baseline too. Tasks already running (or waiting for a person) on the candidate
- * finish on it: their checkpoints are its.
+ * Ends the rollout aborted: new tasks go to the baseline at once, and the tasks this rollout assigned to the
+ * candidate that have not started yet move to the baseline too. Tasks already running (or waiting for a person)
+ * on the candidate finish on it: their checkpoints are its. Tasks given the candidate by name (`--release`, an
+ * assistant, a shadow) keep it: someone asked for it.
  */
 export function abortRollout(
   pool: pg.Pool,
@@ -319,9 +320,9 @@ export function abortRollout(
     await setStable(client, rollout.baseline_id);
     const moved = await client.query(
       `update tasks set release_id = $2, release_pinned = true
-        where release_id = $1 and parent_id is null and status = 'queued' and started_at is null
-          and created_at >= $3`,
-      [rollout.candidate_id, rollout.baseline_id, rollout.created_at],
+        where rollout_id = $3 and release_id = $1 and parent_id is null and status = 'queued'
+          and started_at is null`,
+      [rollout.candidate_id, rollout.baseline_id, rollout.id],
     );
     await recordEvent(client, rows[0]!, {
       kind: "aborted",
@@ -333,6 +334,12 @@ export function abortRollout(
   });
 }
 
+/** The release a task is given when it names none, and the rollout that chose it (if one did). */
+export interface Assignment {
+  releaseId?: string;
+  rolloutId?: string;
+}
+
 /**
  * The release a new task submitted to none runs on: the rollout's candidate or baseline by the task's key, else
  * the stable release, else none (the worker's own configuration). One statement, in the submit's transaction.
@@ -340,21 +347,22 @@ export function abortRollout(
 export async function assignRelease(
   db: Queryable,
   task: { id: string; submittedBy: string; workflow: string },
-): Promise<string | undefined> {
+): Promise<Assignment> {
   const { rows } = await db.query<{ stable: string | null; rollout: RolloutRow | null }>(
     `select (select release_id from release_channels where name = 'stable') as stable,
             (select to_jsonb(r) from rollouts r where r.status in ('running', 'paused')) as rollout`,
   );
   const { stable, rollout } = rows[0]!;
   // Eval runs are not traffic: they run on the release they name, else the stable one.
-  if (!rollout || task.workflow === "eval") return stable ?? undefined;
+  if (!rollout || task.workflow === "eval") return stable ? { releaseId: stable } : {};
   const key =
     rollout.assignment_key === "submitter"
       ? task.submittedBy
       : rollout.assignment_key === "workflow"
         ? task.workflow
         : task.id;
-  return getsCandidate(rollout.steps, rollout.step, rollout.salt, key)
+  const releaseId = getsCandidate(rollout.steps, rollout.step, rollout.salt, key)
     ? rollout.candidate_id
     : rollout.baseline_id;
+  return { releaseId, rolloutId: rollout.id };
 }

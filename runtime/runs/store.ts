@@ -4,7 +4,7 @@ import { v7 as uuidv7 } from "uuid";
 import type { KeelConfig } from "../../core/config.js";
 import { InputError, KeelError, NotFoundError } from "../../core/errors.js";
 import { DEFAULT_QUEUE } from "../queue.js";
-import { assignRelease } from "../releases/rollouts.js";
+import { assignRelease, type Assignment } from "../releases/rollouts.js";
 import { RELEASE_ID } from "../releases/store.js";
 import { cancelTree } from "../task/cancel.js";
 import { inTransaction, insertRootTask, payloadHash } from "../task/store.js";
@@ -56,7 +56,7 @@ export interface NewRun {
  * (`metadata.release_id`: a release's own assistant, or one made for a release), else the stable release or the
  * rollout's assignment, as for `keel submit`. None: the release of the configuration of the worker that claims it.
  */
-async function runRelease(client: pg.PoolClient, input: NewRun, runId: string): Promise<string | undefined> {
+async function runRelease(client: pg.PoolClient, input: NewRun, runId: string): Promise<Assignment> {
   const named = input.assistant.metadata.release_id;
   if (named === undefined)
     return assignRelease(client, { id: runId, submittedBy: input.caller.identity, workflow: "default" });
@@ -68,7 +68,7 @@ async function runRelease(client: pg.PoolClient, input: NewRun, runId: string): 
     throw new InputError(
       `Assistant ${input.assistant.assistant_id} names release ${JSON.stringify(named)} in its metadata.release_id, and there is no such release. Set its metadata.release to a release (keel release list shows them), or remove release_id.`,
     );
-  return named as string;
+  return { releaseId: named as string };
 }
 
 interface ThreadLock {
@@ -127,7 +127,7 @@ export async function createRun(pool: pg.Pool, config: KeelConfig, input: NewRun
     const runAt = input.afterSeconds ? new Date(Date.now() + input.afterSeconds * 1000) : undefined;
     await insertRootTask(client, config, {
       id: runId,
-      releaseId: input.releasable ? await runRelease(client, input, runId) : undefined,
+      ...(input.releasable ? await runRelease(client, input, runId) : {}),
       hash: payloadHash(JSON.stringify(input.kwargs)),
       request: input.request,
       submittedBy: input.caller.identity,

@@ -46,6 +46,8 @@ export interface TaskRow {
   release_id: string | null;
   /** Whether it was submitted to its release (it runs on no other), or got the claiming worker's own. */
   release_pinned: boolean;
+  /** The rollout that chose its release, if one did. */
+  rollout_id: string | null;
   /** The primary task this one shadows (its effects simulated), when it is a shadow run. */
   shadow_of: string | null;
   lease_owner: string | null;

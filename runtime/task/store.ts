@@ -100,6 +100,16 @@ export interface SubmitInput {
   shadowOf?: string;
 }
 
+/** What `insertRootTask` stores beyond what a caller submits. */
+interface RootTaskInput extends SubmitInput {
+  id: string;
+  key?: string;
+  hash: string;
+  runAt?: Date;
+  /** The rollout that chose its release (an abort moves it back to the baseline if it has not started). */
+  rolloutId?: string;
+}
+
 export function payloadHash(request: string): string {
   return createHash("sha256").update(JSON.stringify({ request })).digest("hex");
 }
@@ -155,9 +165,9 @@ export async function submit(
             id,
             key,
             hash,
-            releaseId:
-              input.releaseId ??
-              (await assignRelease(client, { id, submittedBy: input.submittedBy ?? config.user, workflow })),
+            ...(input.releaseId
+              ? { releaseId: input.releaseId }
+              : await assignRelease(client, { id, submittedBy: input.submittedBy ?? config.user, workflow })),
           });
           // A sampled request also runs on the shadow's candidate, as a task of its own with simulated effects.
           const candidate = await shadowFor(client, { id, workflow });
@@ -194,16 +204,16 @@ export async function submit(
 export async function insertRootTask(
   client: pg.PoolClient,
   config: KeelConfig,
-  input: SubmitInput & { id: string; key?: string; hash: string; runAt?: Date },
+  input: RootTaskInput,
 ): Promise<TaskRow> {
   const { id, key, hash } = input;
   const maxAttempts = 1 + (input.maxRetries ?? config.runtime.maxRetries);
   const { rows } = await client.query<TaskRow>(
     `insert into tasks (id, root_id, request, status, max_attempts, max_crashes, idempotency_key, payload_hash,
         idempotency_expires_at, deadline_at, submitted_by, workflow, trace_context, queue, release_id, release_pinned,
-        shadow_of)
+        shadow_of, rollout_id)
      values ($1, $1, $2, 'queued', $3, $12, $4, $5, now() + make_interval(hours => $6),
-        now() + make_interval(secs => $7), $8, $9, $10, $11, $13, $13::uuid is not null, $14)
+        now() + make_interval(secs => $7), $8, $9, $10, $11, $13, $13::uuid is not null, $14, $15)
      returning *`,
     [
       id,
@@ -220,6 +230,7 @@ export async function insertRootTask(
       config.runtime.maxCrashes,
       input.releaseId ?? null,
       input.shadowOf ?? null,
+      input.rolloutId ?? null,
     ],
   );
   await insertEvent(client, {

@@ -110,7 +110,7 @@ describe("a rollout", () => {
     ]);
   });
 
-  it("rolled back: new tasks go to the baseline at once, and the candidate's queued tasks move to it", async () => {
+  it("rolled back: new tasks go to the baseline at once, and the queued tasks it gave the candidate move to it", async () => {
     // The stable release is now cand@1 (promoted above): roll base@1 out against it, then abort.
     const rollout = await startRollout(t.db.pool, {
       candidate: baseline,
@@ -120,12 +120,18 @@ describe("a rollout", () => {
     });
     expect(rollout.baseline_id).toBe(candidate.id);
     const queued = await submitAs("carol");
-    expect(queued.release_id).toBe(baseline.id);
+    expect(queued).toMatchObject({ release_id: baseline.id, rollout_id: rollout.id });
+    // Asked for by name: it stays on the candidate.
+    const named = (
+      await submit(t.db.pool, t.config, { request: "Is 97 a prime number?", releaseId: baseline.id })
+    ).task;
+    expect(named).toMatchObject({ release_id: baseline.id, rollout_id: null });
     const { moved } = await abortRollout(t.db.pool, "analysis", "success_rate breached: 70% < 95%", {
       breached: ["success_rate"],
     });
     expect(moved).toBe(1);
     expect((await readTask(t.db.pool, queued.id))!.release_id).toBe(candidate.id);
+    expect((await readTask(t.db.pool, named.id))!.release_id).toBe(baseline.id);
     expect((await submitAs("carol")).release_id).toBe(candidate.id);
     const [, aborted] = await rolloutEvents(t.db.pool, rollout.id);
     expect(aborted).toMatchObject({
