@@ -113,9 +113,9 @@ export class TaskWorker {
     this.log = (options.logger ?? silentLogger).child({ worker: this.id });
     this.releases = new ReleaseRunners(db, config, runner, saver, options.deps, this.id);
   }
-  /** The breakers of the outside dependencies this worker's runs have called, and their states. */
-  breakers(): { name: string; state: string }[] {
-    return this.runner.deps.dependencies.list();
+  /** The breakers of the outside dependencies this worker's runs have called, their states and releases. */
+  breakers(): { name: string; state: string; release: string }[] {
+    return this.releases.breakers();
   }
 
   readonly log: Logger;

@@ -64,7 +64,7 @@ export interface ServerDeps {
   /** The project's generative UI bundles (`ui` of langgraph.json). */
   ui?: UiBundles;
   /** The circuit breakers of this process's worker, for /metrics. */
-  breakers?: () => { name: string; state: string }[];
+  breakers?: () => { name: string; state: string; release?: string }[];
 }
 
 // Routes anyone may call: liveness, readiness and the description of the API.

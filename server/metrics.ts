@@ -8,7 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
  */
 export function createMetrics(
   pool: pg.Pool,
-  breakers: () => { name: string; state: string }[] = () => [],
+  breakers: () => { name: string; state: string; release?: string }[] = () => [],
 ): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: "keel_" });
@@ -102,14 +102,14 @@ export function createMetrics(
   });
   new Gauge({
     name: "keel_breaker_open",
-    help: "Whether this process's circuit breaker for a dependency is open (1), half-open (0.5) or closed (0)",
-    labelNames: ["dependency", "state"],
+    help: "Whether this process's circuit breaker for a dependency (of the runs of a release) is open (1), half-open (0.5) or closed (0)",
+    labelNames: ["dependency", "state", "release"],
     registers: [registry],
     collect() {
       this.reset();
       for (const b of breakers())
         this.set(
-          { dependency: b.name, state: b.state },
+          { dependency: b.name, state: b.state, release: b.release ?? "" },
           b.state === "open" || b.state === "isolated" ? 1 : b.state === "half-open" ? 0.5 : 0,
         );
     },

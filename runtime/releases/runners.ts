@@ -15,8 +15,12 @@ const MAX_RUNNERS = 8;
  */
 export class ReleaseRunners {
   private own?: Promise<ReleaseRow>;
+  /** The own release's NAME@VERSION once it is recorded (breakers name it). */
+  private ownLabel = "";
   private readonly rows = new Map<string, ReleaseRow>();
   private readonly runners = new Map<string, Promise<{ release: ReleaseRow; runner: Runner }>>();
+  /** The runners built so far, by release id, for what they report (their circuit breakers). */
+  private readonly built = new Map<string, { release: ReleaseRow; runner: Runner }>();
 
   constructor(
     private readonly db: Database,
@@ -46,7 +50,10 @@ export class ReleaseRunners {
       ).release;
     })();
     // A failed attempt (the database was away) is tried again next time rather than remembered.
-    this.own.catch(() => (this.own = undefined));
+    this.own.then(
+      (own) => (this.ownLabel = releaseLabel(own)),
+      () => (this.own = undefined),
+    );
     return this.own;
   }
 
@@ -71,10 +78,30 @@ export class ReleaseRunners {
     if (!entry) {
       entry = this.build(releaseId);
       this.runners.set(releaseId, entry);
-      entry.catch(() => this.runners.delete(releaseId));
-      if (this.runners.size > MAX_RUNNERS) this.runners.delete(this.runners.keys().next().value!);
+      entry.then(
+        (built) => this.runners.get(releaseId) === entry && this.built.set(releaseId, built),
+        () => this.runners.delete(releaseId),
+      );
+      if (this.runners.size > MAX_RUNNERS) {
+        const oldest = this.runners.keys().next().value!;
+        this.runners.delete(oldest);
+        this.built.delete(oldest);
+      }
     }
     return entry;
+  }
+
+  /**
+   * The circuit breakers of every runner, each named with its release: a candidate's failing endpoint opens its
+   * own breaker, not the baseline's. The process's own runner is named once its release is recorded.
+   */
+  breakers(): { name: string; state: string; release: string }[] {
+    return [
+      ...this.base.deps.dependencies.list().map((b) => ({ ...b, release: this.ownLabel })),
+      ...[...this.built.values()].flatMap(({ release, runner }) =>
+        runner.deps.dependencies.list().map((b) => ({ ...b, release: releaseLabel(release) })),
+      ),
+    ];
   }
 
   private async build(releaseId: string): Promise<{ release: ReleaseRow; runner: Runner }> {

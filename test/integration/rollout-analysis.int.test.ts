@@ -185,6 +185,12 @@ describe("automated analysis of a rollout", () => {
     expect(endpoint.faults.server_error).toBeGreaterThan(0);
     expect(ran.slice(0, 4).some((x) => x.status === "failed")).toBe(true);
     expect(ran.slice(4).map((x) => x.status)).toEqual(["done", "done"]);
+    // The candidate's endpoint has a circuit breaker of its own, named with its release (/metrics shows it).
+    expect(worker.breakers()).toContainEqual({
+      name: "model endpoint",
+      state: expect.any(String) as string,
+      release: "flaky@1",
+    });
 
     const verdict = await analyzeRollout(t.db.pool, TARGETS);
     expect(verdict.outcome).toBe("rolled_back");
