@@ -17,7 +17,7 @@ let saver: KeelSaver;
 beforeAll(async () => {
   t = await createTestDatabase();
   saver = new KeelSaver(t.db.pool);
-  ({ graph, plain } = graphs(saver));
+  ({ graph, plain, snapshotted } = graphs(saver));
 });
 afterAll(async () => {
   await t?.drop();
@@ -28,7 +28,17 @@ beforeEach(async () => {
   );
 });
 
-// `log` is an ordinary reduced channel; `notes` a delta channel (stored as writes, snapshotted every 3 updates).
+// `log` is an ordinary reduced channel; `notes` a delta channel, stored as writes and never snapshotted in these
+// short runs (its default snapshot frequency is far above them); `Snapshotted`'s is snapshotted every 3 updates.
+const notes = (snapshotFrequency?: number) =>
+  new DeltaValue(
+    z.array(z.string()).default(() => []),
+    {
+      inputSchema: z.string(),
+      reducer: (current: string[], writes: string[]) => [...current, ...writes],
+      ...(snapshotFrequency ? { snapshotFrequency } : {}),
+    },
+  );
 const State = new StateSchema({
   log: new ReducedValue(
     z.array(z.string()).default(() => []),
@@ -37,19 +47,21 @@ const State = new StateSchema({
       reducer: (a: string[], b: string[]) => [...a, ...b],
     },
   ),
-  notes: new DeltaValue(
-    z.array(z.string()).default(() => []),
-    {
-      inputSchema: z.string(),
-      reducer: (current: string[], writes: string[]) => [...current, ...writes],
-    },
-  ),
+  notes: notes(),
   word: z.string(),
 });
+const Snapshotted = new StateSchema({ notes: notes(3), word: z.string() });
 const graphs = (checkpointer: KeelSaver) => ({
   graph: new StateGraph(State)
     .addNode("first", (s) => ({ log: [`${s.word}:1`], notes: `${s.word}-a` }))
     .addNode("second", (s) => ({ log: [`${s.word}:2`], notes: `${s.word}-b` }))
+    .addEdge("__start__", "first")
+    .addEdge("first", "second")
+    .addEdge("second", "__end__")
+    .compile({ checkpointer }),
+  snapshotted: new StateGraph(Snapshotted)
+    .addNode("first", (s) => ({ notes: `${s.word}-a` }))
+    .addNode("second", (s) => ({ notes: `${s.word}-b` }))
     .addEdge("__start__", "first")
     .addEdge("first", "second")
     .addEdge("second", "__end__")
@@ -62,6 +74,7 @@ const graphs = (checkpointer: KeelSaver) => ({
 });
 let graph: ReturnType<typeof graphs>["graph"];
 let plain: ReturnType<typeof graphs>["plain"];
+let snapshotted: ReturnType<typeof graphs>["snapshotted"];
 
 const count = async (table: string, threadId: string) =>
   (
@@ -89,6 +102,28 @@ describe("keeping only the latest checkpoint", () => {
     const next = await graph.getState(config);
     expect(next.values.notes).toEqual([...before.values.notes, "w-a", "w-b"]);
     expect(next.values.log).toEqual([...before.values.log, "w:1", "w:2"]);
+  });
+
+  it("drops what came before a delta channel's snapshot, and the thread goes on from it", async () => {
+    const config = { configurable: { thread_id: randomUUID() } };
+    for (const word of ["x", "y", "z", "v"]) await snapshotted.invoke({ word }, config);
+    const before = await snapshotted.getState(config);
+    const checkpointsBefore = await count("checkpoints", config.configurable.thread_id);
+    const writesBefore = await count("checkpoint_writes", config.configurable.thread_id);
+
+    const removed = await keepLatestCheckpoint(t.db.pool, config.configurable.thread_id);
+
+    // Eight updates, a snapshot every third: the checkpoints and writes before the latest snapshot go.
+    expect(removed.checkpoints).toBeGreaterThan(0);
+    expect(await count("checkpoints", config.configurable.thread_id)).toBe(
+      checkpointsBefore - removed.checkpoints,
+    );
+    expect(await count("checkpoint_writes", config.configurable.thread_id)).toBeLessThan(writesBefore);
+    const after = await snapshotted.getState(config);
+    expect(after.values.notes).toEqual(["x-a", "x-b", "y-a", "y-b", "z-a", "z-b", "v-a", "v-b"]);
+    expect(after.values).toEqual(before.values);
+    await snapshotted.invoke({ word: "w" }, config);
+    expect((await snapshotted.getState(config)).values.notes).toEqual([...before.values.notes, "w-a", "w-b"]);
   });
 
   it("keeps the checkpoints back to a delta channel's stored value, and drops the ones before it", async () => {
