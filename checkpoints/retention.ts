@@ -43,6 +43,26 @@ export async function deleteThreadCheckpoints(
 }
 
 /**
+ * Copies every checkpoint, pending write and channel value of thread `from` to thread `to` (the Agent Server
+ * API's thread copy), in one statement in the caller's transaction.
+ */
+export async function copyThreadCheckpoints(client: Queryable, from: string, to: string): Promise<void> {
+  await client.query(
+    `with c as (insert into checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type,
+                                         checkpoint, metadata)
+                select $2, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata
+                  from checkpoints where thread_id = $1),
+          b as (insert into checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+                select $2, checkpoint_ns, channel, version, type, blob from checkpoint_blobs where thread_id = $1)
+     insert into checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel,
+                                    type, blob)
+     select $2, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob
+       from checkpoint_writes where thread_id = $1`,
+    [from, to],
+  );
+}
+
+/**
  * Removes the channel values of a thread that no checkpoint of it points at any more (after checkpoints were
  * removed: a rolled-back run), in the caller's transaction; how many.
  */

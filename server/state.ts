@@ -3,6 +3,7 @@ import type { StateSnapshot } from "@langchain/langgraph";
 import type { Context } from "hono";
 import type pg from "pg";
 import { v7 as uuidv7 } from "uuid";
+import { copyThreadCheckpoints } from "../checkpoints/retention.js";
 import { InputError } from "../core/errors.js";
 import type { GraphRegistry } from "../runtime/registry.js";
 import { checkpointOf } from "../runtime/runs/drive.js";
@@ -328,23 +329,7 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
             from.pending_nodes,
           ],
         );
-        await client.query(
-          `insert into checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
-             select $2, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata
-               from checkpoints where thread_id = $1`,
-          [from.thread_id, id],
-        );
-        await client.query(
-          `insert into checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
-             select $2, checkpoint_ns, channel, version, type, blob from checkpoint_blobs where thread_id = $1`,
-          [from.thread_id, id],
-        );
-        await client.query(
-          `insert into checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
-             select $2, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob
-               from checkpoint_writes where thread_id = $1`,
-          [from.thread_id, id],
-        );
+        await copyThreadCheckpoints(client, from.thread_id, id);
         return rows[0] as ThreadRow;
       });
       return c.json(threadOf(row), 200);

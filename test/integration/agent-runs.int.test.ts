@@ -179,6 +179,12 @@ describe("runs on a thread", () => {
     const copy = await client.threads.copy(thread.thread_id);
     expect(copy.thread_id).not.toBe(thread.thread_id);
     expect((await client.threads.getState(copy.thread_id)).values).toMatchObject({ echoed: "EDITED" });
+    // The whole history is copied: the copy can be read, and forked, at any earlier checkpoint.
+    const ids = async (id: string) =>
+      (await client.threads.getHistory(id)).map((h) => [h.checkpoint.checkpoint_id, h.values]);
+    expect(await ids(copy.thread_id)).toEqual(await ids(thread.thread_id));
+    const earlier = await client.threads.getState(copy.thread_id, before.checkpoint.checkpoint_id!);
+    expect(earlier.values).toMatchObject({ echoed: "A" });
   });
 });
 
