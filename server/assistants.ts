@@ -81,7 +81,9 @@ const Create = z
     graph_id: z.string().min(1).describe("A graph of langgraph.json"),
     config: Json.optional(),
     context: Json.optional(),
-    metadata: Json.optional(),
+    metadata: Json.optional().describe(
+      "Free-form; on an assistant of the orchestrator, `release` (NAME, NAME@VERSION or id) runs its runs on that release",
+    ),
     name: z.string().max(200).optional(),
     description: z.string().max(2000).nullable().optional(),
     if_exists: z.enum(["raise", "do_nothing"]).optional().describe("raise (409, the default) or do_nothing"),
@@ -93,7 +95,9 @@ const Patch = z
     graph_id: z.string().min(1).optional(),
     config: Json.optional(),
     context: Json.optional(),
-    metadata: Json.optional().describe("Merged into the assistant's metadata"),
+    metadata: Json.optional().describe(
+      "Merged into the assistant's metadata; `release` (NAME, NAME@VERSION or id) names the release its runs run on",
+    ),
     name: z.string().max(200).optional(),
     description: z.string().max(2000).nullable().optional(),
   })
