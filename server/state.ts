@@ -3,12 +3,11 @@ import type { StateSnapshot } from "@langchain/langgraph";
 import type { Context } from "hono";
 import type pg from "pg";
 import { v7 as uuidv7 } from "uuid";
-import { copyThreadCheckpoints } from "../checkpoints/retention.js";
 import { InputError } from "../core/errors.js";
 import type { GraphRegistry } from "../runtime/registry.js";
 import { checkpointOf } from "../runtime/runs/drive.js";
 import { serialise } from "../runtime/runs/events.js";
-import { inTransaction } from "../runtime/task/store.js";
+import { copyThread } from "../runtime/runs/store.js";
 import { allow, errors, Flag, Json, jsonResponse, ThreadParams, type Vars } from "./http.js";
 import { keepThreadState, Thread, threadOf, visibleThread, type ThreadRow } from "./threads.js";
 
@@ -314,23 +313,11 @@ export function stateRoutes(app: OpenAPIHono<Vars>, pool: pg.Pool, graphs: Graph
       const caller = allow(c, ["submitter", "admin"], "copy threads");
       const from = await visibleThread(pool, caller, c.req.valid("param").thread_id);
       const id = uuidv7();
-      const row = await inTransaction(pool, async (client) => {
-        const { rows } = await client.query(
-          `insert into threads (thread_id, owner, metadata, status, config, "values", interrupts, pending_nodes)
-           values ($1, $2, $3, case when $4 = 'busy' then 'idle' else $4 end, $5, $6, $7, $8) returning *`,
-          [
-            id,
-            caller.identity,
-            { ...from.metadata, thread_id: id },
-            from.status,
-            from.config,
-            JSON.stringify(from.values ?? null),
-            from.interrupts,
-            from.pending_nodes,
-          ],
-        );
-        await copyThreadCheckpoints(client, from.thread_id, id);
-        return rows[0] as ThreadRow;
+      const row = await copyThread<ThreadRow>(pool, {
+        from: from.thread_id,
+        to: id,
+        owner: caller.identity,
+        metadata: { ...from.metadata, thread_id: id },
       });
       return c.json(threadOf(row), 200);
     },

@@ -1,4 +1,4 @@
-import { deleteUnreferencedValues } from "../../checkpoints/retention.js";
+import { copyThreadCheckpoints, deleteUnreferencedValues } from "../../checkpoints/retention.js";
 import type pg from "pg";
 import { v7 as uuidv7 } from "uuid";
 import type { KeelConfig } from "../../core/config.js";
@@ -310,5 +310,29 @@ export async function pruneExpiredThreads(pool: pg.Pool, batch = 200): Promise<n
       for (const table of ["checkpoints", "checkpoint_blobs", "checkpoint_writes"])
         await client.query(`delete from ${table} where thread_id = any($1)`, [ids]);
     return ids.length;
+  });
+}
+
+/**
+ * Copies a thread (the Agent Server API's copy): its row with the given owner and metadata (a busy thread's copy
+ * is idle: no run is on it) and every checkpoint, pending write and channel value, in one transaction.
+ */
+export function copyThread<Row>(
+  pool: pg.Pool,
+  copy: { from: string; to: string; owner: string; metadata: Record<string, unknown> },
+): Promise<Row> {
+  return inTransaction(pool, async (client) => {
+    const { rows } = await client.query(
+      `insert into threads (thread_id, owner, metadata, status, config, "values", interrupts, pending_nodes)
+       select $2, $3, $4, case when status = 'busy' then 'idle' else status end, config, "values", interrupts,
+              pending_nodes
+         from threads where thread_id = $1
+       returning *`,
+      [copy.from, copy.to, copy.owner, copy.metadata],
+    );
+    if (!rows[0])
+      throw new NotFoundError(`There is no thread ${copy.from} (deleted meanwhile?); nothing was copied.`);
+    await copyThreadCheckpoints(client, copy.from, copy.to);
+    return rows[0] as Row;
   });
 }
