@@ -388,7 +388,14 @@ export class TaskWorker {
       : undefined;
     try {
       if (claim.run && writer) {
-        const { outcome, before } = await this.driveApiRun(claim, claim.run, writer, controller.signal);
+        const { outcome, before } = await this.driveApiRun(
+          claim,
+          claim.run,
+          writer,
+          controller.signal,
+          onEvent,
+        );
+        await events;
         await settleOutcome(this.settleContext, claim, outcome, before);
         return outcome.status;
       }
@@ -469,7 +476,13 @@ export class TaskWorker {
    * Drives a run of the Agent Server API. A resume of Keel approvals continues with the recorded decisions (the
    * run that adopted the task asked for them); otherwise the run's own input or command.
    */
-  private async driveApiRun(claim: Claim, run: RunRow, writer: RunEventWriter, signal: AbortSignal) {
+  private async driveApiRun(
+    claim: Claim,
+    run: RunRow,
+    writer: RunEventWriter,
+    signal: AbortSignal,
+    onEvent: (event: ProgressEvent) => void,
+  ) {
     const graphs = this.options.graphs;
     if (!graphs?.has(run.graph_id))
       throw new SystemError(
@@ -483,8 +496,10 @@ export class TaskWorker {
       await traceApprovalWaits(this.db.pool, claim.task.id, ids);
       return ids.length === 1 ? found[ids[0]!] : found;
     };
-    // Keel's orchestrator runs on the run's release (that of this process's configuration when it names none).
-    const graph = (await this.releasable(run.graph_id))
+    // Keel's orchestrator runs on the run's release (that of this process's configuration when it names none),
+    // and its progress keeps the request's AgentTask rows in step, as for a task submitted to the runtime.
+    const orchestrator = await this.releasable(run.graph_id);
+    const graph = orchestrator
       ? (await this.releases.runnerFor(claim.task.release_id ?? (await this.releases.ownRelease()).id)).runner
           .orchestrator
       : await graphs.get(run.graph_id, { configurable: run.kwargs.config?.configurable ?? {} });
@@ -494,6 +509,7 @@ export class TaskWorker {
       attempt: claim.task.attempts,
       events: writer,
       decisions,
+      onProgress: orchestrator ? onEvent : undefined,
     });
     const before = async (client: import("pg").PoolClient) => {
       await client.query(

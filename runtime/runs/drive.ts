@@ -4,6 +4,7 @@ import type pg from "pg";
 import type { AgentResult, Plan } from "../../agents/contracts.js";
 import { isKeelError, KeelError } from "../../core/errors.js";
 import { ApprovalRequest } from "../../graphs/approval.js";
+import { asProgressEvent, type ProgressEvent } from "../../graphs/progress.js";
 import { keelConfigurable } from "../../graphs/run-context.js";
 import type { ServedGraph } from "../registry.js";
 import type { PendingApproval, RunOutcome } from "../runner.js";
@@ -26,6 +27,8 @@ export interface RunDriveOptions {
    * by interrupt id); undefined while someone has yet to decide.
    */
   decisions: (interruptIds: string[]) => Promise<unknown>;
+  /** Keel's progress events (plan, agents starting and ending), from the graph's custom stream, whatever it shows. */
+  onProgress?: (event: ProgressEvent) => void;
 }
 
 /** Where a run leaves its thread: the state to show on the thread, and the outcome the task settles with. */
@@ -222,6 +225,7 @@ export async function driveRun(
   const { kwargs } = run;
   const modes = new Set(kwargs.stream_mode.flatMap((m) => (m === "events" ? [] : [LIB_MODE[m]])));
   if (kwargs.stream_mode.includes("messages")) modes.add("values");
+  if (options.onProgress) modes.add("custom");
   const asked = new Set<string>(kwargs.stream_mode);
   const messages = new MessageStream();
   const config = runConfig(run, options);
@@ -250,6 +254,11 @@ export async function driveRun(
       });
       for await (const chunk of stream) {
         const [ns, mode, payload] = chunk;
+        if (mode === "custom") {
+          const progress = asProgressEvent(payload);
+          if (progress) options.onProgress?.(progress);
+          if (!asked.has("custom")) continue;
+        }
         if (ns.length > 0 && !kwargs.subgraphs) continue;
         const suffix = ns.length > 0 ? `|${ns.join("|")}` : "";
         const shown =

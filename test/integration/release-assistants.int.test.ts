@@ -138,6 +138,14 @@ describe("releases as assistants", () => {
     ]);
     expect(rows[0]!.name).toBe(CONFIG_RELEASE);
     expect(own.release_pinned).toBe(false);
+    // Its AgentTasks are kept in step with the run, as for a task submitted to the runtime.
+    const [run] = await client.runs.list(before.thread_id);
+    const children = await t.db.pool.query<{ agent_type: string; status: string }>(
+      "select agent_type, status from tasks where parent_id = $1",
+      [run!.run_id],
+    );
+    expect(children.rows.length).toBeGreaterThan(0);
+    expect(children.rows.every((c) => c.status === "done")).toBe(true);
     await setStable(t.db.pool, careful.id);
     const after = await client.threads.create();
     await client.runs.wait(after.thread_id, "orchestrator", { input: { request: SEND } });
