@@ -239,7 +239,6 @@ export class TaskWorker {
       if (task.status !== "queued" && !resumable) return undefined;
       if (resumable && (await hasPendingApprovals(client, taskId))) return undefined; // not all decided yet
       const run = await currentRun(client, taskId);
-      const releasable = !run || (await this.releasable(run.graph_id));
       if (run && !resumable && (await earlierRunActive(client, run))) {
         // An enqueued run waits for the runs before it on its thread: look again in a second.
         await enqueue(client, task, kind, new Date(Date.now() + 1000));
@@ -251,7 +250,11 @@ export class TaskWorker {
         patch: resumable ? {} : { attempts: task.attempts + 1 },
       });
       // A task submitted to no release runs on the configuration of whichever worker claims it, and says so.
-      if (!moved.release_pinned && releasable && moved.release_id !== own.id) {
+      if (
+        !moved.release_pinned &&
+        moved.release_id !== own.id &&
+        (!run || (await this.releasable(run.graph_id)))
+      ) {
         await client.query("update tasks set release_id = $2 where id = $1", [taskId, own.id]);
         moved.release_id = own.id;
       }

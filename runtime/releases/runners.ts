@@ -6,6 +6,12 @@ import { Runner } from "../runner.js";
 import { specFromConfig } from "./spec.js";
 import { CONFIG_RELEASE, createRelease, getRelease, releaseLabel, type ReleaseRow } from "./store.js";
 
+/** A release and the runner that runs its tasks. */
+interface ReleaseRunner {
+  release: ReleaseRow;
+  runner: Runner;
+}
+
 /** Runners kept at once, one per release: a worker rarely serves more than a baseline and a candidate. */
 const MAX_RUNNERS = 8;
 
@@ -18,9 +24,8 @@ export class ReleaseRunners {
   /** The own release's NAME@VERSION once it is recorded (breakers name it). */
   private ownLabel = "";
   private readonly rows = new Map<string, ReleaseRow>();
-  private readonly runners = new Map<string, Promise<{ release: ReleaseRow; runner: Runner }>>();
-  /** The runners built so far, by release id, for what they report (their circuit breakers). */
-  private readonly built = new Map<string, { release: ReleaseRow; runner: Runner }>();
+  /** By release id: the runner being built, and once built the runner itself (what breakers() reads). */
+  private readonly runners = new Map<string, { pending: Promise<ReleaseRunner>; built?: ReleaseRunner }>();
 
   constructor(
     private readonly db: Database,
@@ -71,24 +76,23 @@ export class ReleaseRunners {
   }
 
   /** A release and its runner: this process's own for its own release, else one built from the release. */
-  async runnerFor(releaseId: string): Promise<{ release: ReleaseRow; runner: Runner }> {
+  async runnerFor(releaseId: string): Promise<ReleaseRunner> {
     const own = await this.ownRelease();
     if (releaseId === own.id) return { release: own, runner: this.base };
     let entry = this.runners.get(releaseId);
     if (!entry) {
-      entry = this.build(releaseId);
-      this.runners.set(releaseId, entry);
-      entry.then(
-        (built) => this.runners.get(releaseId) === entry && this.built.set(releaseId, built),
-        () => this.runners.delete(releaseId),
+      const made: { pending: Promise<ReleaseRunner>; built?: ReleaseRunner } = {
+        pending: this.build(releaseId),
+      };
+      made.pending.then(
+        (built) => (made.built = built),
+        () => this.runners.get(releaseId) === made && this.runners.delete(releaseId),
       );
-      if (this.runners.size > MAX_RUNNERS) {
-        const oldest = this.runners.keys().next().value!;
-        this.runners.delete(oldest);
-        this.built.delete(oldest);
-      }
+      this.runners.set(releaseId, made);
+      if (this.runners.size > MAX_RUNNERS) this.runners.delete(this.runners.keys().next().value!);
+      entry = made;
     }
-    return entry;
+    return entry.pending;
   }
 
   /**
@@ -98,13 +102,15 @@ export class ReleaseRunners {
   breakers(): { name: string; state: string; release: string }[] {
     return [
       ...this.base.deps.dependencies.list().map((b) => ({ ...b, release: this.ownLabel })),
-      ...[...this.built.values()].flatMap(({ release, runner }) =>
-        runner.deps.dependencies.list().map((b) => ({ ...b, release: releaseLabel(release) })),
+      ...[...this.runners.values()].flatMap(({ built }) =>
+        built
+          ? built.runner.deps.dependencies.list().map((b) => ({ ...b, release: releaseLabel(built.release) }))
+          : [],
       ),
     ];
   }
 
-  private async build(releaseId: string): Promise<{ release: ReleaseRow; runner: Runner }> {
+  private async build(releaseId: string): Promise<ReleaseRunner> {
     const release = await this.release(releaseId);
     // The release decides the behaviour; what the process injected (tests' scripted models) still applies.
     const { policy: _policy, limits: _limits, prompts: _prompts, ...injected } = this.injected;
